@@ -1,0 +1,60 @@
+"""CLI command ``ferbatch report OUT``: summary tables and a static HTML report of an output folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from .errors import FerbatchError
+
+
+@click.command("report")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--smooth", "smooth_method", type=click.Choice(["ema", "moving", "none"]), default="ema",
+              show_default=True,
+              help="Smoothing of per-face probabilities: causal exponential (time constant = window), "
+                   "centred moving average, or none.")
+@click.option("--window", "window_s", type=float, default=1.0, show_default=True,
+              help="Smoothing window / time constant in seconds.")
+@click.option("--min-episode", "min_episode_s", type=float, default=1.0, show_default=True,
+              help="Shortest run of one dominant emotion reported as an episode, in seconds.")
+@click.option("--max-gap", "max_gap_s", type=float, default=2.0, show_default=True,
+              help="A face unseen for longer than this (and than 2 sampling intervals) starts a new "
+                   "segment: smoothing restarts and episodes end.")
+@click.option("--no-html", is_flag=True, help="Write only the summary tables.")
+@click.option("--no-thumbnails", is_flag=True, help="Do not open the source videos for face thumbnails.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the paths written.")
+def report_command(out: Path, smooth_method: str, window_s: float, min_episode_s: float,
+                   max_gap_s: float, no_html: bool, no_thumbnails: bool, quiet: bool) -> None:
+    """Summarise the ferbatch output folder OUT: per-video and per-face emotion shares and
+    episodes (summary.parquet/.csv, summary_faces.parquet, episodes.parquet) and a static HTML
+    report in OUT/report/. Works on runs with failed or partial videos."""
+    from .report import build_report
+
+    if not quiet:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+
+    def progress(video_id: str) -> None:
+        if not quiet:
+            click.echo(f"  page {video_id}", err=True)
+
+    try:
+        rep = build_report(out, smooth_method=smooth_method, window_s=window_s,  # type: ignore[arg-type]
+                           min_episode_s=min_episode_s, max_gap_s=max_gap_s, html=not no_html,
+                           thumbnails=not no_thumbnails, progress=progress)
+    except FerbatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    v = rep.summary.videos
+    if not quiet:
+        counts = v["status"].fillna("unknown").value_counts()
+        click.echo(f"{len(v)} videos (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"), "
+                   f"{len(rep.summary.faces)} faces, {len(rep.summary.episodes)} episodes")
+    names = {"summary": "summary", "summary_csv": "summary (CSV)", "summary_faces": "per face",
+             "episodes": "episodes", "html": "HTML report"}
+    for key, path in rep.files.items():
+        click.echo(f"{names.get(key, key):>15}: {path}")
+
+
+COMMANDS = [report_command]

@@ -1,0 +1,212 @@
+"""Face detection: the MTCNN cascade (P-Net → R-Net → O-Net) batched over frames.
+
+The three networks and their weights come from facenet-pytorch (shipped inside its wheel).
+The cascade itself is run here rather than through ``facenet_pytorch.MTCNN.detect`` because
+that wrapper (a) fails on batches where some frames have no face ("inhomogeneous shape",
+facenet-pytorch#224) or where no candidate survives a stage (empty ``torch.cat``, #176), and
+(b) crops every candidate box in a Python loop. Here all candidates of a stage are cropped and
+resized in one ``roi_align`` call, frames are downscaled to ``max_side`` first, and every
+frame gets a (possibly empty) result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.ops import batched_nms, roi_align
+
+from .config import DetectConfig
+
+
+@dataclass
+class Detections:
+    """Faces found in one frame, in displayed-frame pixels.
+
+    ``boxes`` K×4 (x1, y1, x2, y2), ``scores`` K, ``landmarks`` K×5×2 (left eye, right eye,
+    nose, mouth left, mouth right; x, y), sorted by descending score.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                   np.zeros((0, 5, 2), np.float32))
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow boxes (N×4) into squares around their centres."""
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = torch.maximum(w, h)
+    cx = boxes[:, 0] + w * 0.5
+    cy = boxes[:, 1] + h * 0.5
+    return torch.stack([cx - side * 0.5, cy - side * 0.5, cx + side * 0.5, cy + side * 0.5], 1)
+
+
+def _regress(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    """Apply the networks' box corrections (offsets in units of box width / height)."""
+    w = (boxes[:, 2] - boxes[:, 0]).unsqueeze(1)
+    h = (boxes[:, 3] - boxes[:, 1]).unsqueeze(1)
+    return boxes + reg * torch.cat([w, h, w, h], 1)
+
+
+def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, image_idx: torch.Tensor,
+             threshold: float) -> torch.Tensor:
+    """NMS with the intersection over the *smaller* box (MTCNN's last stage): drops boxes
+    nested inside a better one. Few boxes reach this stage, so O(N²) is fine."""
+    if boxes.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long)
+    order = scores.argsort(descending=True)
+    b = boxes[order]
+    area = (b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp_min(0).prod(2)
+    overlap = inter / torch.minimum(area[:, None], area[None, :]).clamp_min(1e-6)
+    same = image_idx[order][:, None] == image_idx[order][None, :]
+    suppress = (overlap > threshold) & same
+    keep = torch.ones(len(order), dtype=torch.bool)
+    for i in range(len(order)):
+        if keep[i]:
+            later = suppress[i].clone()
+            later[: i + 1] = False
+            keep &= ~later
+    return order[keep]
+
+
+class FaceDetector:
+    """Callable stage: a batch of same-sized RGB frames → one :class:`Detections` per frame.
+
+    Loads the three MTCNN networks once; call it with lists of ``H×W×3`` uint8 arrays.
+    """
+
+    name = "mtcnn (facenet-pytorch 2.6.0 weights)"
+
+    def __init__(self, config: DetectConfig | None = None, device: str | torch.device = "cpu") -> None:
+        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
+        self.config = config or DetectConfig()
+        self.device = torch.device(device)
+        self.pnet = PNet().to(self.device).eval()
+        self.rnet = RNet().to(self.device).eval()
+        self.onet = ONet().to(self.device).eval()
+
+    def describe(self) -> str:
+        c = self.config
+        return (f"mtcnn min_face={c.min_face_size} thresholds={list(c.thresholds)} "
+                f"min_score={c.min_score} max_side={c.max_side} factor={c.factor}")
+
+    @torch.inference_mode()
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        if len(frames) == 0:
+            return []
+        h, w = frames[0].shape[:2]
+        if any(f.shape != frames[0].shape for f in frames):
+            # Different sizes cannot share a pyramid: detect each size group separately.
+            return [self([f])[0] for f in frames]
+        ratio = min(1.0, self.config.max_side / max(h, w))
+        if ratio < 1.0:
+            size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+            small = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        else:
+            small = list(frames)
+        batch = torch.from_numpy(np.stack(small)).to(self.device).permute(0, 3, 1, 2).float()
+        min_face = max(12.0, self.config.min_face_size * ratio)
+        boxes, scores, points, image_idx = self._cascade(batch, min_face)
+        boxes = boxes / ratio
+        points = points / ratio
+        out = []
+        for i in range(len(frames)):
+            sel = (image_idx == i) & (scores >= self.config.min_score)
+            if not bool(sel.any()):
+                out.append(Detections.empty())
+                continue
+            b, s, p = boxes[sel], scores[sel], points[sel]
+            order = s.argsort(descending=True)
+            b, s, p = b[order], s[order], p[order]
+            b[:, 0::2] = b[:, 0::2].clamp(0, w)
+            b[:, 1::2] = b[:, 1::2].clamp(0, h)
+            out.append(Detections(b.cpu().numpy().astype(np.float32),
+                                  s.cpu().numpy().astype(np.float32),
+                                  p.cpu().numpy().astype(np.float32)))
+        return out
+
+    def _crop(self, images: torch.Tensor, boxes: torch.Tensor, image_idx: torch.Tensor,
+              size: int) -> torch.Tensor:
+        """Crop-and-resize every box in one call; outside the frame reads as 0 (as in the
+        original MTCNN's zero padding). Returns normalised N×3×size×size."""
+        rois = torch.cat([image_idx.float().unsqueeze(1), boxes], 1)
+        crops = roi_align(images, rois, output_size=(size, size), spatial_scale=1.0,
+                          sampling_ratio=2, aligned=True)
+        return (crops - 127.5) * 0.0078125
+
+    def _cascade(self, images: torch.Tensor, min_face: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        t1, t2, t3 = self.config.thresholds
+        n, _, h, w = images.shape
+        empty = (torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, 5, 2),
+                 torch.zeros(0, dtype=torch.long))
+
+        # Stage 1: P-Net over an image pyramid; the first scale maps min_face to 12 px.
+        scale = 12.0 / min_face
+        all_boxes, all_scores, all_idx = [], [], []
+        scaled = images
+        while min(h, w) * scale >= 12:
+            sh, sw = math.ceil(h * scale), math.ceil(w * scale)
+            # each level is resampled from the previous one: cheaper than from full size
+            scaled = F.interpolate(scaled, size=(sh, sw), mode="area")
+            reg, prob = self.pnet((scaled - 127.5) * 0.0078125)
+            score = prob[:, 1]
+            hit = (score >= t1).nonzero()
+            if hit.shape[0]:
+                b_i, y, x = hit[:, 0], hit[:, 1].float(), hit[:, 2].float()
+                cand = torch.stack([(2 * x + 1) / scale, (2 * y + 1) / scale,
+                                    (2 * x + 12) / scale, (2 * y + 12) / scale], 1).floor()
+                s = score[b_i, hit[:, 1], hit[:, 2]]
+                r = reg[b_i, :, hit[:, 1], hit[:, 2]]
+                keep = batched_nms(cand, s, b_i, 0.5)
+                all_boxes.append(_regress(cand[keep], r[keep]))
+                all_scores.append(s[keep])
+                all_idx.append(b_i[keep])
+            scale *= self.config.factor
+        if not all_boxes:
+            return empty
+        boxes, scores, idx = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_idx)
+        keep = batched_nms(boxes, scores, idx, 0.7)
+        boxes, idx = _square(boxes[keep]), idx[keep]
+
+        # Stage 2: R-Net refines and rejects candidates.
+        reg, prob = self.rnet(self._crop(images, boxes, idx, 24))
+        ok = prob[:, 1] >= t2
+        if not bool(ok.any()):
+            return empty
+        boxes, scores, idx, reg = boxes[ok], prob[ok, 1], idx[ok], reg[ok]
+        keep = batched_nms(boxes, scores, idx, 0.7)
+        boxes = _square(_regress(boxes[keep], reg[keep]))
+        idx = idx[keep]
+
+        # Stage 3: O-Net gives final scores, boxes and 5 landmarks.
+        reg, marks, prob = self.onet(self._crop(images, boxes, idx, 48))
+        ok = prob[:, 1] >= t3
+        if not bool(ok.any()):
+            return empty
+        boxes, scores, idx, reg, marks = boxes[ok], prob[ok, 1], idx[ok], reg[ok], marks[ok]
+        bw = (boxes[:, 2] - boxes[:, 0]).unsqueeze(1)
+        bh = (boxes[:, 3] - boxes[:, 1]).unsqueeze(1)
+        points = torch.stack([boxes[:, :1] + bw * marks[:, :5],
+                              boxes[:, 1:2] + bh * marks[:, 5:]], 2)
+        boxes = _regress(boxes, reg)
+        keep = _nms_min(boxes, scores, idx, 0.7)
+        return boxes[keep], scores[keep], points[keep], idx[keep]

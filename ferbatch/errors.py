@@ -1,0 +1,31 @@
+"""ferbatch's own exception types.
+
+Every error a user can cause (a bad file, a bad option, a bad checkpoint) is one of these, with a
+message that names the file and the reason; lower-level exceptions are chained with ``from``.
+"""
+
+from __future__ import annotations
+
+
+class FerbatchError(Exception):
+    """Base class of every error ferbatch raises on purpose."""
+
+
+class ConfigError(FerbatchError):
+    """An option or combination of options is invalid."""
+
+
+class VideoOpenError(FerbatchError):
+    """A file could not be opened as a video (missing, empty, not a video, no video stream)."""
+
+
+class DecodeError(FerbatchError):
+    """Decoding failed part-way through a video."""
+
+
+class ModelError(FerbatchError):
+    """A model checkpoint is missing, unreadable or inconsistent."""
+
+
+class DataError(FerbatchError):
+    """A training or evaluation dataset is missing or malformed."""

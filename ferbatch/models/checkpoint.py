@@ -1,0 +1,138 @@
+"""The checkpoint format: weights plus everything needed to use them.
+
+A checkpoint is a plain dict that ``torch.load(weights_only=True)`` can read (tensors, str,
+int, float, lists, dicts). Besides the weights it carries the architecture name and options,
+the label set, the preprocessing (input size, normalisation, how faces are cropped), the
+training config, the data hash, metrics and code version, so inference cannot drift from
+training and the pipeline needs nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from .registry import create_model
+
+FORMAT = "ferbatch-checkpoint/1"
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
+
+
+@dataclass
+class Preprocess:
+    """How a face becomes the model's input tensor.
+
+    Faces are cropped square around the detector's box, scaled by ``crop_scale`` (FER2013 faces
+    are loosely framed) and shifted down by ``crop_shift_y`` box heights, converted to grey,
+    resized to ``image_size``, then centre-cropped to ``input_size``; values become
+    ``(x / 255 - mean) / std``.
+    """
+
+    image_size: int = 48
+    input_size: int = 40
+    mean: float = 0.5
+    std: float = 0.25
+    crop_scale: float = 1.3
+    crop_shift_y: float = 0.0
+    align_eyes: bool = True
+
+
+@dataclass
+class Checkpoint:
+    """A loaded (or to-be-saved) emotion model and its metadata."""
+
+    arch: str
+    arch_kwargs: dict[str, Any]
+    labels: list[str]
+    preprocess: Preprocess
+    state_dict: dict[str, torch.Tensor]
+    train_config: dict[str, Any] = field(default_factory=dict)
+    data_hash: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    code_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        """The model with its weights loaded, in eval mode, on the CPU."""
+        model = create_model(self.arch, num_classes=len(self.labels),
+                             input_size=self.preprocess.input_size, **self.arch_kwargs)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            raise ModelError(f"weights do not fit architecture {self.arch!r}: {exc}") from exc
+        return model.eval()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "arch": self.arch,
+            "arch_kwargs": self.arch_kwargs,
+            "labels": list(self.labels),
+            "preprocess": asdict(self.preprocess),
+            "state_dict": self.state_dict,
+            "train_config": self.train_config,
+            "data_hash": self.data_hash,
+            "metrics": self.metrics,
+            "code_version": self.code_version,
+            "extra": self.extra,
+        }
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
+    """Write ``ckpt`` atomically (temp file in the same folder, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        torch.save(ckpt.to_dict(), tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
+    """Read a checkpoint safely (``weights_only=True``); ``None`` loads the bundled default."""
+    file = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not file.is_file():
+        raise ModelError(f"model checkpoint not found: {file}")
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
+        raise ModelError(f"cannot read model checkpoint {file}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelError(f"{file} is not a ferbatch checkpoint (format {FORMAT!r} expected)")
+    try:
+        return Checkpoint(
+            arch=data["arch"],
+            arch_kwargs=dict(data.get("arch_kwargs", {})),
+            labels=list(data["labels"]),
+            preprocess=Preprocess(**data["preprocess"]),
+            state_dict=data["state_dict"],
+            train_config=dict(data.get("train_config", {})),
+            data_hash=data.get("data_hash", ""),
+            metrics=dict(data.get("metrics", {})),
+            code_version=data.get("code_version", ""),
+            extra=dict(data.get("extra", {})),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{file} is missing checkpoint field {exc}") from exc
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, for provenance columns and skip decisions."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

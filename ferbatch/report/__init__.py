@@ -1,0 +1,72 @@
+"""Readable reports of a ferbatch output folder: smoothing, episodes, summaries, HTML.
+
+``build_report(OUT)`` does it all (what ``ferbatch report OUT`` runs); the pieces are usable on
+their own with the DataFrames of :func:`ferbatch.load`::
+
+    from ferbatch.load import load
+    from ferbatch.report import smooth, find_episodes, summarize
+
+    res = load("out")
+    tl = smooth(res.faces, res.labels, method="ema", window_s=1.0)
+    eps = find_episodes(tl, res.labels, min_duration_s=1.0)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..load import Results, load
+from .episodes import DEFAULT_MIN_EPISODE_S, find_episodes
+from .smoothing import DEFAULT_MAX_GAP_S, DEFAULT_WINDOW_S, METHODS, SmoothMethod, add_timing, smooth
+from .summary import Summary, summarize, write_summary
+
+__all__ = [
+    "ReportFiles",
+    "build_report",
+    "smooth",
+    "add_timing",
+    "find_episodes",
+    "summarize",
+    "write_summary",
+    "Summary",
+    "METHODS",
+    "DEFAULT_WINDOW_S",
+    "DEFAULT_MAX_GAP_S",
+    "DEFAULT_MIN_EPISODE_S",
+]
+
+
+@dataclass
+class ReportFiles:
+    """What :func:`build_report` wrote, and the data it computed."""
+
+    summary: Summary
+    results: Results
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def build_report(
+    out: str | os.PathLike[str],
+    *,
+    smooth_method: SmoothMethod = "ema",
+    window_s: float = DEFAULT_WINDOW_S,
+    min_episode_s: float = DEFAULT_MIN_EPISODE_S,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+    html: bool = True,
+    thumbnails: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> ReportFiles:
+    """Load ``out``, write its summary tables and (unless ``html=False``) ``out/report/``."""
+    results = load(out)
+    summary = summarize(results, smooth_method=smooth_method, window_s=window_s,
+                        min_episode_s=min_episode_s, max_gap_s=max_gap_s)
+    files = write_summary(summary, results.out)
+    if html:
+        from .html import write_html  # matplotlib is imported only when HTML is wanted
+
+        files["html"] = write_html(summary, results, results.out / "report", thumbnails=thumbnails,
+                                   progress=progress)
+    return ReportFiles(summary=summary, results=results, files=files)

@@ -1,0 +1,236 @@
+"""Per-video and per-face emotion summaries, written to ``summary.parquet`` / ``.csv``.
+
+**Weighting.** Shares and means are over *face-time*, not rows: each face row is weighted by
+the time it stands for (``weight_s``: the step to that face's next row, or one sampling interval
+at the end of a track or before a gap; see :mod:`ferbatch.report.smoothing`). So a video sampled
+irregularly, or one with a face seen at 30 fps next to one seen at 5 fps, is summarised by
+seconds on screen. Two faces on screen for 10 s count as 20 face-seconds.
+
+* ``share_<label>``: share of face-time whose dominant label is ``<label>`` (the smoothed label
+  ``s_emotion`` unless smoothing is ``none``, then the raw ``emotion``); they add up to 1.
+* ``mean_p_<label>``: face-time-weighted mean of the raw probability ``p_<label>``.
+* ``dominant_emotion``: the label with the largest share (ties: the earlier label).
+* ``face_frame_share``: share of analysed frames (rows of the frames table) with ≥ 1 face.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import FerbatchError
+from ..load import Results
+from .episodes import DEFAULT_MIN_EPISODE_S, find_episodes
+from .smoothing import (
+    DEFAULT_MAX_GAP_S,
+    DEFAULT_WINDOW_S,
+    SmoothMethod,
+    sampling_intervals,
+    smooth,
+)
+
+__all__ = ["Summary", "summarize", "write_summary", "atomic_write", "share_column", "mean_column"]
+
+
+def share_column(label: str) -> str:
+    """Column name of the face-time share of ``label``."""
+    return f"share_{label}"
+
+
+def mean_column(label: str) -> str:
+    """Column name of the face-time-weighted mean probability of ``label``."""
+    return f"mean_p_{label}"
+
+
+@dataclass
+class Summary:
+    """Everything the report derives from one output folder.
+
+    ``videos``: one row per video; ``faces``: one row per (video, face_id); ``episodes``: one row
+    per episode; ``timeline``: the faces table sorted, with ``segment``, ``weight_s`` and the
+    smoothed ``s_*`` columns; ``settings``: how it was computed.
+    """
+
+    videos: pd.DataFrame
+    faces: pd.DataFrame
+    episodes: pd.DataFrame
+    timeline: pd.DataFrame
+    labels: list[str]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _label_shares(df: pd.DataFrame, keys: list[str], labels: list[str], label_col: str) -> pd.DataFrame:
+    """Face-time share per label (columns share_<label>) for each group of ``keys``."""
+    codes = pd.Categorical(df[label_col].astype(object), categories=labels).codes
+    w = df["weight_s"].to_numpy(float)
+    onehot = np.zeros((len(df), len(labels)))
+    valid = codes >= 0
+    onehot[np.flatnonzero(valid), codes[valid]] = w[valid]
+    tmp = pd.DataFrame(onehot, columns=[share_column(lb) for lb in labels])
+    for k in keys:
+        tmp[k] = df[k].to_numpy()
+    sums = tmp.groupby(keys, observed=True, sort=True).sum()
+    total = sums.sum(axis=1).replace(0, np.nan)
+    return sums.div(total, axis=0)
+
+
+def _weighted_means(df: pd.DataFrame, keys: list[str], labels: list[str]) -> pd.DataFrame:
+    w = df["weight_s"].to_numpy(float)
+    tmp = pd.DataFrame(df[[f"p_{lb}" for lb in labels]].to_numpy(float) * w[:, None],
+                       columns=[mean_column(lb) for lb in labels])
+    tmp["_w"] = w
+    for k in keys:
+        tmp[k] = df[k].to_numpy()
+    sums = tmp.groupby(keys, observed=True, sort=True).sum()
+    return sums.drop(columns="_w").div(sums["_w"].replace(0, np.nan), axis=0)
+
+
+def _dominant(shares: pd.DataFrame, labels: list[str]) -> pd.Series:
+    cols = [share_column(lb) for lb in labels]
+    if not len(shares) or not labels:
+        return pd.Series([None] * len(shares), index=shares.index, dtype=object)
+    values = shares[cols].to_numpy(float)
+    has = ~np.all(np.isnan(values), axis=1)
+    top = np.argmax(np.nan_to_num(values, nan=-1.0), axis=1)
+    return pd.Series([labels[i] if h else None for i, h in zip(top, has)], index=shares.index, dtype=object)
+
+
+def summarize(
+    results: Results,
+    *,
+    smooth_method: SmoothMethod = "ema",
+    window_s: float = DEFAULT_WINDOW_S,
+    min_episode_s: float = DEFAULT_MIN_EPISODE_S,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+) -> Summary:
+    """Compute per-video and per-face summaries and episodes of a loaded output folder."""
+    labels = list(results.labels)
+    intervals = sampling_intervals(results.frames, results.videos, results.faces)
+    timeline = smooth(results.faces, labels, method=smooth_method, window_s=window_s,
+                      max_gap_s=max_gap_s, intervals=intervals)
+    label_col = "emotion" if smooth_method == "none" else "s_emotion"
+    episodes = find_episodes(timeline, labels, min_duration_s=min_episode_s,
+                             use_smoothed=smooth_method != "none")
+    share_cols = [share_column(lb) for lb in labels]
+    mean_cols = [mean_column(lb) for lb in labels]
+
+    # ---- per face
+    fkeys = ["video_id", "face_id"]
+    if len(timeline):
+        g = timeline.groupby(fkeys, observed=True, sort=True)
+        faces = pd.DataFrame({
+            "first_seen_s": g["timestamp_s"].min(),
+            "last_seen_s": g["timestamp_s"].max(),
+            "seen_s": g["weight_s"].sum(),
+            "rows": g.size(),
+        })
+        fshares = _label_shares(timeline, fkeys, labels, label_col)
+        faces = faces.join(fshares).join(_weighted_means(timeline, fkeys, labels))
+        faces.insert(4, "dominant_emotion", _dominant(fshares.reindex(faces.index), labels))
+        ep = episodes.groupby(fkeys, observed=True)["duration_s"].agg(["size", "mean"])
+        faces["episodes"] = ep["size"].reindex(faces.index).fillna(0).astype("int64")
+        faces["mean_episode_s"] = ep["mean"].reindex(faces.index)
+        faces = faces.reset_index()
+    else:
+        faces = pd.DataFrame(columns=fkeys + ["first_seen_s", "last_seen_s", "seen_s", "rows",
+                                              "dominant_emotion", *share_cols, *mean_cols,
+                                              "episodes", "mean_episode_s"])
+
+    # ---- per video
+    v = results.videos
+    ids = v["video_id"].astype(str).tolist()
+    out = pd.DataFrame({"video_id": ids})
+    for col in ("path", "status", "error", "duration_s"):
+        out[col] = v[col].to_numpy() if col in v else None
+    fr = results.frames
+    fr_ids = fr["video_id"].astype(str)
+    n_frames = fr.groupby(fr_ids)["frame_index"].size().reindex(ids)
+    with_face = (fr["num_faces"].fillna(0) > 0).groupby(fr_ids).sum().reindex(ids)
+    analyzed = pd.to_numeric(v["frames_analyzed"], errors="coerce").to_numpy() if "frames_analyzed" in v else np.full(len(ids), np.nan)
+    out["frames_analyzed"] = pd.array(np.where(np.isnan(analyzed.astype(float)), n_frames.fillna(0).to_numpy(), analyzed), dtype="Int64")
+    out["face_frame_share"] = (with_face / n_frames.replace(0, np.nan)).to_numpy(float)
+    tl_ids = timeline["video_id"].astype(str) if len(timeline) else pd.Series([], dtype=object)
+    out["face_ids"] = (timeline.groupby(tl_ids)["face_id"].nunique().reindex(ids).fillna(0).astype("int64").to_numpy()
+                       if len(timeline) else np.zeros(len(ids), np.int64))
+    out["face_seconds"] = (timeline.groupby(tl_ids)["weight_s"].sum().reindex(ids).fillna(0.0).to_numpy()
+                           if len(timeline) else np.zeros(len(ids)))
+    if len(timeline):
+        tl = timeline.assign(_vid=tl_ids.to_numpy())
+        vshares = _label_shares(tl, ["_vid"], labels, label_col).reindex(ids)
+        vmeans = _weighted_means(tl, ["_vid"], labels).reindex(ids)
+    else:
+        vshares = pd.DataFrame(np.nan, index=ids, columns=share_cols)
+        vmeans = pd.DataFrame(np.nan, index=ids, columns=mean_cols)
+    out["dominant_emotion"] = _dominant(vshares, labels).to_numpy()
+    for c in share_cols:
+        out[c] = vshares[c].to_numpy(float)
+    for c in mean_cols:
+        out[c] = vmeans[c].to_numpy(float)
+    ep_ids = episodes["video_id"].astype(str)
+    ep = episodes.groupby(ep_ids)["duration_s"].agg(["size", "mean"]).reindex(ids)
+    out["episodes"] = ep["size"].fillna(0).astype("int64").to_numpy()
+    out["mean_episode_s"] = ep["mean"].to_numpy(float)
+
+    out["dominant_emotion"] = pd.Categorical(out["dominant_emotion"], categories=labels)
+    faces["dominant_emotion"] = pd.Categorical(faces["dominant_emotion"].astype(object), categories=labels)
+    settings = {"smooth": smooth_method, "window_s": window_s, "min_episode_s": min_episode_s,
+                "max_gap_s": max_gap_s, "intervals": intervals}
+    return Summary(videos=out, faces=faces, episodes=episodes, timeline=timeline, labels=labels,
+                   settings=settings)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` via ``write(tmp)`` to a temp file in the same folder, then ``os.replace``.
+
+    Readers never see a half-written file; a failed write leaves the old file in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # not mkstemp: its 0600 mode would stick to the final file; the writer creates it normally
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals → plain strings, so every Parquet/CSV reader sees simple columns."""
+    df = df.copy()
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
+    return df
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> Path:
+    table = pa.Table.from_pandas(_plain(df), preserve_index=False)
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_summary(summary: Summary, out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``summary.parquet``, ``summary.csv``, ``summary_faces.parquet`` and
+    ``episodes.parquet`` into the output folder ``out``; returns their paths by name."""
+    out = Path(out)
+    if not out.is_dir():
+        raise FerbatchError(f"{out}: output folder does not exist")
+    paths = {
+        "summary": _write_parquet(summary.videos, out / "summary.parquet"),
+        "summary_csv": atomic_write(out / "summary.csv",
+                                    lambda tmp: _plain(summary.videos).to_csv(tmp, index=False)),
+        "summary_faces": _write_parquet(summary.faces, out / "summary_faces.parquet"),
+        "episodes": _write_parquet(summary.episodes, out / "episodes.parquet"),
+    }
+    return paths

@@ -1,0 +1,147 @@
+"""Face thumbnails cut from the source video at chosen moments, for the per-video report.
+
+Frames are found by time: seek to the timestamp (PyAV lands on an earlier keyframe), decode
+forward to the first frame at or after it, rotate it the way the player would
+(``VideoFrame.rotation``, counter-clockwise degrees), crop the face box (displayed-frame
+pixels, as in the faces table) with a margin, and encode a small JPEG. A missing or unreadable
+video never fails the report: the affected thumbnails come back as ``None`` with a reason.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ThumbRequest", "ThumbResult", "extract_thumbnails", "crop_face"]
+
+
+@dataclass(frozen=True)
+class ThumbRequest:
+    """One thumbnail to cut: the face box at time ``timestamp_s``."""
+
+    key: tuple
+    timestamp_s: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in displayed-frame pixels
+
+
+@dataclass
+class ThumbResult:
+    """A JPEG (``jpeg`` bytes) or the reason there is none (``error``)."""
+
+    jpeg: bytes | None
+    error: str | None = None
+    frame_time_s: float | None = None
+
+
+def crop_face(
+    image: np.ndarray,
+    box: tuple[float, float, float, float],
+    *,
+    margin: float = 0.15,
+    height: int = 112,
+    quality: int = 85,
+) -> bytes:
+    """JPEG bytes of ``box`` (plus ``margin`` of its size on each side) of an RGB image."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not all(np.isfinite([x1, y1, x2, y2])) or x2 <= x1 or y2 <= y1:
+        raise ValueError(f"invalid box {box}")
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    left, top = max(0, int(np.floor(x1 - mx))), max(0, int(np.floor(y1 - my)))
+    right, bottom = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+    if right <= left or bottom <= top:
+        raise ValueError(f"box {box} lies outside the {w}×{h} frame")
+    crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right, :3]))
+    scale = height / crop.height
+    crop = crop.resize((max(1, round(crop.width * scale)), height), Image.BILINEAR)
+    buf = io.BytesIO()
+    crop.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _displayed(frame) -> np.ndarray:
+    """RGB array of a decoded frame as displayed (display-matrix rotation applied)."""
+    img = frame.to_ndarray(format="rgb24")
+    rotation = int(round(getattr(frame, "rotation", 0) or 0))
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+def extract_thumbnails(
+    path: str | Path,
+    requests: Sequence[ThumbRequest],
+    *,
+    size: tuple[int | None, int | None] | None = None,
+    height: int = 112,
+    max_frames: int = 20_000,
+) -> dict[tuple, ThumbResult]:
+    """Cut one JPEG per request from the video at ``path``; never raises for a bad video.
+
+    ``size``: the displayed (width, height) the boxes refer to (the videos table's); when the
+    decoded frame differs, boxes are scaled to it. ``max_frames``: most frames decoded forward
+    from a seek point for one request (a file without a seek index seeks to its start).
+    """
+    results: dict[tuple, ThumbResult] = {}
+    if not requests:
+        return results
+    path = Path(path)
+    if not path.is_file():
+        return {r.key: ThumbResult(None, "video not found") for r in requests}
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a dependency
+        return {r.key: ThumbResult(None, f"PyAV unavailable: {exc}") for r in requests}
+
+    try:
+        container = av.open(str(path))
+    except Exception as exc:  # av.error.* and OSError: any unreadable file
+        return {r.key: ThumbResult(None, f"cannot open video: {exc}") for r in requests}
+    try:
+        if not container.streams.video:
+            return {r.key: ThumbResult(None, "no video stream") for r in requests}
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"  # we stop early: frame threading can drop/deadlock
+        tb = stream.time_base
+        for req in sorted(requests, key=lambda r: r.timestamp_s):
+            try:
+                results[req.key] = _one(container, stream, tb, req, size, height, max_frames)
+            except Exception as exc:  # a corrupt stretch: this thumbnail only
+                log.debug("thumbnail %s at %.3fs failed: %s", path, req.timestamp_s, exc)
+                results[req.key] = ThumbResult(None, f"decode failed: {exc}")
+    except Exception as exc:
+        for req in requests:
+            results.setdefault(req.key, ThumbResult(None, f"decode failed: {exc}"))
+    finally:
+        container.close()
+    return results
+
+
+def _one(container, stream, tb, req: ThumbRequest, size, height: int, max_frames: int) -> ThumbResult:
+    target = float(req.timestamp_s)
+    container.seek(int(max(target, 0.0) / tb) if tb else 0, stream=stream, backward=True, any_frame=False)
+    best = None
+    for n, frame in enumerate(container.decode(stream)):
+        if frame.time is None:
+            continue
+        best = frame
+        if frame.time >= target - 1e-3 or n >= max_frames:
+            break
+    if best is None:
+        return ThumbResult(None, "no frame decoded at that time")
+    img = _displayed(best)
+    box = req.box
+    if size and size[0] and size[1]:
+        h, w = img.shape[:2]
+        sx, sy = w / float(size[0]), h / float(size[1])
+        if abs(sx - 1) > 1e-3 or abs(sy - 1) > 1e-3:
+            box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+    return ThumbResult(crop_face(img, box, height=height), None, float(best.time))

@@ -1,0 +1,145 @@
+"""The training loop's two plain functions: ``train_one_epoch`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import FaceData
+from .metrics import classification_report, confusion_matrix
+from .transforms import AugmentPreset, augment_batch, center_crop, mixup, normalize, ten_crop_views
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    lr: float
+    images_per_s: float
+    seconds: float
+
+
+def autocast_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the CPU, fp16 on CUDA; a no-op when disabled."""
+    if not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None,
+             drop_last: bool = False) -> Iterator[torch.Tensor]:
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against soft targets (N×C), with optional per-class weights."""
+    logp = F.log_softmax(logits.float(), dim=1)
+    if weight is not None:
+        logp = logp * weight.view(1, -1)
+    return -(target * logp).sum(1).mean()
+
+
+def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Optimizer, *,
+                    device: torch.device, batch_size: int, input_size: int, mean: float,
+                    std: float, preset: AugmentPreset, class_weights: torch.Tensor | None,
+                    label_smoothing: float, mixup_alpha: float, amp: bool,
+                    channels_last: bool, generator: torch.Generator,
+                    scheduler_step: Callable[[], None] | None = None,
+                    progress: Callable[[int], None] | None = None) -> EpochStats:
+    """One pass over ``data`` with batch augmentation; returns loss, accuracy, lr, images/s.
+
+    ``scheduler_step`` is called after every optimiser step (per-iteration schedules).
+    """
+    model.train()
+    num_classes = len(data.labels)
+    weight = class_weights.to(device) if class_weights is not None else None
+    total_loss, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    for idx in _batches(len(data), batch_size, True, generator, drop_last=True):
+        images = data.images[idx].to(device, non_blocking=True)
+        target = data.targets[idx]
+        if data.soft_sampling and target.ndim == 2:  # FER+ "probability": sample a hard label
+            target = torch.multinomial(target.float(), 1, generator=generator).squeeze(1)
+        target = target.to(device, non_blocking=True)
+        x = normalize(augment_batch(images, input_size, preset), mean, std)
+        soft = target.float() if target.ndim == 2 else F.one_hot(target, num_classes).float()
+        if label_smoothing > 0:
+            soft = soft * (1 - label_smoothing) + label_smoothing / num_classes
+        if mixup_alpha > 0:
+            x, soft = mixup(x, soft, mixup_alpha)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_context(device, amp):
+            logits = model(x)
+        loss = soft_cross_entropy(logits, soft, weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler_step is not None:
+            scheduler_step()
+        n = idx.numel()
+        total_loss += float(loss.detach()) * n
+        correct += int((logits.argmax(1) == (target if target.ndim == 1 else target.argmax(1))).sum())
+        seen += n
+        if progress is not None:
+            progress(n)
+    seconds = time.perf_counter() - start
+    return EpochStats(loss=total_loss / max(seen, 1), accuracy=correct / max(seen, 1),
+                      lr=float(optimizer.param_groups[0]["lr"]),
+                      images_per_s=seen / max(seconds, 1e-9), seconds=seconds)
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, images: torch.Tensor, *, device: torch.device,
+                  input_size: int, mean: float, std: float, batch_size: int = 512,
+                  tta: str = "none", amp: bool = False, channels_last: bool = False) -> torch.Tensor:
+    """Class probabilities for uint8 N×H×W faces; ``tta``: ``none``, ``flip`` or ``tencrop``."""
+    model.eval()
+    outputs = []
+    for idx in _batches(images.shape[0], batch_size, False, None):
+        batch = images[idx].to(device)
+        if tta == "tencrop":
+            views = ten_crop_views(batch, input_size)
+        else:
+            views = [center_crop(batch, input_size)]
+            if tta == "flip":
+                views.append(views[0].flip(-1))
+        probs = 0
+        for view in views:
+            x = normalize(view, mean, std)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast_context(device, amp):
+                probs = probs + F.softmax(model(x).float(), dim=1)
+        outputs.append((probs / len(views)).cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0, 0)
+
+
+def evaluate(model: nn.Module, data: FaceData, *, device: torch.device, input_size: int,
+             mean: float, std: float, tta: str = "none", amp: bool = False,
+             channels_last: bool = False, batch_size: int = 512) -> dict:
+    """Accuracy, macro-F1, per-class metrics and confusion matrix of ``model`` on ``data``;
+    also ``loss`` (cross-entropy of the averaged probabilities)."""
+    probs = predict_proba(model, data.images, device=device, input_size=input_size, mean=mean,
+                          std=std, batch_size=batch_size, tta=tta, amp=amp,
+                          channels_last=channels_last)
+    y = data.hard_targets
+    pred = probs.argmax(1)
+    cm = confusion_matrix(y.numpy(), pred.numpy(), len(data.labels))
+    report = classification_report(cm, data.labels)
+    picked = probs[torch.arange(len(y)), y].clamp_min(1e-8)
+    report["loss"] = float(-np.log(picked.numpy()).mean()) if len(y) else 0.0
+    report["tta"] = tta
+    return report

@@ -1,0 +1,21 @@
+"""Label names and their aliases, shared by every dataset format and the evaluator."""
+
+from __future__ import annotations
+
+ALIASES = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "smile": "happy",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral", "calm": "neutral",
+    "contempt": "contempt",
+}
+
+
+def canonical_label(name: str) -> str:
+    """The canonical spelling of an emotion name (``anger`` → ``angry``); unknown names are
+    lower-cased and returned as they are."""
+    key = name.strip().lower()
+    return ALIASES.get(key, key)

@@ -1,0 +1,123 @@
+"""``ferbatch evaluate`` (FER2013, FER+, folders with mismatched classes) and ``ferbatch tune``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ferbatch.cli import cli
+from ferbatch.models.checkpoint import load_checkpoint
+from ferbatch.train.data import load_fer2013
+from ferbatch.train.engine import evaluate
+from ferbatch.train.evaluate import evaluate_main, resize_faces
+from train_fixtures import fer_files, trained_run, write_image_folder  # noqa: F401
+
+REQUIRED_KEYS = {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "model",
+                 "data", "split", "tta", "skipped_classes"}
+
+
+def test_evaluate_cli_fer2013(trained_run: Path, fer_files: tuple[Path, Path],
+                              tmp_path: Path) -> None:
+    out_json = tmp_path / "eval" / "test.json"
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--model",
+                                      str(trained_run / "best.pt"), "--json", str(out_json),
+                                      "--tta", "flip"])
+    assert result.exit_code == 0, result.output
+    assert "macro-F1" in result.output and "precision" in result.output
+    report = json.loads(out_json.read_text())
+    assert REQUIRED_KEYS <= set(report)
+    assert report["n"] == 50 and report["split"] == "test" and report["tta"] == "flip"
+    assert report["skipped_classes"] == []
+    assert (tmp_path / "eval" / "confusion_test.png").is_file()
+    with open(tmp_path / "eval" / "confusion_test.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][1:] == report["labels"] and len(rows) == 1 + len(report["labels"])
+    assert sum(int(v) for row in rows[1:] for v in row[1:]) == 50
+    # same figures as the engine on the same split
+    ckpt = load_checkpoint(trained_run / "best.pt")
+    direct = evaluate(ckpt.build(), load_fer2013(fer_files[0])["test"], device=torch.device("cpu"),
+                      input_size=40, mean=0.5, std=0.25, tta="flip")
+    assert report["accuracy"] == pytest.approx(direct["accuracy"])
+    assert report["confusion_matrix"] == direct["confusion_matrix"]
+
+
+def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Path, Path],
+                                         tmp_path: Path) -> None:
+    report = evaluate_main(str(trained_run / "best.pt"), str(fer_files[0]), "ferplus", "val",
+                           "none", tmp_path / "fp.json", None, str(fer_files[1]), "cpu",
+                           quiet=True)
+    assert report["dataset"] == "ferplus" and report["split"] == "val"
+    assert "contempt" not in report["labels"]
+    assert report["skipped_classes"] in ([], ["contempt"])
+    assert (tmp_path / "confusion_val.csv").is_file()
+
+
+def test_evaluate_folder_class_mismatch(trained_run: Path, tmp_path: Path) -> None:
+    """Folder classes the model lacks are skipped; metrics cover the folder's classes only."""
+    sk = pytest.importorskip("sklearn.metrics")
+    root = write_image_folder(tmp_path / "faces" / "test",
+                              {"anger": 5, "happiness": 6, "contempt": 3}, size=(64, 64))
+    report = evaluate_main(str(trained_run / "best.pt"), str(tmp_path / "faces"), "folder",
+                           "test", "none", tmp_path / "f.json", tmp_path / "figs", None, "cpu",
+                           quiet=True)
+    assert report["skipped_classes"] == ["contempt"]
+    assert report["n"] == 11
+    assert report["evaluated_labels"] == ["angry", "happy"]
+    assert set(report["per_class"]) == {"angry", "happy"}
+    assert len(report["labels"]) == 7  # the model's full label set, full argmax
+    cm = np.array(report["confusion_matrix"])
+    y = np.repeat(np.arange(7), cm.sum(1))
+    pred = np.concatenate([np.repeat(np.arange(7), row) for row in cm])
+    assert report["accuracy"] == pytest.approx(sk.accuracy_score(y, pred))
+    assert report["macro_f1"] == pytest.approx(
+        sk.f1_score(y, pred, labels=[0, 3], average="macro", zero_division=0))
+    assert (tmp_path / "figs" / "confusion_test.png").is_file()
+    assert root.is_dir()
+
+
+def test_evaluate_errors_are_clean(trained_run: Path, fer_files: tuple[Path, Path],
+                                   tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--model",
+                                  str(tmp_path / "nope.pt"), "--json", str(tmp_path / "x.json")])
+    assert missing.exit_code == 1 and "not found" in missing.output
+    assert "Traceback" not in missing.output
+    no_votes = runner.invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--dataset", "ferplus",
+                                   "--model", str(trained_run / "best.pt"),
+                                   "--json", str(tmp_path / "x.json")])
+    assert no_votes.exit_code == 1 and "--ferplus" in no_votes.output
+
+
+def test_resize_faces() -> None:
+    faces = torch.full((3, 48, 48), 100, dtype=torch.uint8)
+    out = resize_faces(faces, 64)
+    assert out.shape == (3, 64, 64) and out.dtype == torch.uint8 and int(out.min()) == 100
+    assert resize_faces(faces, 48) is faces
+
+
+@pytest.mark.slow
+def test_tune_two_trials(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("ray.tune")
+    out = tmp_path / "tune"
+    result = CliRunner().invoke(cli, [
+        "tune", "--data", str(fer_files[0]), "--out", str(out), "--search", "grid",
+        "--epochs", "1", "--lr", "0.01,0.05", "--batch-size", "32", "--dropout", "0.2",
+        "--model", "vgg_gap", "--model-kw", "width=4", "--model-kw", "convs_per_block=1",
+        "--augment", "light", "--num-cpus", "2", "--cpus-per-trial", "1", "--limit", "200",
+        "--set", "amp=false", "--set", "warmup_epochs=0", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "tune_results.json").read_text())
+    trials = summary["trials"]
+    assert len(trials) == 2 and sorted(t["lr"] for t in trials) == [0.01, 0.05]
+    assert all(t["error"] == "" and t["epochs"] == 1 for t in trials)
+    accs = [t["best_val_acc"] for t in trials]
+    assert accs == sorted(accs, reverse=True) and summary["best"] == trials[0]
+    assert "ferbatch train" in summary["train_command"]
+    with open(out / "tune_results.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2
