@@ -1,8 +1,9 @@
 """Small helpers shared by the example scripts (plain pandas/pyarrow, no ferbatch import).
 
 Each example reads the output folder the way any pandas user would: ``pd.read_parquet`` on the
-Hive-partitioned ``faces/`` and ``frames/`` folders (``video_id`` comes back as a categorical
-column) and on ``videos.parquet``.
+Hive-partitioned ``faces/`` and ``frames/`` folders and on ``videos.parquet``. The partition key
+is declared a string: left to guess, pyarrow would turn an all-digit id like ``0001`` into the
+integer 1, which no longer matches ``videos.parquet``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+#: ``video_id=<id>`` folders, read as strings
+PARTITIONING = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
 
 
 def out_dir(argv: list[str], usage: str) -> Path:
@@ -40,14 +46,14 @@ def read_faces(out: Path) -> pd.DataFrame:
     """All face rows (empty DataFrame when no video had a face)."""
     if not (out / "faces").is_dir() or not any((out / "faces").glob("video_id=*/*.parquet")):
         return pd.DataFrame(columns=["video_id", "frame_index", "timestamp_s", "face_id", "emotion"])
-    faces = pd.read_parquet(out / "faces")
+    faces = pd.read_parquet(out / "faces", partitioning=PARTITIONING)
     faces["video_id"] = faces["video_id"].astype(str)
     return faces
 
 
 def read_frames(out: Path) -> pd.DataFrame:
     """All analysed-frame rows."""
-    frames = pd.read_parquet(out / "frames")
+    frames = pd.read_parquet(out / "frames", partitioning=PARTITIONING)
     frames["video_id"] = frames["video_id"].astype(str)
     return frames
 

@@ -20,7 +20,8 @@ except ImportError:
 out = out_dir(sys.argv, "python examples/duckdb_query.py OUT")
 con = duckdb.connect()
 faces_glob = ((out / 'faces').as_posix() + '/*/*.parquet').replace("'", "''")
-faces = f"read_parquet('{faces_glob}', hive_partitioning = true)"
+# hive_types: keep ids like "0001" as text (DuckDB would otherwise guess an integer)
+faces = f"read_parquet('{faces_glob}', hive_partitioning = true, hive_types = {{'video_id': VARCHAR}})"
 videos_path = (out / 'videos.parquet').as_posix().replace("'", "''")
 videos = f"read_parquet('{videos_path}')"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import pandas as pd
 
 from _common import clock, labels, out_dir, read_faces
 

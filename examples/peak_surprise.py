@@ -22,7 +22,7 @@ if emotion not in labels(out, faces):
     sys.exit(f"{emotion!r} is not a label of this model: {', '.join(labels(out, faces))}")
 col = f"p_{emotion}"
 
-best = (faces.sort_values(col, ascending=False)
+best = (faces.sort_values([col, "video_id", "timestamp_s"], ascending=[False, True, True])  # ties: earliest
         .drop_duplicates(["video_id", "face_id"])           # best moment per face
         .head(top_n)
         .merge(pd.read_parquet(out / "videos.parquet", columns=["video_id", "path"]), on="video_id"))

@@ -1,3 +1,41 @@
-"""ferbatch: facial-emotion timelines for folders of video, written to Parquet."""
+"""ferbatch: facial-emotion timelines for folders of video, written to Parquet.
+
+Python API (mirrors the CLI)::
+
+    import ferbatch
+    result = ferbatch.process_video("clip.mp4", ferbatch.RunConfig())   # one video, in memory
+    summary = ferbatch.run(["videos/"], "out")                           # like `ferbatch run`
+    data = ferbatch.load("out")                                          # typed pandas frames
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "RunConfig": ("ferbatch.config", "RunConfig"),
+    "DecodeConfig": ("ferbatch.config", "DecodeConfig"),
+    "DetectConfig": ("ferbatch.config", "DetectConfig"),
+    "TrackConfig": ("ferbatch.config", "TrackConfig"),
+    "ClassifyConfig": ("ferbatch.config", "ClassifyConfig"),
+    "process_video": ("ferbatch.pipeline", "process_video"),
+    "Stages": ("ferbatch.pipeline", "Stages"),
+    "run": ("ferbatch.runner", "run"),
+    "load": ("ferbatch.load", "load"),
+    "Results": ("ferbatch.load", "Results"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    """Import heavy modules (torch, av) only when their API is first used."""
+    try:
+        module_name, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'ferbatch' has no attribute {name!r}") from None
+    import importlib
+
+    return getattr(importlib.import_module(module_name), attr)

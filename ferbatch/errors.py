@@ -29,3 +29,7 @@ class ModelError(FerbatchError):
 
 class DataError(FerbatchError):
     """A training or evaluation dataset is missing or malformed."""
+
+
+class OutputError(FerbatchError):
+    """A folder is not a readable ferbatch output."""

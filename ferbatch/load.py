@@ -1,7 +1,9 @@
 """Read a ferbatch output folder back into pandas: ``ferbatch.load(OUT)``.
 
 The folder follows the contract of :mod:`ferbatch.schema`: ``videos.parquet``, Hive-partitioned
-``frames/video_id=<id>/`` and ``faces/video_id=<id>/`` folders, and ``_ferbatch.json``. Each
+``frames/video_id=<id>/`` and ``faces/video_id=<id>/`` folders, and ``_ferbatch.json``. Rows
+of ``_status/<video_id>.parquet`` (committed per video by the pipeline while it runs) take
+precedence over ``videos.parquet``, so a run still going or killed midway reads correctly. Each
 partition is read on its own (so a partition written by another model, with other ``p_*``
 columns, or a stray temp file cannot break the whole read) and ``video_id`` is restored from the
 folder name, as ``pd.read_parquet(OUT / "frames")`` would.
@@ -22,20 +24,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import FerbatchError
 from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema
 
-try:  # the lead may move it into ferbatch.errors; keep one class either way
-    from .errors import OutputError  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the errors module of the day
-
-    class OutputError(FerbatchError):  # type: ignore[no-redef]
-        """A folder is not a readable ferbatch output (missing, wrong layout, newer schema)."""
-
+from .errors import OutputError
 
 __all__ = ["Results", "OutputError", "load", "labels_from_columns", "META_FILE"]
 
 META_FILE = "_ferbatch.json"
+STATUS_DIR = "_status"  # the pipeline's per-video commit rows; videos.parquet is rebuilt from them
 _PROB_PREFIX = "p_"
 _PART_NAME = re.compile(r"^[^._].*\.parquet$")  # skip hidden / temp / _metadata files
 
@@ -91,6 +87,29 @@ def _read_meta(out: Path) -> dict[str, Any]:
             f"(reads {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     return meta
+
+
+def _read_status(status_dir: Path) -> pa.Table | None:
+    """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``), sorted
+    by path like ``videos.parquet``; None when there are none. Torn files are skipped."""
+    if not status_dir.is_dir():
+        return None
+    tables = []
+    for path in sorted(status_dir.glob("*.parquet")):
+        if path.name.startswith((".", "_")):
+            continue
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            continue  # a torn file from a killed writer: that video will be redone
+        if "video_id" in table.column_names and table.num_rows:
+            tables.append(table)
+    if not tables:
+        return None
+    table = pa.concat_tables(tables, promote_options="permissive")
+    keys = [("path", "ascending"), ("video_id", "ascending")] if "path" in table.column_names else [
+        ("video_id", "ascending")]
+    return table.sort_by(keys)
 
 
 def _partitions(root: Path) -> list[tuple[str, list[Path]]]:
@@ -165,7 +184,20 @@ def load(out: str | PathLike[str]) -> Results:
             raise OutputError(f"{videos_path}: no video_id column; not a ferbatch videos table")
     else:
         videos_tbl = VIDEOS_SCHEMA.empty_table()
+    status_tbl = _read_status(out / STATUS_DIR)
+    if status_tbl is not None:  # per-video commit rows are newer than a stale/missing videos.parquet
+        fresh = set(status_tbl.column("video_id").to_pylist())
+        keep = pa.array([v not in fresh for v in videos_tbl.column("video_id").to_pylist()], pa.bool_())
+        try:
+            videos_tbl = pa.concat_tables([videos_tbl.filter(keep), status_tbl], promote_options="permissive")
+        except pa.ArrowException as exc:
+            raise OutputError(f"{out / STATUS_DIR}: rows do not match videos.parquet ({exc})") from exc
     videos = videos_tbl.to_pandas()
+    dup = videos["video_id"].duplicated(keep="last")
+    if dup.any():  # e.g. rows appended by a re-run: the last row of a video wins
+        warnings.warn(f"{videos_path}: {int(dup.sum())} duplicate video_id row(s); keeping the last",
+                      stacklevel=2)
+        videos = videos[~dup].reset_index(drop=True)
     for name in VIDEOS_SCHEMA.names:  # tolerate older/narrower tables
         if name not in videos.columns:
             videos[name] = pd.Series([None] * len(videos), dtype=object)

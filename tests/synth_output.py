@@ -17,7 +17,8 @@ Videos (default label set angry, disgust, fear, happy, sad, surprise, neutral):
 ``delta`` (ok, 5 analysed frames, no faces; an empty faces partition is written).
 
 With ``video_dir`` set, a real 160×120 clip is encoded for ``alpha``: each face box is filled
-with grey level ``20 + 2 * frame_index`` so a test can tell which frame a thumbnail came from.
+with grey level ``20 + 2 * frame_index`` so a test can tell which frame a thumbnail came from;
+its stream starts at pts 0.5 s, which timestamps (counted from the stream start) must absorb.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ DEFAULT_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutr
 MODEL = "synthetic_vgg"
 ALPHA_FPS = 10.0
 ALPHA_SIZE = (160, 120)  # width, height
+ALPHA_START_PTS = 5  # the stream starts at 0.5 s: timestamps count from the stream start
 ALPHA_BOXES = {0: (20.0, 30.0, 70.0, 90.0), 1: (100.0, 30.0, 150.0, 90.0)}
 BETA_TS = [0.0, 0.4, 0.9, 1.0, 1.6, 2.0, 5.0, 5.5, 6.0]
 
@@ -173,7 +175,11 @@ def _frames_from(ts: Sequence[float], fps: float, faces: list[dict]) -> list[dic
 
 
 def encode_alpha_clip(path: Path) -> Path:
-    """Encode the ``alpha`` clip: 10 s at 10 fps, face boxes filled with ``20 + 2 * index``."""
+    """Encode the ``alpha`` clip: 10 s at 10 fps, face boxes filled with ``20 + 2 * index``.
+
+    Its first pts is ``ALPHA_START_PTS`` (0.5 s), like files whose stream does not start at 0:
+    frame ``i`` is at ``i / 10`` s counted from the stream start, as the pipeline counts.
+    """
     import av
 
     w, h = ALPHA_SIZE
@@ -190,7 +196,7 @@ def encode_alpha_clip(path: Path) -> Path:
             for x1, y1, x2, y2 in ALPHA_BOXES.values():
                 img[int(y1):int(y2), int(x1):int(x2)] = level
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
+            frame.pts = i + ALPHA_START_PTS
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
@@ -204,13 +210,17 @@ def write_synthetic_output(
     labels: Sequence[str] = DEFAULT_LABELS,
     video_dir: str | Path | None = None,
     write_meta: bool = True,
+    rename: dict[str, str] | None = None,
 ) -> SynthOutput:
     """Write the synthetic output folder ``out`` (see the module docstring) and describe it.
 
     ``labels`` must contain angry, fear, happy, sad, surprise and neutral (in any order, plus any
     others); ``video_dir``: also encode a real clip for ``alpha`` there; ``write_meta=False``
-    leaves out ``_ferbatch.json`` (the loader then infers labels from the ``p_*`` columns).
+    leaves out ``_ferbatch.json`` (the loader then infers labels from the ``p_*`` columns);
+    ``rename``: other ids for the videos, e.g. ``{"alpha": "0001"}`` (all-digit ids are a trap
+    for readers that guess partition types).
     """
+    ids = {v: (rename or {}).get(v, v) for v in ("alpha", "beta", "gamma", "delta")}
     out = Path(out)
     labels = list(labels)
     needed = {"angry", "fear", "happy", "sad", "surprise", "neutral"}
@@ -219,7 +229,7 @@ def write_synthetic_output(
     out.mkdir(parents=True, exist_ok=True)
 
     paths = {
-        "alpha": Path(video_dir or out.parent) / "alpha.avi",
+        "alpha": Path(video_dir or out.parent) / "alpha.mp4",
         "beta": out.parent / "missing" / "beta.mp4",
         "gamma": out.parent / "missing" / "gamma.mov",
         "delta": out.parent / "missing" / "delta.mp4",
@@ -228,11 +238,11 @@ def write_synthetic_output(
         encode_alpha_clip(paths["alpha"])
 
     alpha_faces = _alpha_faces(labels)
-    _write_partitions(out, "alpha", _frames_from([i * 0.5 for i in range(20)], ALPHA_FPS, alpha_faces),
+    _write_partitions(out, ids["alpha"], _frames_from([i * 0.5 for i in range(20)], ALPHA_FPS, alpha_faces),
                       alpha_faces, labels)
     beta_faces = _beta_faces(labels)
-    _write_partitions(out, "beta", _frames_from(BETA_TS, 25.0, beta_faces), beta_faces, labels)
-    _write_partitions(out, "delta", _frames_from([0.0, 1.0, 2.0, 3.0, 4.0], 30.0, []), [], labels)
+    _write_partitions(out, ids["beta"], _frames_from(BETA_TS, 25.0, beta_faces), beta_faces, labels)
+    _write_partitions(out, ids["delta"], _frames_from([0.0, 1.0, 2.0, 3.0, 4.0], 30.0, []), [], labels)
 
     now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     common = {
@@ -242,21 +252,21 @@ def write_synthetic_output(
         "finished_at": now, "rotation": 0, "codec": "mpeg4", "error": None,
     }
     videos = [
-        {**common, "video_id": "alpha", "path": str(paths["alpha"]), "status": "ok",
+        {**common, "video_id": ids["alpha"], "path": str(paths["alpha"]), "status": "ok",
          "duration_s": 10.0, "fps": ALPHA_FPS, "width": ALPHA_SIZE[0], "height": ALPHA_SIZE[1],
          "frames_decoded": 100, "frames_analyzed": 20, "faces_detected": len(alpha_faces),
          "tracks": 2, "processing_s": 1.5},
-        {**common, "video_id": "beta", "path": str(paths["beta"]), "status": "partial",
+        {**common, "video_id": ids["beta"], "path": str(paths["beta"]), "status": "partial",
          "error": "DecodeError: Invalid data found when processing input after 6.0 s",
          "duration_s": 12.0, "fps": 25.0, "width": 320, "height": 240, "codec": "h264",
          "frames_decoded": 151, "frames_analyzed": len(BETA_TS), "faces_detected": len(beta_faces),
          "tracks": 1, "processing_s": 0.8},
-        {**common, "video_id": "gamma", "path": str(paths["gamma"]), "status": "failed",
+        {**common, "video_id": ids["gamma"], "path": str(paths["gamma"]), "status": "failed",
          "error": "VideoOpenError: <gamma.mov> moov atom not found & unreadable",
          "duration_s": None, "fps": None, "width": None, "height": None, "rotation": None,
          "codec": None, "frames_decoded": 0, "frames_analyzed": 0, "faces_detected": 0,
          "tracks": 0, "processing_s": 0.01},
-        {**common, "video_id": "delta", "path": str(paths["delta"]), "status": "ok",
+        {**common, "video_id": ids["delta"], "path": str(paths["delta"]), "status": "ok",
          "duration_s": 5.0, "fps": 30.0, "width": 960, "height": 540, "codec": "h264",
          "frames_decoded": 150, "frames_analyzed": 5, "faces_detected": 0, "tracks": 0,
          "processing_s": 0.3},

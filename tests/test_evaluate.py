@@ -16,7 +16,8 @@ from ferbatch.models.checkpoint import load_checkpoint
 from ferbatch.train.data import load_fer2013
 from ferbatch.train.engine import evaluate
 from ferbatch.train.evaluate import evaluate_main, resize_faces
-from train_fixtures import fer_files, trained_run, write_image_folder  # noqa: F401
+from train_fixtures import (fer_files, one_torch_thread, trained_run,  # noqa: F401
+                            write_image_folder)
 
 REQUIRED_KEYS = {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "model",
                  "data", "split", "tta", "skipped_classes"}

@@ -14,7 +14,7 @@ from ferbatch.errors import DataError
 from ferbatch.train.data import FER2013_LABELS, load_fer2013
 from ferbatch.train.datasets_extra import (FERPLUS_LABELS, load_ferplus, load_folder,
                                            load_folder_splits, stratified_split)
-from train_fixtures import (fer_files, write_fer_csv, write_image_folder,  # noqa: F401
+from train_fixtures import (one_torch_thread, write_fer_csv, write_image_folder,  # noqa: F401
                             write_pixels_csv, write_votes)
 
 
@@ -157,11 +157,17 @@ def test_ferplus_row_mismatch(ferplus_files: tuple[Path, Path], tmp_path: Path) 
         load_ferplus(*ferplus_files, "vote", None, cache_dir=tmp_path / "c")
 
 
-def test_ferplus_real_rows(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
-    splits = load_ferplus(*fer_files, "majority", None, cache_dir=tmp_path / "c")
-    total = sum(len(s) for s in splits.values())
-    assert 0 < total <= 300
-    assert all(s.images.shape[1:] == (48, 48) for s in splits.values())
+def test_ferplus_real_rows(shared_dir: Path, tmp_path: Path) -> None:
+    """The first 300 real rows: FER+'s own decisions on rows checked by hand."""
+    csv_path, votes_path = write_fer_csv(tmp_path / "fer", 300)
+    majority = load_ferplus(csv_path, votes_path, "majority", None, cache_dir=tmp_path / "c")
+    soft = load_ferplus(csv_path, votes_path, "crossentropy", None, cache_dir=tmp_path / "c")
+    assert 0 < sum(len(s) for s in majority.values()) < sum(len(s) for s in soft.values()) <= 300
+    # row 0 votes neutral 4, anger 3, disgust 2, sadness 1: no majority after the outlier
+    # rule (4 of 9) → not in majority; crossentropy keeps the raw distribution
+    assert not torch.equal(majority["train"].images[0], soft["train"].images[0])
+    assert soft["train"].targets[0].tolist() == pytest.approx(
+        [0.3, 0.2, 0, 0, 0.1, 0, 0.4, 0])
 
 
 # ---------------------------------------------------------------- image folders
@@ -213,6 +219,8 @@ def test_folder_splits_flat_and_tree(tmp_path: Path) -> None:
 
     subset, _ = load_folder_splits(flat, None, ["sadness"], 48, seed=1)
     assert subset["train"].labels == ["sad"] and len(subset["train"]) == 16
+    with pytest.raises(DataError, match="no training image for class.*fear"):
+        load_folder_splits(flat, None, ["sad", "fear"], 48, seed=1)
 
     tree = tmp_path / "tree"
     write_image_folder(tree / "train", {"happy": 6, "angry": 6})

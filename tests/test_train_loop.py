@@ -16,14 +16,18 @@ from ferbatch.train.data import FaceData, load_fer2013
 from ferbatch.train.engine import predict_proba, train_one_epoch
 from ferbatch.train.main import main
 from ferbatch.train.transforms import PRESETS
-from train_fixtures import TINY_MODEL, fer_files, tiny_args, trained_run  # noqa: F401
+from train_fixtures import (TINY_MODEL, fer_files, one_torch_thread, tiny_args,  # noqa: F401
+                            trained_run)
 
+# the CLI spelling of train_fixtures.tiny_args (constant lr, so resuming to more epochs
+# retraces an uninterrupted run)
 TINY_CLI = ["--model", "vgg_gap", "--model-kw", "width=4", "--model-kw", "convs_per_block=1",
-            "--batch-size", "32", "--warmup-epochs", "0", "--augment", "light", "--no-amp",
-            "--quiet", "--seed", "0"]
+            "--batch-size", "32", "--warmup-epochs", "0", "--schedule", "none", "--augment",
+            "light", "--no-amp", "--quiet", "--seed", "0"]
 
 
-def test_train_then_resume_via_cli(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_train_then_resume_via_cli(fer_files: tuple[Path, Path], trained_run: Path,
+                                   tmp_path: Path) -> None:
     out = tmp_path / "run"
     runner = CliRunner()
     base = ["train", "--data", str(fer_files[0]), "--out", str(out), *TINY_CLI]
@@ -45,31 +49,10 @@ def test_train_then_resume_via_cli(fer_files: tuple[Path, Path], tmp_path: Path)
     assert metrics["test"]["n"] == 50 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
     config = json.loads((out / "config.json").read_text())
     assert config["epochs"] == 2 and config["resume"] is True
-
-
-def test_interrupted_run_resumes_exactly(fer_files: tuple[Path, Path], trained_run: Path,
-                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 2-epoch run killed during epoch 2 and resumed retraces the uninterrupted run."""
-    import ferbatch.train.main as train_main
-
-    real = train_main.train_one_epoch
-    calls = []
-
-    def stop_in_epoch_two(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_main, "train_one_epoch", stop_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        main(tiny_args(fer_files[0], tmp_path, epochs=2))
-    monkeypatch.setattr(train_main, "train_one_epoch", real)
-    main(tiny_args(fer_files[0], tmp_path, epochs=2, resume=True))
-    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    # stopped after epoch 1 and resumed = the uninterrupted 2-epoch run (same seed, constant lr):
+    # model, optimiser, generator and RNG state all came back
     straight = [json.loads(line) for line in (trained_run / "history.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [1, 2]
-    for resumed, uninterrupted in zip(history, straight):
+    for resumed, uninterrupted in zip(history, straight, strict=True):
         assert resumed["train_loss"] == pytest.approx(uninterrupted["train_loss"], rel=1e-5)
         assert resumed["val_acc"] == pytest.approx(uninterrupted["val_acc"])
 
@@ -109,29 +92,55 @@ def test_ferplus_probability_training(fer_files: tuple[Path, Path], tmp_path: Pa
     assert "test" in metrics
 
 
-def test_soft_sampling_draws_hard_labels() -> None:
-    """With soft_sampling, a one-hot-free distribution still trains to its sampled labels."""
-    torch.manual_seed(0)
+def test_folder_training(tmp_path: Path) -> None:
+    from train_fixtures import write_image_folder
+
+    root = write_image_folder(tmp_path / "faces", {"anger": 10, "happiness": 10, "calm": 10},
+                              size=(48, 48))
+    metrics = main(tiny_args(root, tmp_path / "run", dataset="folder", batch_size=8))
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert ckpt.labels == ["angry", "happy", "neutral"]
+    assert len(ckpt.data_hash) == 16 and metrics["test"]["n"] == 3
+
+
+def test_soft_sampling_draws_hard_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FER+ probability mode: each batch's soft targets become sampled hard labels."""
     from ferbatch.models import create_model
 
+    torch.manual_seed(0)
     n = 64
     images = torch.randint(0, 256, (n, 48, 48), dtype=torch.uint8)
     targets = torch.zeros(n, 3)
-    targets[:, 1] = 1.0  # all mass on class 1: sampling must always give 1
-    data = FaceData(images, targets, ["a", "b", "c"], "test", soft_sampling=True)
+    targets[:, 1] = 1.0
     model = create_model("vgg_gap", num_classes=3, input_size=40, **TINY_MODEL)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    stats = train_one_epoch(model, data, opt, device=torch.device("cpu"), batch_size=32,
-                            input_size=40, mean=0.5, std=0.25, preset=PRESETS["none"],
-                            class_weights=None, label_smoothing=0.0, mixup_alpha=0.0, amp=False,
-                            channels_last=False, generator=torch.Generator().manual_seed(0))
-    assert np.isfinite(stats.loss)
-    mixed = FaceData(images, torch.full((n, 3), 1 / 3), ["a", "b", "c"], "test", soft_sampling=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    draws: list[torch.Tensor] = []
+    real = torch.multinomial
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        draws.append(out)
+        return out
+
+    monkeypatch.setattr(torch, "multinomial", spy)
+
+    def epoch(data: FaceData) -> float:
+        return train_one_epoch(model, data, opt, device=torch.device("cpu"), batch_size=32,
+                               input_size=40, mean=0.5, std=0.25, preset=PRESETS["none"],
+                               class_weights=None, label_smoothing=0.0, mixup_alpha=0.0,
+                               amp=False, channels_last=False,
+                               generator=torch.Generator().manual_seed(0)).loss
+
+    assert np.isfinite(epoch(FaceData(images, targets, ["a", "b", "c"], "t", soft_sampling=True)))
+    assert len(draws) == 2 and all(d.shape == (32, 1) and bool((d == 1).all()) for d in draws)
+    draws.clear()
+    epoch(FaceData(images, targets, ["a", "b", "c"], "t"))  # crossentropy: no sampling
+    assert draws == []
+    mixed = FaceData(images, torch.full((n, 3), 1 / 3), ["a", "b", "c"], "t", soft_sampling=True)
     assert mixed.subset(torch.arange(4)).soft_sampling
-    train_one_epoch(model, mixed, opt, device=torch.device("cpu"), batch_size=32, input_size=40,
-                    mean=0.5, std=0.25, preset=PRESETS["none"], class_weights=None,
-                    label_smoothing=0.0, mixup_alpha=0.0, amp=False, channels_last=False,
-                    generator=torch.Generator().manual_seed(0))
+    epoch(mixed)
+    labels = torch.cat(draws).flatten()
+    assert set(labels.tolist()) == {0, 1, 2}
 
 
 def test_train_cli_reports_errors_without_traceback(tmp_path: Path) -> None:

@@ -24,12 +24,11 @@ TINY_MODEL = {"width": 4, "convs_per_block": 1}
 
 
 def find_shared() -> Path | None:
-    """``../shared`` (or ``$FERBATCH_SHARED`` / ``$SHARED_DIR``) when it holds the FER data."""
-    for candidate in (os.environ.get("FERBATCH_SHARED"), os.environ.get("SHARED_DIR"),
-                      str(REPO.parent / "shared")):
-        if candidate and (Path(candidate) / "data" / "fer2013" / "fer2013.csv.gz").is_file():
-            return Path(candidate)
-    return None
+    """``../shared`` (or ``$FERBATCH_SHARED``, as in conftest's ``shared_dir``) when it holds
+    the FER data; ``None`` otherwise (callers fall back to synthetic data instead of skipping)."""
+    env = os.environ.get("FERBATCH_SHARED")
+    path = Path(env).expanduser() if env else REPO.parent / "shared"
+    return path if (path / "data" / "fer2013" / "fer2013.csv.gz").is_file() else None
 
 
 def _usage(i: int, n: int) -> str:
@@ -127,13 +126,14 @@ def write_image_folder(root: Path, classes: dict[str, int], size: tuple[int, int
 
 
 def tiny_args(data: Path, out: Path, **overrides: Any):
-    """TrainArgs of a tiny, quick run (vgg_gap width 4, 1 conv per block)."""
+    """TrainArgs of a tiny, quick run (vgg_gap width 4, 1 conv per block, constant lr — so a
+    1-epoch run resumed to 2 epochs must retrace a straight 2-epoch run)."""
     from ferbatch.train.main import TrainArgs
 
     kw: dict[str, Any] = dict(data=str(data), out=str(out), model="vgg_gap",
                               model_kwargs=dict(TINY_MODEL), image_size=48, input_size=40,
-                              epochs=1, batch_size=32, warmup_epochs=0, augment="light",
-                              amp=False, quiet=True, seed=0)
+                              epochs=1, batch_size=32, warmup_epochs=0, schedule="none",
+                              augment="light", amp=False, quiet=True, seed=0)
     kw.update(overrides)
     return TrainArgs(**kw)
 
@@ -153,9 +153,28 @@ def fer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def trained_run(fer_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run folder of a tiny 2-epoch training on ``fer_files`` (trained once per session)."""
     if "run" not in _CACHE:
+        import torch
+
         from ferbatch.train.main import main
 
         out = tmp_path_factory.mktemp("run")
-        main(tiny_args(fer_files[0], out, epochs=2))
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            main(tiny_args(fer_files[0], out, epochs=2))
+        finally:
+            torch.set_num_threads(before)
         _CACHE["run"] = out
     return _CACHE["run"]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run each trainer test on one torch thread (restored afterwards): on a small machine that
+    is busy with other work, two threads mostly wait for each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

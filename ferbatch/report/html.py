@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["write_html", "page_name", "sparkline_svg", "MAX_FACES_PER_PAGE"]
 
 MAX_FACES_PER_PAGE = 8  # timeline panels and thumbnail rows: the faces seen longest
+MAX_EPISODE_ROWS = 500  # per page; episodes.parquet has them all
 
 _CSS = """
 :root { color-scheme: light; --fg:#1d2330; --muted:#5b6475; --line:#dfe3ea; --bg:#ffffff; --head:#f4f6f9; }
@@ -49,7 +50,8 @@ th[data-sort] { cursor: pointer; user-select: none; }
 th[data-sort]::after { content: "\\00a0\\2195"; color: #9aa3b2; font-weight: 400; }
 th[data-dir="asc"]::after { content: "\\00a0\\2191"; color: var(--fg); }
 th[data-dir="desc"]::after { content: "\\00a0\\2193"; color: var(--fg); }
-td.errcell { min-width: 200px; max-width: 320px; }
+td.errcell { min-width: 150px; max-width: 300px; }
+td.errcell .err { font-size: 11px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.failed td { background: #fff4f4; } tr.partial td { background: #fffbea; }
 .chip { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-size: 12px; white-space: nowrap; }
@@ -130,6 +132,17 @@ def _plain_value(value: Any) -> Any:
     return value
 
 
+def _dur(value: Any) -> str:
+    """Seconds as ``12.5 s`` below two minutes, else ``h:mm:ss``."""
+    v = _num(value)
+    if math.isnan(v):
+        return "–"
+    if v < 120:
+        return f"{v:.1f} s"
+    h, rem = divmod(int(round(v)), 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
+
+
 def _fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
     v = _num(value)
     return "–" if math.isnan(v) else f"{v:{spec}}{suffix}"
@@ -185,7 +198,7 @@ def sparkline_svg(
     t_end: float | None = None,
     smoothed: bool = True,
     bins: int = 60,
-    width: int = 180,
+    width: int = 160,
     height: int = 30,
 ) -> str:
     """Inline SVG: coloured bands of the dominant emotion per time bin, and a valence line.
@@ -259,7 +272,7 @@ def sparkline_svg(
     return "".join(parts)
 
 
-def _shares_bar_svg(shares: dict[str, float], labels: list[str], width: int = 120, height: int = 12) -> str:
+def _shares_bar_svg(shares: dict[str, float], labels: list[str], width: int = 100, height: int = 12) -> str:
     x = 0.0
     parts = [f'<svg class="spark" width="{width}" height="{height}" role="img" aria-label="emotion shares">']
     for label in labels:
@@ -301,7 +314,7 @@ def _index_html(summary: Summary, results: Results, timelines: dict[str, pd.Data
             f'<td data-v="{esc(vid)}"><a href="{_href(pages[vid])}" title="{esc(row["path"])}">{esc(vid)}</a>'
             f'<div class="muted" style="font-size:11px">{esc(Path(str(row["path"] or "")).name)}</div></td>',
             f'<td data-v="{status}">{_status(row["status"])}</td>',
-            f'<td class="num" data-v="{_num(row["duration_s"])}">{_fmt(row["duration_s"], ".1f", " s")}</td>',
+            f'<td class="num" data-v="{_num(row["duration_s"])}">{_dur(row["duration_s"])}</td>',
             f'<td class="num" data-v="{_num(row["frames_analyzed"])}">{_fmt(row["frames_analyzed"], ".0f")}</td>',
             f'<td class="num" data-v="{_num(row["face_frame_share"])}">{_fmt(_num(row["face_frame_share"]) * 100, ".0f", " %")}</td>',
             f'<td class="num" data-v="{_num(row["face_ids"])}">{_fmt(row["face_ids"], ".0f")}</td>',
@@ -318,7 +331,7 @@ def _index_html(summary: Summary, results: Results, timelines: dict[str, pd.Data
         '<th data-sort="num">Duration</th><th data-sort="num">Frames</th>'
         '<th data-sort="num" title="share of analysed frames with at least one face">With face</th><th data-sort="num">Faces</th>'
         '<th data-sort="text">Dominant</th><th data-sort="num">Shares</th>'
-        '<th>Timeline</th><th data-sort="num">Episodes</th><th data-sort="text">Error</th></tr>'
+        '<th title="background: dominant emotion over time; line: mean valence (up = pleasant)">Timeline</th><th data-sort="num">Episodes</th><th data-sort="text">Error</th></tr>'
     )
     failed = v[v["status"] == "failed"]
     failed_html = ""
@@ -345,6 +358,18 @@ def _index_html(summary: Summary, results: Results, timelines: dict[str, pd.Data
         f"{failed_html}"
     )
     return _page("ferbatch report", body, _SORT_JS)
+
+
+def _video_path(path: Any, out: Path) -> Path:
+    """The source video of a row: as written; a relative path that does not exist from here is
+    also tried against the output folder's parent and the folder itself."""
+    p = Path(str(path or ""))
+    if p.is_absolute() or p.exists() or not str(path or ""):
+        return p
+    for base in (out.parent, out):
+        if (base / p).exists():
+            return base / p
+    return p
 
 
 def _thumb_requests(tl: pd.DataFrame, labels: list[str], face_ids: list[int]) -> list[ThumbRequest]:
@@ -408,10 +433,10 @@ def _video_html(
         ("status", _status(srow["status"])),
         ("frames with a face", _fmt(_num(srow["face_frame_share"]) * 100, ".0f", " %")),
         ("faces", _fmt(srow["face_ids"], ".0f")),
-        ("face-time", _fmt(srow["face_seconds"], ".1f", " s")),
+        ("face-time", _dur(srow["face_seconds"])),
         ("dominant", _chip(srow["dominant_emotion"] if pd.notna(srow["dominant_emotion"]) else None)),
         ("episodes", _fmt(srow["episodes"], ".0f")),
-        ("mean episode", _fmt(srow["mean_episode_s"], ".1f", " s")),
+        ("mean episode", _dur(srow["mean_episode_s"])),
     ])
     parts = [
         f'<p><a href="index.html">← all videos</a></p>',
@@ -454,12 +479,15 @@ def _video_html(
                 f'<td class="num" data-v="{e.duration_s}">{e.duration_s:.2f}</td>'
                 f'<td class="num" data-v="{_num(e.mean_confidence)}">{_fmt(e.mean_confidence, ".2f")}</td>'
                 f'<td class="num" data-v="{_num(e.peak_confidence)}">{_fmt(e.peak_confidence, ".2f")} @ {_fmt(e.peak_s, ".2f")} s</td></tr>'
-                for e in eps.sort_values(["start_s", "face_id"]).itertuples())
+                for e in eps.sort_values(["start_s", "face_id"]).head(MAX_EPISODE_ROWS).itertuples())
             parts.append(
                 '<table class="sortable" id="episodes"><thead><tr><th data-sort="num">Face</th>'
                 '<th data-sort="text">Emotion</th><th data-sort="num">Start (s)</th><th data-sort="num">End (s)</th>'
                 '<th data-sort="num">Duration (s)</th><th data-sort="num">Mean confidence</th>'
                 f'<th data-sort="num">Peak</th></tr></thead><tbody>{erows}</tbody></table>')
+            if len(eps) > MAX_EPISODE_ROWS:
+                parts.append(f'<p class="muted">First {MAX_EPISODE_ROWS} of {len(eps)} episodes; '
+                             "all are in episodes.parquet.</p>")
         else:
             parts.append(f'<p class="muted">No episode of at least {_fmt(st.get("min_episode_s"), "g")} s.</p>')
 
@@ -484,7 +512,7 @@ def _video_html(
         if thumbnails:
             size = (vrow.get("width"), vrow.get("height"))
             size = tuple(int(s) if pd.notna(s) else None for s in size)
-            got = extract_thumbnails(str(srow["path"] or ""), reqs, size=size)
+            got = extract_thumbnails(_video_path(srow["path"], results.out), reqs, size=size)
             errors = {r.error for r in got.values() if r.error}
             if errors:
                 log.info("%s: %d thumbnail(s) missing: %s", vid, sum(1 for r in got.values() if r.error),

@@ -27,8 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import FerbatchError
-from ..load import Results
+from ..load import OutputError, Results
 from .episodes import DEFAULT_MIN_EPISODE_S, find_episodes
 from .smoothing import (
     DEFAULT_MAX_GAP_S,
@@ -155,8 +154,10 @@ def summarize(
     fr_ids = fr["video_id"].astype(str)
     n_frames = fr.groupby(fr_ids)["frame_index"].size().reindex(ids)
     with_face = (fr["num_faces"].fillna(0) > 0).groupby(fr_ids).sum().reindex(ids)
-    analyzed = pd.to_numeric(v["frames_analyzed"], errors="coerce").to_numpy() if "frames_analyzed" in v else np.full(len(ids), np.nan)
-    out["frames_analyzed"] = pd.array(np.where(np.isnan(analyzed.astype(float)), n_frames.fillna(0).to_numpy(), analyzed), dtype="Int64")
+    analyzed = (pd.to_numeric(v["frames_analyzed"], errors="coerce").astype("float64").to_numpy()
+                if "frames_analyzed" in v else np.full(len(ids), np.nan))
+    counted = n_frames.fillna(0).to_numpy(float)
+    out["frames_analyzed"] = pd.array(np.where(np.isnan(analyzed), counted, analyzed), dtype="Int64")
     out["face_frame_share"] = (with_face / n_frames.replace(0, np.nan)).to_numpy(float)
     tl_ids = timeline["video_id"].astype(str) if len(timeline) else pd.Series([], dtype=object)
     out["face_ids"] = (timeline.groupby(tl_ids)["face_id"].nunique().reindex(ids).fillna(0).astype("int64").to_numpy()
@@ -225,7 +226,7 @@ def write_summary(summary: Summary, out: str | os.PathLike[str]) -> dict[str, Pa
     ``episodes.parquet`` into the output folder ``out``; returns their paths by name."""
     out = Path(out)
     if not out.is_dir():
-        raise FerbatchError(f"{out}: output folder does not exist")
+        raise OutputError(f"{out}: output folder does not exist")
     paths = {
         "summary": _write_parquet(summary.videos, out / "summary.parquet"),
         "summary_csv": atomic_write(out / "summary.csv",

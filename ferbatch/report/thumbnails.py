@@ -1,7 +1,8 @@
 """Face thumbnails cut from the source video at chosen moments, for the per-video report.
 
-Frames are found by time: seek to the timestamp (PyAV lands on an earlier keyframe), decode
-forward to the first frame at or after it, rotate it the way the player would
+Frames are found by time, counted as the pipeline's decoder does (``(pts - stream.start_time) ×
+time_base``): seek to the timestamp (PyAV lands on an earlier keyframe), decode forward to the
+first frame at or after it, rotate it the way the player would
 (``VideoFrame.rotation``, counter-clockwise degrees), crop the face box (displayed-frame
 pixels, as in the faces table) with a margin, and encode a small JPEG. A missing or unreadable
 video never fails the report: the affected thumbnails come back as ``None`` with a reason.
@@ -126,14 +127,18 @@ def extract_thumbnails(
 
 
 def _one(container, stream, tb, req: ThumbRequest, size, height: int, max_frames: int) -> ThumbResult:
+    # time as the decoder of the pipeline counts it: (pts - stream.start_time) * time_base
+    start = stream.start_time or 0
     target = float(req.timestamp_s)
-    container.seek(int(max(target, 0.0) / tb) if tb else 0, stream=stream, backward=True, any_frame=False)
+    container.seek(int(max(target, 0.0) / tb) + start if tb else 0, stream=stream, backward=True,
+                   any_frame=False)
     best = None
+    best_t = None
     for n, frame in enumerate(container.decode(stream)):
-        if frame.time is None:
+        if frame.pts is None:
             continue
-        best = frame
-        if frame.time >= target - 1e-3 or n >= max_frames:
+        best, best_t = frame, float((frame.pts - start) * tb)
+        if best_t >= target - 1e-3 or n >= max_frames:
             break
     if best is None:
         return ThumbResult(None, "no frame decoded at that time")
@@ -144,4 +149,4 @@ def _one(container, stream, tb, req: ThumbRequest, size, height: int, max_frames
         sx, sy = w / float(size[0]), h / float(size[1])
         if abs(sx - 1) > 1e-3 or abs(sy - 1) > 1e-3:
             box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-    return ThumbResult(crop_face(img, box, height=height), None, float(best.time))
+    return ThumbResult(crop_face(img, box, height=height), None, best_t)

@@ -353,6 +353,9 @@ def load_folder_splits(root: Path | str, val_root: Path | str | None, classes: l
                                                             (0.8, 0.1, 0.1), seed)
             splits["val"] = data.subset(val_idx)
         splits["train"], splits["test"] = data.subset(train_idx), data.subset(test_idx)
-    if len(splits["train"]) == 0:
-        raise DataError(f"{root}: the training split is empty")
+    train = splits["train"]
+    counts = torch.bincount(train.targets, minlength=len(train.labels)).tolist()
+    empty = [name for name, count in zip(train.labels, counts) if count == 0]
+    if empty:
+        raise DataError(f"{root}: no training image for class(es) {', '.join(empty)}")
     return splits, content_hash(splits)

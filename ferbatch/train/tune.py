@@ -139,16 +139,21 @@ def build_param_space(options: TuneOptions) -> dict[str, Any]:
     return space
 
 
-def _check_model(options: TuneOptions) -> None:
-    from ..models import list_models
+def _check_model(options: TuneOptions, input_size: int) -> None:
+    """Fail before Ray starts when the model or its options are wrong: build it once."""
+    from ..models import create_model, list_models
     from ..models.registry import _REGISTRY
 
     if options.model not in list_models():
         raise ConfigError(f"unknown model {options.model!r}; available: {', '.join(list_models())}")
+    kwargs = dict(options.model_kwargs)
     if options.dropout is not None:
         params = inspect.signature(_REGISTRY[options.model]).parameters
         if "dropout" not in params:
             raise ConfigError(f"model {options.model!r} has no dropout option; drop --dropout")
+        values = parse_values("dropout", options.dropout)
+        kwargs["dropout"] = values[0]
+    create_model(options.model, num_classes=2, input_size=input_size, **kwargs)
 
 
 def train_args_for(options: TuneOptions, config: dict[str, Any]) -> "TrainArgs":
@@ -174,7 +179,7 @@ def train_args_for(options: TuneOptions, config: dict[str, Any]) -> "TrainArgs":
     return TrainArgs(**kwargs)
 
 
-def _trial(config: dict[str, Any], splits: dict[str, Any], options: TuneOptions) -> None:
+def emotion_trial(config: dict[str, Any], splits: dict[str, Any], options: TuneOptions) -> None:
     """One Ray Tune trial: train ``epochs`` epochs, report validation metrics after each."""
     import torch
     from ray import tune
@@ -256,7 +261,8 @@ def _trial_rows(results: Any, options: TuneOptions) -> list[dict[str, Any]]:
         else:
             row.update(best_val_acc=float("nan"), best_epoch=0, last_val_acc=float("nan"),
                        val_macro_f1=float("nan"), train_loss=float("nan"), epochs=0)
-        row["error"] = f"{type(result.error).__name__}: {result.error}" if result.error else ""
+        error = getattr(result.error, "cause", None) or result.error  # unwrap RayTaskError
+        row["error"] = f"{type(error).__name__}: {error}".splitlines()[0] if error else ""
         rows.append(row)
     rows.sort(key=lambda r: (math.isnan(r["best_val_acc"]),
                              -r["best_val_acc"] if not math.isnan(r["best_val_acc"]) else 0))
@@ -299,11 +305,11 @@ def tune_main(options: TuneOptions) -> dict[str, Any]:
         raise ConfigError("--samples and --epochs must be at least 1")
     if options.scheduler not in ("fifo", "asha"):
         raise ConfigError(f"unknown scheduler {options.scheduler!r}; choose fifo or asha")
-    _check_model(options)
     space = build_param_space(options)
+    probe = train_args_for(options, {})
+    _check_model(options, probe.input_size)
     out = Path(options.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    probe = train_args_for(options, {})
     splits, data_hash = load_splits(probe)
     train = splits["train"]
     if options.limit:
@@ -317,7 +323,7 @@ def tune_main(options: TuneOptions) -> dict[str, Any]:
     started = start_ray(num_cpus, torch.cuda.device_count() if gpus > 0 else None)
     try:
         trainable = tune.with_resources(
-            tune.with_parameters(_trial, splits={"train": train, "val": val}, options=options),
+            tune.with_parameters(emotion_trial, splits={"train": train, "val": val}, options=options),
             {"cpu": options.cpus_per_trial, "gpu": gpus})
         scheduler = (ASHAScheduler(max_t=options.epochs, grace_period=1, reduction_factor=2)
                      if options.scheduler == "asha" else FIFOScheduler())

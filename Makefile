@@ -1,0 +1,40 @@
+# ferbatch — set-up, demo and tests. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.ferbatch-setup
+
+.PHONY: setup demo test test-fast bench browser clean
+
+setup: $(STAMP)
+
+# torch/torchvision are pinned (they install from this machine's disk); facenet-pytorch's
+# metadata pins torch<2.3, numpy<2, Pillow<10.3, but it runs on current versions: --no-deps.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet --no-deps "facenet-pytorch==2.6.0"
+	$(PY) -c "import torch, torchvision, av, facenet_pytorch, ray, pyarrow, cv2; print('ferbatch setup ok: torch', torch.__version__, 'av', av.__version__)"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/ferbatch demo --out demo_out
+
+# Debian's Chromium for the HTML report's browser test (the test skips, with a reason, if absent).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will skip"
+
+test: setup browser
+	$(VENV)/bin/pytest -q
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+bench: setup
+	$(PY) bench/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

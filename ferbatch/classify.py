@@ -1,0 +1,64 @@
+"""Emotion classification stage: batched PyTorch inference on face crops.
+
+Loads a checkpoint once (``None`` = the bundled default); its label set and preprocessing
+travel with it, and the centre crop and normalisation are the trainer's own functions, so
+inference cannot drift from training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models.checkpoint import DEFAULT_WEIGHTS, Checkpoint, file_sha256, load_checkpoint
+from .train.transforms import center_crop, normalize
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class EmotionClassifier:
+    """Callable stage: uint8 N×S×S grey face crops → float32 N×C class probabilities."""
+
+    def __init__(self, checkpoint: str | os.PathLike[str] | None = None, device: str = "auto",
+                 batch_size: int = 256, tta_flip: bool = False) -> None:
+        path = Path(checkpoint) if checkpoint is not None else DEFAULT_WEIGHTS
+        self.checkpoint: Checkpoint = load_checkpoint(path)
+        self.path = path
+        self.sha256 = file_sha256(path)
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.tta_flip = tta_flip
+        self.labels: list[str] = list(self.checkpoint.labels)
+        self.preprocess = self.checkpoint.preprocess
+        self.model = self.checkpoint.build().to(self.device)
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.name = f"{self.checkpoint.arch}:{path.name}:{self.sha256[:12]}"
+
+    @torch.inference_mode()
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        n = len(faces)
+        if n == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        pre = self.preprocess
+        out = np.empty((n, len(self.labels)), dtype=np.float32)
+        for start in range(0, n, self.batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size]))
+            x = normalize(center_crop(batch.to(self.device), pre.input_size), pre.mean, pre.std)
+            if self.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+                probs = F.softmax(self.model(x).float(), dim=1)
+                if self.tta_flip:
+                    probs = (probs + F.softmax(self.model(x.flip(-1)).float(), dim=1)) / 2
+            out[start:start + len(batch)] = probs.cpu().numpy()
+        return out

@@ -1,0 +1,267 @@
+"""One video through every stage: decode → detect → track → crop → classify → tables.
+
+:class:`Stages` holds the loaded models (loaded once, reused for every video in a process or
+Ray actor); :func:`process_video` composes the stages for one file and returns its rows. It owns
+no image logic: each step is a call into its stage module. Decoding runs in a background thread
+(PyAV releases the GIL) so it overlaps detection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from . import __version__
+from .classify import EmotionClassifier, resolve_device
+from .config import RunConfig
+from .crop import crop_faces, to_grey
+from .decode import Frame, FrameSampler, VideoStream, open_video
+from .detect import FaceDetector
+from .errors import FerbatchError
+from .schema import (FRAMES_SCHEMA, LANDMARK_COLUMNS, SCHEMA_VERSION, STATUS_FAILED, STATUS_OK,
+                     STATUS_PARTIAL, faces_schema, prob_column)
+from .track import IoUTracker
+
+ProgressFn = Callable[[int], None]
+
+
+def video_id_for(path: str | os.PathLike[str]) -> str:
+    """Stable, unique, folder-safe id: the file's stem plus a hash of its absolute path."""
+    resolved = str(Path(path).resolve())
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("._-")[:48] or "video"
+    return f"{stem}-{hashlib.sha1(resolved.encode()).hexdigest()[:10]}"
+
+
+class Stages:
+    """The loaded models of a run: one detector and one classifier, built once."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        device = resolve_device(config.device)
+        self.device = device
+        self.detector = FaceDetector(config.detect, device=device)
+        self.classifier = EmotionClassifier(config.classify.model, device=str(device),
+                                            batch_size=config.classify.batch_size,
+                                            tta_flip=config.classify.tta_flip)
+        self.labels = self.classifier.labels
+        self.fingerprint = config.fingerprint(self.classifier.sha256)
+        self.faces_schema = faces_schema(self.labels)
+
+
+@dataclass
+class VideoResult:
+    """Everything one video produced: its status row and its two tables."""
+
+    row: dict[str, Any]
+    frames: pa.Table | None
+    faces: pa.Table | None
+
+    @property
+    def status(self) -> str:
+        return self.row["status"]
+
+
+@dataclass
+class _Columns:
+    """Column buffers, appended per batch and turned into Arrow tables once."""
+
+    frame_index: list[np.ndarray] = field(default_factory=list)
+    frame_ts: list[np.ndarray] = field(default_factory=list)
+    num_faces: list[np.ndarray] = field(default_factory=list)
+    face_frame: list[np.ndarray] = field(default_factory=list)
+    face_ts: list[np.ndarray] = field(default_factory=list)
+    face_id: list[np.ndarray] = field(default_factory=list)
+    det_score: list[np.ndarray] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+    landmarks: list[np.ndarray] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)
+
+
+def _cat(parts: list[np.ndarray], dtype: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *shape), dtype=dtype)
+
+
+def _chunks(stream: VideoStream, sampler: FrameSampler, size: int,
+            stop: threading.Event) -> Iterator[list[Frame]]:
+    """Decoded frames in lists of ``size``, produced by a background thread."""
+    q: queue.Queue[list[Frame] | BaseException | None] = queue.Queue(maxsize=3)
+
+    def produce() -> None:
+        batch: list[Frame] = []
+        try:
+            for frame in stream.frames(sampler):
+                if stop.is_set():
+                    break
+                batch.append(frame)
+                if len(batch) == size:
+                    q.put(batch)
+                    batch = []
+            if batch:
+                q.put(batch)
+            q.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="ferbatch-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
+                  stages: Stages | None = None, progress: ProgressFn | None = None) -> VideoResult:
+    """Analyse one video file; never raises for bad input (the row says ``failed``/``partial``).
+
+    ``stages`` lets a caller reuse loaded models across videos; ``progress`` is called with
+    the number of frames analysed after each batch.
+    """
+    config = (config or RunConfig()).validate()
+    stages = stages or Stages(config)
+    started = time.perf_counter()
+    sampler = FrameSampler.from_config(config.decode)
+    row: dict[str, Any] = {
+        "video_id": video_id_for(path), "path": str(Path(path).absolute()), "status": STATUS_FAILED, "error": None,
+        "duration_s": None, "fps": None, "width": None, "height": None, "rotation": None,
+        "codec": None, "frames_decoded": 0, "frames_analyzed": 0, "faces_detected": 0,
+        "tracks": 0, "processing_s": 0.0, "model": stages.classifier.name,
+        "model_sha256": stages.classifier.sha256, "detector": stages.detector.describe(),
+        "sampling": sampler.describe(), "settings_fingerprint": stages.fingerprint,
+        "file_size": None, "file_mtime_ns": None, "schema_version": SCHEMA_VERSION,
+        "ferbatch_version": __version__, "finished_at": None,
+    }
+    try:
+        st = os.stat(path)
+        row["file_size"], row["file_mtime_ns"] = st.st_size, st.st_mtime_ns
+    except OSError:
+        pass
+    frames_t = faces_t = None
+    try:
+        with open_video(path, config.decode) as stream:
+            info = stream.info
+            row.update(duration_s=info.duration_s, fps=info.fps, width=info.width,
+                       height=info.height, rotation=info.rotation, codec=info.codec)
+            cols, tracker = _analyse(stream, sampler, config, stages, progress)
+            row["frames_decoded"] = stream.frames_decoded
+            decode_error = stream.error
+        frames_t, faces_t = _tables(cols, stages)
+        row.update(frames_analyzed=frames_t.num_rows, faces_detected=faces_t.num_rows,
+                   tracks=tracker.num_tracks)
+        if decode_error:
+            row.update(status=STATUS_PARTIAL, error=f"{Path(path).name}: {decode_error}")
+        else:
+            row["status"] = STATUS_OK
+    except FerbatchError as exc:
+        row["error"] = str(exc)
+    except (MemoryError, RuntimeError, ValueError, OSError) as exc:
+        row["error"] = f"{Path(path).name}: {type(exc).__name__}: {exc}"
+    row["processing_s"] = round(time.perf_counter() - started, 4)
+    row["finished_at"] = datetime.now(timezone.utc)
+    if row["status"] == STATUS_FAILED:
+        frames_t = faces_t = None
+    return VideoResult(row, frames_t, faces_t)
+
+
+def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stages: Stages,
+             progress: ProgressFn | None) -> tuple[_Columns, IoUTracker]:
+    """Run detect → track → crop over batches of frames; classify crops in large batches."""
+    tracker = IoUTracker(config.track)
+    cols = _Columns()
+    pending: list[np.ndarray] = []  # face crops waiting for the classifier
+    pending_n = 0
+    pre = stages.classifier.preprocess
+    stop = threading.Event()
+
+    def flush() -> None:
+        nonlocal pending, pending_n
+        if pending:
+            cols.probs.append(stages.classifier(np.concatenate(pending)))
+            pending, pending_n = [], 0
+
+    for batch in _chunks(stream, sampler, config.detect.batch_size, stop):
+        detections = stages.detector([f.image for f in batch])
+        for frame, det in zip(batch, detections):
+            n = len(det)
+            cols.frame_index.append(np.array([frame.index]))
+            cols.frame_ts.append(np.array([frame.timestamp_s]))
+            cols.num_faces.append(np.array([n]))
+            if n == 0:
+                tracker.update(det.boxes, frame.timestamp_s)
+                continue
+            cols.face_id.append(tracker.update(det.boxes, frame.timestamp_s))
+            cols.face_frame.append(np.full(n, frame.index))
+            cols.face_ts.append(np.full(n, frame.timestamp_s))
+            cols.det_score.append(det.scores)
+            cols.boxes.append(det.boxes)
+            cols.landmarks.append(det.landmarks.reshape(n, 10))
+            pending.append(crop_faces(to_grey(frame.image), det.boxes, det.landmarks, pre))
+            pending_n += n
+        if pending_n >= config.classify.batch_size:
+            flush()
+        if progress is not None:
+            progress(len(batch))
+    flush()
+    return cols, tracker
+
+
+def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
+    """Arrow tables of the frames and faces partitions (video_id comes from the folder)."""
+    frames = pa.table({
+        "frame_index": pa.array(_cat(cols.frame_index, np.int64)),
+        "timestamp_s": pa.array(_cat(cols.frame_ts, np.float64)),
+        "num_faces": pa.array(_cat(cols.num_faces, np.int16)),
+    }, schema=FRAMES_SCHEMA.remove(0))
+    labels = stages.labels
+    probs = _cat(cols.probs, np.float32, (len(labels),))
+    boxes = _cat(cols.boxes, np.float32, (4,))
+    marks = _cat(cols.landmarks, np.float32, (10,))
+    top = probs.argmax(1) if len(probs) else np.zeros(0, dtype=np.int64)
+    data: dict[str, Any] = {
+        "frame_index": _cat(cols.face_frame, np.int64),
+        "timestamp_s": _cat(cols.face_ts, np.float64),
+        "face_id": _cat(cols.face_id, np.int32),
+        "det_score": _cat(cols.det_score, np.float32),
+        "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
+    }
+    for j, name in enumerate(LANDMARK_COLUMNS):
+        data[name] = marks[:, j]
+    data["emotion"] = np.asarray(labels, dtype=object)[top] if len(top) else np.zeros(0, dtype=object)
+    data["confidence"] = probs.max(1) if len(probs) else np.zeros(0, np.float32)
+    for j, label in enumerate(labels):
+        data[prob_column(label)] = probs[:, j]
+    schema = stages.faces_schema.remove(0)
+    faces = pa.table({k: pa.array(v, type=schema.field(k).type) for k, v in data.items()},
+                     schema=schema)
+    return frames, faces
+
+
+def torch_threads_default() -> None:
+    """Use every core for intra-op work unless the user set a thread count."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
