@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .config import ClassifyConfig, DecodeConfig, DetectConfig, RunConfig, TrackConfig
+from .distributed import ray_options
 from .errors import FerbatchError
 
 
@@ -76,17 +77,25 @@ def run_options(fn: Any) -> Any:
 @cli.command("run")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @run_options
+@ray_options()
 def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
     """Analyse video files and folders (recursively) into Parquet timelines in OUT."""
+    from .distributed import ray_kwargs, run_distributed, wants_ray
     from .progress import ConsoleProgress, print_summary
     from .runner import run
 
     quiet_ffmpeg()
     try:
         config = build_config(opts)
+        use_ray = wants_ray(opts["use_ray"], opts["address"], inputs)
         with ConsoleProgress(enabled=not opts["quiet"]) as progress:
-            summary = run(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
-                          hook=progress)
+            if use_ray:
+                summary = run_distributed(list(inputs), opts["out"], config,
+                                          overwrite=opts["overwrite"], hook=progress, log=False,
+                                          **ray_kwargs(opts))
+            else:
+                summary = run(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
+                              hook=progress)
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     print_summary(summary)

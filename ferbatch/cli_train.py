@@ -66,7 +66,7 @@ def _classes(value: str | None) -> list[str] | None:
 @click.option("--threads", default=0, show_default=True, help="torch threads; 0 = default.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @click.option("--limit", default=0, help="Use only the first N training images (smoke tests).")
-@click.option("--crop-scale", default=1.3, show_default=True, help="Face crop size / detector box size at inference.")
+@click.option("--crop-scale", default=0.95, show_default=True, help="Face crop size / detector box size at inference.")
 @click.option("--crop-shift-y", default=0.0, show_default=True, help="Downward shift of the crop, in box heights.")
 @click.option("--quiet", is_flag=True)
 def train_command(**opts: Any) -> None:
@@ -177,4 +177,33 @@ def models_command() -> None:
         click.echo(f"{name:<{width}}  {doc}")
 
 
-COMMANDS = [train_command, evaluate_command, tune_command, models_command]
+@click.command("calibrate-crop")
+@click.option("--data", required=True, help="FER2013 CSV whose framing the crops should match.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True)
+@click.option("--n", "count", default=400, show_default=True, help="Images to measure.")
+@click.option("--checkpoint", default=None, help="Write the measured framing into this checkpoint.")
+def calibrate_command(data: str, split: str, count: int, checkpoint: str | None) -> None:
+    """Measure how training faces are framed relative to the detector's boxes (crop geometry)."""
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .train.calibrate import calibrate_crop
+    from .train.data import load_fer2013
+
+    try:
+        images = load_fer2013(data)[split].images[:count].numpy()
+        result = calibrate_crop(images)
+        click.echo(f"faces found in {result.found}/{result.total} images; crop_scale "
+                   f"{result.crop_scale:.3f} (IQR {result.scale_iqr[0]:.3f}-{result.scale_iqr[1]:.3f}), "
+                   f"crop_shift_y {result.crop_shift_y:+.3f}")
+        if checkpoint:
+            ckpt = load_checkpoint(checkpoint)
+            ckpt.preprocess.crop_scale = round(result.crop_scale, 3)
+            ckpt.preprocess.crop_shift_y = round(result.crop_shift_y, 3)
+            ckpt.extra["crop_calibration"] = {"data": data, "split": split, "n": count,
+                                              "found": result.found}
+            save_checkpoint(ckpt, checkpoint)
+            click.echo(f"wrote crop_scale/crop_shift_y into {checkpoint}")
+    except (FerbatchError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+COMMANDS = [train_command, evaluate_command, tune_command, models_command, calibrate_command]

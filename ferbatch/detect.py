@@ -1,27 +1,76 @@
 """Face detection: the MTCNN cascade (P-Net → R-Net → O-Net) batched over frames.
 
-The three networks and their weights come from facenet-pytorch (shipped inside its wheel).
+The three networks' weights come from facenet-pytorch (shipped inside its wheel; see
+:mod:`ferbatch.mtcnn_nets` for why its package is not imported).
 The cascade itself is run here rather than through ``facenet_pytorch.MTCNN.detect`` because
 that wrapper (a) fails on batches where some frames have no face ("inhomogeneous shape",
 facenet-pytorch#224) or where no candidate survives a stage (empty ``torch.cat``, #176), and
 (b) crops every candidate box in a Python loop. Here all candidates of a stage are cropped and
 resized in one ``roi_align`` call, frames are downscaled to ``max_side`` first, and every
 frame gets a (possibly empty) result.
+
+Memory: oneDNN caches one set of kernels per input shape. R-Net / O-Net see a different number
+of candidates on every call, so their batches are padded to a multiple of ``_BUCKET`` rows:
+a bounded number of shapes instead of one per call (measured: peak memory of a 472-frame run
+1.44 GB → see the README's speed section).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import batched_nms, roi_align
 
 from .config import DetectConfig
+from .errors import ModelError
+
+_BUCKET = 64  # R-Net / O-Net batch sizes are padded to a multiple of this
+
+
+def _load_vision_ops() -> None:
+    """Register torchvision's compiled ``nms`` / ``roi_align`` kernels with torch.
+
+    Loading the extension library directly avoids importing torchvision's Python package (it
+    imports ``torch._dynamo``: ~170 MB resident, ~1 s). Falls back to the package import."""
+    try:
+        torch.ops.torchvision.roi_align  # noqa: B018 - raises when not registered yet
+        return
+    except (AttributeError, RuntimeError):
+        pass
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("torchvision is not installed (run `make setup`)")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    libs = sorted(folder.glob("_C*.so")) + sorted(folder.glob("_C*.pyd"))
+    try:
+        torch.ops.load_library(str(libs[0]))
+    except (IndexError, OSError, RuntimeError):
+        import torchvision.ops  # noqa: F401 - registers the same kernels
+
+
+def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
+                 iou: float) -> torch.Tensor:
+    """NMS within each group: boxes of different groups are shifted apart so they never overlap."""
+    if boxes.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    shift = groups.to(boxes.dtype) * (boxes.max() - boxes.min() + 1)
+    return torch.ops.torchvision.nms(boxes + shift[:, None], scores, iou)
+
+
+def _padded(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Run ``net`` on ``x`` padded with zero rows to a multiple of ``_BUCKET``; unpadded outputs."""
+    n = x.shape[0]
+    extra = -n % _BUCKET
+    if extra:
+        x = torch.cat([x, x.new_zeros((extra, *x.shape[1:]))])
+    return tuple(t[:n] for t in net(x))
 
 
 @dataclass
@@ -95,13 +144,12 @@ class FaceDetector:
     name = "mtcnn (facenet-pytorch 2.6.0 weights)"
 
     def __init__(self, config: DetectConfig | None = None, device: str | torch.device = "cpu") -> None:
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+        from .mtcnn_nets import load_nets
 
+        _load_vision_ops()
         self.config = config or DetectConfig()
         self.device = torch.device(device)
-        self.pnet = PNet().to(self.device).eval()
-        self.rnet = RNet().to(self.device).eval()
-        self.onet = ONet().to(self.device).eval()
+        self.pnet, self.rnet, self.onet = load_nets(self.device)
 
     def describe(self) -> str:
         c = self.config
@@ -148,8 +196,7 @@ class FaceDetector:
         """Crop-and-resize every box in one call; outside the frame reads as 0 (as in the
         original MTCNN's zero padding). Returns normalised N×3×size×size."""
         rois = torch.cat([image_idx.float().unsqueeze(1), boxes], 1)
-        crops = roi_align(images, rois, output_size=(size, size), spatial_scale=1.0,
-                          sampling_ratio=2, aligned=True)
+        crops = torch.ops.torchvision.roi_align(images, rois, 1.0, size, size, 2, True)
         return (crops - 127.5) * 0.0078125
 
     def _cascade(self, images: torch.Tensor, min_face: float
@@ -176,7 +223,7 @@ class FaceDetector:
                                     (2 * x + 12) / scale, (2 * y + 12) / scale], 1).floor()
                 s = score[b_i, hit[:, 1], hit[:, 2]]
                 r = reg[b_i, :, hit[:, 1], hit[:, 2]]
-                keep = batched_nms(cand, s, b_i, 0.5)
+                keep = _batched_nms(cand, s, b_i, 0.5)
                 all_boxes.append(_regress(cand[keep], r[keep]))
                 all_scores.append(s[keep])
                 all_idx.append(b_i[keep])
@@ -184,21 +231,21 @@ class FaceDetector:
         if not all_boxes:
             return empty
         boxes, scores, idx = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_idx)
-        keep = batched_nms(boxes, scores, idx, 0.7)
+        keep = _batched_nms(boxes, scores, idx, 0.7)
         boxes, idx = _square(boxes[keep]), idx[keep]
 
         # Stage 2: R-Net refines and rejects candidates.
-        reg, prob = self.rnet(self._crop(images, boxes, idx, 24))
+        reg, prob = _padded(self.rnet, self._crop(images, boxes, idx, 24))
         ok = prob[:, 1] >= t2
         if not bool(ok.any()):
             return empty
         boxes, scores, idx, reg = boxes[ok], prob[ok, 1], idx[ok], reg[ok]
-        keep = batched_nms(boxes, scores, idx, 0.7)
+        keep = _batched_nms(boxes, scores, idx, 0.7)
         boxes = _square(_regress(boxes[keep], reg[keep]))
         idx = idx[keep]
 
         # Stage 3: O-Net gives final scores, boxes and 5 landmarks.
-        reg, marks, prob = self.onet(self._crop(images, boxes, idx, 48))
+        reg, marks, prob = _padded(self.onet, self._crop(images, boxes, idx, 48))
         ok = prob[:, 1] >= t3
         if not bool(ok.any()):
             return empty

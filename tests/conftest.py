@@ -3,11 +3,15 @@
 ``clips_dir``: one temporary folder per test session where tests encode their clips (see
 ``tests/clips.py``). ``shared_dir``: the read-only ``../shared`` data folder next to the repo
 (override with ``FERBATCH_SHARED``); tests that need it skip, with a reason, when it is absent.
+``ray_session``: the one local Ray instance (2 CPUs, 127.0.0.1 only) every Ray test shares.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,3 +33,19 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"../shared not found: {path} (set FERBATCH_SHARED to its location)")
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One private Ray instance for the whole session, started on first use, stopped at the end."""
+    ray = pytest.importorskip("ray")
+    from ferbatch.distributed import init_local
+
+    if ray.is_initialized():
+        yield
+        return
+    temp = tempfile.mkdtemp(prefix="fbray-", dir="/tmp")  # short: Unix socket paths
+    init_local(num_cpus=2, temp_dir=temp)
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)

@@ -103,7 +103,7 @@ def test_resize_faces() -> None:
 
 
 @pytest.mark.slow
-def test_tune_two_trials(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_tune_two_trials(fer_files: tuple[Path, Path], tmp_path: Path, ray_session: None) -> None:
     pytest.importorskip("ray.tune")
     out = tmp_path / "tune"
     result = CliRunner().invoke(cli, [

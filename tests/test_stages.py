@@ -74,6 +74,72 @@ def test_detector_downscales_large_frames_and_maps_boxes_back() -> None:
     assert 600 <= x1 and x2 <= 600 + 600 * 290 / 310 + 10 and 200 <= y1 and y2 <= 820
 
 
+def test_mtcnn_nets_equal_facenet_pytorch() -> None:
+    """Our P/R/O-Net modules with the wheel's weights give facenet-pytorch's exact outputs."""
+    import torch
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
+    from ferbatch.mtcnn_nets import load_nets
+
+    torch.manual_seed(0)
+    shapes = [(2, 3, 30, 41), (5, 3, 24, 24), (5, 3, 48, 48)]
+    for mine, ref, shape in zip(load_nets(torch.device("cpu")), (PNet(), RNet(), ONet()), shapes):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            for a, b in zip(mine(x), ref.eval()(x), strict=True):
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_detector_does_not_import_torchvision_or_facenet_packages() -> None:
+    """Their package imports pull in torch._dynamo (~170 MB, ~1 s per worker process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from ferbatch.detect import FaceDetector; "
+            "d = FaceDetector(); d([np.zeros((120, 160, 3), np.uint8)]); "
+            "print(sorted(m for m in ('torchvision', 'facenet_pytorch', 'torch._dynamo') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_batched_nms_keeps_groups_apart() -> None:
+    import torch
+
+    from ferbatch.detect import _batched_nms
+
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [-5, -5, 3, 3.]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    keep = _batched_nms(boxes, scores, torch.tensor([0, 0, 1, 1]), 0.5)
+    assert sorted(keep.tolist()) == [0, 2, 3]  # box 1 overlaps box 0 in its own group only
+    assert _batched_nms(boxes[:0], scores[:0], torch.zeros(0, dtype=torch.long), 0.5).numel() == 0
+
+
+def test_calibrate_crop_measures_the_training_framing() -> None:
+    """FER2013-like crops (face filling ~0.95 of the image) → a crop_scale near that framing."""
+    import cv2
+
+    from ferbatch.train.calibrate import calibrate_crop
+
+    det = FaceDetector()
+    frame = _scene((100, 80))
+    (d,) = det([frame])
+    x1, y1, x2, y2 = d.boxes[0]
+    images = []
+    for factor in (0.9, 1.0, 1.1):
+        side = factor * max(x2 - x1, y2 - y1)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        a, b = int(cx - side / 2), int(cy - side / 2)
+        grey = cv2.cvtColor(frame[b:b + int(side), a:a + int(side)], cv2.COLOR_RGB2GRAY)
+        images.append(cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA))
+    result = calibrate_crop(np.stack(images))
+    assert result.found == 3 and result.total == 3
+    assert 0.85 <= result.crop_scale <= 1.15
+    assert abs(result.crop_shift_y) < 0.15
+    with pytest.raises(ValueError, match="no face"):
+        calibrate_crop(np.full((2, 48, 48), 128, np.uint8))
+
+
 def test_iou_matrix_known_values() -> None:
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)

@@ -40,7 +40,7 @@ class Preprocess:
     input_size: int = 40
     mean: float = 0.5
     std: float = 0.25
-    crop_scale: float = 1.3
+    crop_scale: float = 0.95
     crop_shift_y: float = 0.0
     align_eyes: bool = True
 

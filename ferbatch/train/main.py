@@ -68,7 +68,7 @@ class TrainArgs:
     threads: int = 0
     resume: bool = False
     limit: int = 0  # use only the first N training images (tests, smoke runs)
-    crop_scale: float = 1.3
+    crop_scale: float = 0.95
     crop_shift_y: float = 0.0
     half_weights: bool = True  # store best.pt weights as fp16 (half the size, same accuracy)
     quiet: bool = False

@@ -222,19 +222,16 @@ def emotion_trial(config: dict[str, Any], splits: dict[str, Any], options: TuneO
 
 
 def start_ray(num_cpus: int, num_gpus: int | None = None) -> bool:
-    """Start a local Ray instance (no dashboard, loopback address) unless one is running;
+    """Start a private local Ray instance (127.0.0.1 only, no dashboard) unless one is running;
     True when this call started it (the caller then shuts it down)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import logging
-
     import ray
+
+    from ferbatch.distributed import init_local
 
     if ray.is_initialized():
         return False
     try:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
-                 log_to_driver=False, ignore_reinit_error=True)
+        init_local(num_cpus=num_cpus, num_gpus=num_gpus)
     except Exception as exc:  # noqa: BLE001 - any start-up failure is reported plainly
         raise ConfigError(f"cannot start a local Ray instance: {exc}") from exc
     return True

@@ -1,0 +1,494 @@
+"""Ray controller: spread the videos of a run over a pool of worker actors (CPUs or GPUs).
+
+The driver does what :func:`ferbatch.runner.run` does — discover, skip finished videos, prepare
+the output, rebuild ``videos.parquet`` — but hands each video to a :class:`VideoWorker` actor.
+A worker loads the detector and the classifier once, analyses a whole video and commits it
+itself with :meth:`OutputStore.commit` on the shared output folder, so only the small status row
+travels back through Ray (never frames). The driver feeds one video at a time to whichever
+worker is idle, so a long video does not hold up the others.
+
+Fault tolerance: if a worker process dies mid-video, the driver replaces the worker and retries
+the video (``max_retries`` times); a commit is atomic per video (partitions renamed into place,
+then the status row), so a retried video never duplicates rows. A video that keeps killing its
+worker is recorded as ``failed`` and the run goes on.
+
+A local run starts a private Ray instance whose servers listen on 127.0.0.1 only (:func:`init_local`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import RunConfig
+from .errors import ConfigError, FerbatchError
+
+if TYPE_CHECKING:  # the runtime imports are inside functions: `ferbatch --help` stays fast
+    from .runner import RunSummary
+
+ProgressHook = Callable[[str, Any], None]
+STATUS_OK, STATUS_FAILED = "ok", "failed"  # == ferbatch.schema's (pyarrow-free import)
+
+#: Environment variable read by ``ray._private.ray_constants`` at import time. When it is false,
+#: ``ray.init`` keeps ``_node_ip_address="127.0.0.1"`` instead of rewriting it to the machine's
+#: routable address, and every Ray server (GCS, raylet, workers, dashboard agent) then listens
+#: on 127.0.0.1 only. Measured with Ray 2.60 (``ss -ltn``): without it they listen on 0.0.0.0.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+_PROVENANCE_FIELDS = ("model", "model_sha256", "detector", "sampling", "settings_fingerprint",
+                        "schema_version", "ferbatch_version")
+
+
+class VideoWorker:
+    """One Ray actor: loaded models plus the output store; analyses and commits whole videos.
+
+    Wrapped with ``ray.remote`` at run time (:func:`run_distributed`), so importing this module
+    does not import Ray.
+    """
+
+    def __init__(self, out: str, config: dict[str, Any]) -> None:
+        from .pipeline import Stages
+
+        _quiet_ffmpeg()
+        from .write import OutputStore
+
+        self.config = RunConfig.from_dict(config).validate()
+        self.stages = Stages(self.config)
+        self.store = OutputStore(out)
+
+    def info(self) -> dict[str, Any]:
+        """Who this worker is (pid, node, device) and the provenance fields of its rows."""
+        import socket
+
+        from . import __version__
+        from .decode import FrameSampler
+        from .schema import SCHEMA_VERSION
+
+        s = self.stages
+        return {
+            "pid": os.getpid(), "host": socket.gethostname(), "device": str(s.device),
+            "labels": list(s.labels),
+            "row": {"model": s.classifier.name, "model_sha256": s.classifier.sha256,
+                    "detector": s.detector.describe(),
+                    "sampling": FrameSampler.from_config(self.config.decode).describe(),
+                    "settings_fingerprint": s.fingerprint, "schema_version": SCHEMA_VERSION,
+                    "ferbatch_version": __version__},
+        }
+
+    def process(self, path: str) -> dict[str, Any]:
+        """Analyse ``path``, commit its partitions and status row, return the row (small)."""
+        from .pipeline import process_video
+
+        result = process_video(path, self.config, self.stages)
+        self.store.commit(result.row, result.frames, result.faces)
+        return result.row
+
+
+# -- connecting to Ray ------------------------------------------------------------------------
+def _short_temp_dir() -> str:
+    """A fresh, short temp dir: Ray's Unix socket paths must stay under 107 characters."""
+    base = tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix="ferray-", dir=base)
+
+
+@contextmanager
+def connect(address: str | None = None, num_cpus: int | None = None,
+            num_gpus: int | None = None) -> Iterator[bool]:
+    """Use Ray for the duration of the block; yields ``True`` when this call started/joined it.
+
+    * Ray already initialised in this process (a test session, a notebook): reuse it, leave it up.
+    * ``address`` (``"auto"``, ``"host:port"``, ``"ray://…"``) or ``$RAY_ADDRESS``: join that
+      cluster, disconnect at the end.
+    * Otherwise: start a private single-machine instance bound to 127.0.0.1 with a temp dir of
+      its own and no dashboard, and shut it down (and remove its temp dir) at the end.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    temp_dir: str | None = None
+    try:
+        if address:
+            try:
+                ray.init(address=address, logging_level="WARNING")
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
+        else:
+            temp_dir = _short_temp_dir()
+            init_local(num_cpus, num_gpus, temp_dir=temp_dir)
+        yield True
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def init_local(num_cpus: int | None = None, num_gpus: int | None = None,
+               temp_dir: str | None = None) -> str:
+    """``ray.init`` a private single-machine instance whose servers listen on 127.0.0.1 only.
+
+    Returns its temp dir (a fresh short one unless given). Ray 2.60 rewrites
+    ``_node_ip_address="127.0.0.1"`` to the machine's routable address unless
+    ``ray_constants.ENABLE_RAY_CLUSTER`` is false (read from :data:`LOOPBACK_ENV` at import):
+    this sets both, the variable for the Ray processes it starts.
+    """
+    import ray
+    from ray._private import ray_constants
+
+    temp_dir = temp_dir or _short_temp_dir()
+    # "Token authentication is enabled" is Ray's default for a new instance: no news to a user.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
+    saved = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(LOOPBACK_ENV)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[LOOPBACK_ENV] = "0"  # inherited by the GCS, raylet and workers started here
+    try:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
+                 include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
+                 logging_level="WARNING")
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved[0]
+        if saved[1] is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = saved[1]
+    return temp_dir
+
+
+# -- command-line options (shared by `ferbatch run` and jobs/process_videos.py) ---------------
+def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
+    """click options of the Ray controller; ``local_flag`` adds ``--ray/--local``."""
+    import click
+
+    options = [
+        click.option("--address", default=None, metavar="ADDR",
+                     help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT "
+                          "(default: $RAY_ADDRESS, else a private local instance)."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Worker actors (default: cluster CPUs // --cpus-per-worker, "
+                          "at most one per video)."),
+        click.option("--cpus-per-worker", type=click.FloatRange(min=0), default=1.0,
+                     show_default=True, help="CPUs each worker reserves (its torch threads)."),
+        click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+                     help="GPUs each worker reserves; 0.5 puts two workers on a GPU "
+                          "(default: 1 when the cluster has GPUs and --device is not cpu, else 0)."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="Times a video is retried after its worker died."),
+    ]
+    if local_flag:
+        options.insert(0, click.option(
+            "--ray/--local", "use_ray", default=None,
+            help="Run through Ray worker actors, or in this process. Default: Ray when "
+                 "--address/$RAY_ADDRESS is given or the inputs hold more than one video."))
+
+    def decorate(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def wants_ray(use_ray: bool | None, address: str | None,
+              inputs: Sequence[str | os.PathLike[str]]) -> bool:
+    """``--ray``/``--local`` decide; unset: Ray for a cluster address or more than one video.
+
+    A single video on one machine runs in-process: a local Ray start costs ~5 s, which one
+    worker cannot win back.
+    """
+    if use_ray is not None:
+        return use_ray
+    if address or os.environ.get("RAY_ADDRESS"):
+        return True
+    from .runner import discover_videos
+
+    return len(discover_videos(inputs)) > 1
+
+
+def ray_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`run_distributed` from parsed :func:`ray_options`."""
+    return {k: opts[k] for k in ("address", "workers", "cpus_per_worker", "gpus_per_worker",
+                                 "max_retries")}
+
+
+# -- the controller ---------------------------------------------------------------------------
+@dataclass
+class _Slot:
+    """One worker actor of the pool and what it is doing."""
+
+    actor: Any
+    info: dict[str, Any] | None = None
+
+
+class _Log:
+    """One stderr line per finished video: done/total, frames/s, ETA, failures (for job logs)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self.started: float | None = None
+        self.done = self.frames = self.failures = 0
+
+    def begin(self) -> None:
+        """Start the clock when the first worker is ready (Ray start-up is not throughput)."""
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        self.frames += int(row.get("frames_analyzed") or 0)
+        self.failures += row["status"] == STATUS_FAILED
+        if not self.enabled:
+            return
+        self.begin()
+        assert self.started is not None
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * (self.total - self.done)
+        name = Path(row["path"]).name
+        detail = f" ({row['error']})" if row["status"] != STATUS_OK and row.get("error") else ""
+        print(f"[ferbatch] {self.done}/{self.total} videos | {self.frames} frames, "
+              f"{self.frames / max(elapsed, 1e-9):.1f} frames/s | ETA {eta:.0f} s | "
+              f"{self.failures} failed | {row['status']} {name}{detail}",
+              file=sys.stderr, flush=True)
+
+
+def _failed_row(path: Path, template: dict[str, Any], error: str) -> dict[str, Any]:
+    """The status row of a video whose workers kept dying (same fields as process_video's)."""
+    row: dict[str, Any] = {"video_id": None, "path": str(path.absolute()), "status": STATUS_FAILED,
+                           "error": error, "frames_decoded": 0, "frames_analyzed": 0,
+                           "faces_detected": 0, "tracks": 0, "processing_s": 0.0,
+                           "finished_at": datetime.now(timezone.utc)}
+    from .pipeline import video_id_for
+
+    row["video_id"] = video_id_for(path)
+    row.update({k: template.get(k) for k in _PROVENANCE_FIELDS})
+    try:
+        st = path.stat()
+        row["file_size"], row["file_mtime_ns"] = st.st_size, st.st_mtime_ns
+    except OSError:
+        pass
+    return row
+
+
+def default_workers(resources: dict[str, float], cpus_per_worker: float,
+                    gpus_per_worker: float, n_videos: int) -> int:
+    """As many workers as the cluster's CPUs (and GPUs, if asked for) hold, at most one a video."""
+    n = int(resources.get("CPU", 1) // cpus_per_worker) if cpus_per_worker > 0 else n_videos
+    if gpus_per_worker > 0:
+        n = min(n, int(resources.get("GPU", 0) // gpus_per_worker))
+        if n < 1:
+            raise ConfigError(f"--gpus-per-worker {gpus_per_worker} but the Ray cluster has "
+                              f"{resources.get('GPU', 0):g} GPUs")
+    return max(1, min(n, n_videos))
+
+
+def run_distributed(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+                    config: RunConfig | None = None, *, address: str | None = None,
+                    workers: int | None = None, cpus_per_worker: float = 1,
+                    gpus_per_worker: float | None = None, overwrite: bool = False,
+                    hook: ProgressHook | None = None, max_retries: int = 2,
+                    log: bool = True) -> RunSummary:
+    """Process every video under ``inputs`` into ``out`` with a pool of Ray worker actors.
+
+    Same skip rules, output and :class:`RunSummary` as :func:`ferbatch.runner.run`. ``out`` and
+    the inputs must be paths every worker can read (one machine, or a shared filesystem).
+    ``workers`` defaults to cluster CPUs // ``cpus_per_worker`` (and GPUs // ``gpus_per_worker``),
+    at most one per video. ``gpus_per_worker=None``: one GPU per worker when the cluster has GPUs
+    and ``config.device`` is not ``cpu``, else none; workers without a GPU run on the CPU (Ray
+    2.60 no longer hides the GPUs from actors that reserved none).
+    ``hook(event, payload)`` receives ``("start", n_videos)``, ``("worker", info)`` when a worker
+    is ready, ``("skip", row)``, ``("video", path)`` when a video is handed to a worker,
+    ``("retry", {"path", "attempt", "error"})``, ``("frames", n)`` and ``("done", VideoResult)``
+    (its tables are ``None``: they are on disk). ``log`` prints one stderr line per video.
+    """
+    from .classify import EmotionClassifier
+    from .pipeline import video_id_for
+    from .runner import RunSummary, discover_videos, is_complete
+    from .write import OutputStore
+
+    config = (config or RunConfig()).validate()
+    if cpus_per_worker < 0 or (gpus_per_worker or 0) < 0:
+        raise ConfigError("--cpus-per-worker and --gpus-per-worker must be >= 0")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    started = time.perf_counter()
+    videos = discover_videos(inputs)
+    out_path = Path(out).absolute()
+    # The driver only needs the label set, the model's name and its hash: load it on the CPU.
+    classifier = EmotionClassifier(config.classify.model, device="cpu")
+    fingerprint = config.fingerprint(classifier.sha256)
+    store = OutputStore(out_path)
+    store.prepare(classifier.labels, classifier.name, overwrite=overwrite)
+    store.clean_temp()
+    del classifier
+    summary = RunSummary(out=Path(out))
+    emit: ProgressHook = hook or (lambda event, payload: None)
+    emit("start", len(videos))
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[Path] = []
+    for path in videos:
+        old = store.read_status(video_id_for(path))
+        if not overwrite and is_complete(old, path, fingerprint):
+            assert old is not None
+            rows[str(path)] = old
+            summary.skipped.append(str(path))
+            emit("skip", old)
+        else:
+            todo.append(path)
+    if todo:
+        with connect(address):
+            done_rows = _run_pool(todo, out_path, config, workers, cpus_per_worker,
+                                  gpus_per_worker, max_retries, emit, _Log(len(todo), log))
+        for path in todo:
+            row = done_rows[str(path)]
+            rows[str(path)] = row
+            summary.frames += int(row.get("frames_analyzed") or 0)
+    summary.rows = [rows[str(p)] for p in videos]
+    store.write_videos_table()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_pool(todo: list[Path], out: Path, config: RunConfig, workers: int | None,
+              cpus_per_worker: float, gpus_per_worker: float | None, max_retries: int,
+              emit: ProgressHook, log: "_Log") -> dict[str, dict[str, Any]]:
+    """Feed ``todo`` to a pool of actors; returns each video's committed status row by path."""
+    import ray
+    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+    from .pipeline import VideoResult
+    from .write import OutputStore
+
+    resources = ray.cluster_resources()
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if config.device != "cpu" and resources.get("GPU", 0) >= 1 else 0.0
+    if gpus_per_worker == 0:
+        if config.device.startswith("cuda"):
+            raise ConfigError(f"--device {config.device} needs --gpus-per-worker > 0 "
+                              f"(the Ray cluster has {resources.get('GPU', 0):g} GPUs)")
+        config = dataclasses.replace(config, device="cpu")  # not a GPU it did not reserve
+    for kind, need in (("CPU", cpus_per_worker), ("GPU", gpus_per_worker)):
+        if need > resources.get(kind, 0):
+            raise ConfigError(f"each worker asks for {need:g} {kind}s but the Ray cluster has "
+                              f"{resources.get(kind, 0):g}")
+    n = workers or default_workers(resources, cpus_per_worker, gpus_per_worker, len(todo))
+    n = min(n, len(todo))
+    actor_cls = ray.remote(VideoWorker).options(  # type: ignore[attr-defined]
+        num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0,
+        max_task_retries=0, max_concurrency=1)
+    cfg = config.to_dict()
+    slots: dict[Any, _Slot] = {}  # ObjectRef of info()/process() -> slot
+    running: dict[Any, tuple[_Slot, Path, int]] = {}
+    idle: deque[_Slot] = deque()
+    queue: deque[tuple[Path, int]] = deque((p, 0) for p in todo)
+    results: dict[str, dict[str, Any]] = {}
+    template: dict[str, Any] = {}
+    last_error = ""
+
+    def spawn() -> None:
+        slot = _Slot(actor_cls.remote(str(out), cfg))
+        slots[slot.actor.info.remote()] = slot
+
+    def finish(path: Path, row: dict[str, Any]) -> None:
+        results[str(path)] = row
+        log(row)
+        emit("frames", int(row.get("frames_analyzed") or 0))
+        emit("done", VideoResult(row, None, None))
+
+    for _ in range(n):
+        spawn()
+    try:
+        while queue or running:
+            while queue and idle:
+                slot = idle.popleft()
+                path, attempt = queue.popleft()
+                ref = slot.actor.process.remote(str(path.absolute()))
+                running[ref] = (slot, path, attempt)
+                emit("video", path)
+            waiting = list(slots) + list(running)
+            if not waiting:  # every worker failed to start
+                raise FerbatchError(f"no Ray worker could start: {last_error}")
+            ready, _ = ray.wait(waiting, num_returns=1)
+            ref = ready[0]
+            if ref in slots:  # a worker finished loading its models (or failed to)
+                slot = slots.pop(ref)
+                try:
+                    slot.info = ray.get(ref)
+                except (RayActorError, RayTaskError) as exc:
+                    last_error = _short(exc)
+                    print(f"[ferbatch] a worker failed to start: {last_error}", file=sys.stderr)
+                    continue
+                template = template or slot.info["row"]
+                log.begin()
+                idle.append(slot)
+                emit("worker", slot.info)
+                continue
+            slot, path, attempt = running.pop(ref)
+            try:
+                row = ray.get(ref)
+            except RayActorError as exc:  # the worker process died: retry the video, replace it
+                ray.kill(slot.actor, no_restart=True)
+                error = f"{path.name}: worker died {attempt + 1} time(s): {_short(exc)}"
+                if attempt < max_retries:
+                    emit("retry", {"path": path, "attempt": attempt + 1, "error": error})
+                    queue.appendleft((path, attempt + 1))
+                else:
+                    row = _failed_row(path, template, error)
+                    OutputStore(out).commit(row, None, None)
+                    finish(path, row)
+                if queue:
+                    spawn()
+                continue
+            except RayTaskError as exc:  # e.g. the commit hit a full disk: fail this video
+                idle.append(slot)
+                error = f"{path.name}: {_short(exc)}"
+                if attempt < max_retries:
+                    emit("retry", {"path": path, "attempt": attempt + 1, "error": error})
+                    queue.append((path, attempt + 1))
+                else:
+                    row = _failed_row(path, template, error)
+                    OutputStore(out).commit(row, None, None)
+                    finish(path, row)
+                continue
+            idle.append(slot)
+            finish(path, row)
+    finally:
+        for slot in [*slots.values(), *idle, *(s for s, _, _ in running.values())]:
+            try:
+                ray.kill(slot.actor, no_restart=True)
+            except (RayActorError, ValueError, GetTimeoutError):
+                pass
+    return results
+
+
+def _quiet_ffmpeg() -> None:
+    """FFmpeg's per-packet warnings stay out of the worker logs (errors reach the rows)."""
+    import logging
+
+    import av.logging
+
+    av.logging.set_level(av.logging.PANIC)
+    logging.getLogger("libav").setLevel(logging.ERROR)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """The last line of a (remote) exception, for a row's ``error`` column."""
+    text = str(exc).strip().splitlines()
+    line = next((t for t in reversed(text) if t.strip()), type(exc).__name__)
+    return line.strip()[:limit]

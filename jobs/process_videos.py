@@ -1,0 +1,48 @@
+"""Ray job entrypoint: analyse video files/folders on a Ray cluster into one Parquet output.
+
+Submit it from the repository root (see jobs/README.md)::
+
+    ray job submit --address http://HEAD:8265 --working-dir jobs -- \\
+        python process_videos.py /shared/videos --out /shared/out --fps 5
+
+It takes the same analysis options as ``ferbatch run`` (``ferbatch.cli.run_options``) plus the
+Ray pool options, joins the cluster the job runs on (``--address auto``), and exits 1 when any
+video failed, so ``ray job status`` shows FAILED. Paths must be absolute paths that the driver
+and every worker can read (a shared filesystem): the job's working directory is a temporary copy.
+ferbatch itself must be installed on every node (bake it into the image, docker/).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ferbatch.cli import build_config, quiet_ffmpeg, run_options
+from ferbatch.distributed import ray_kwargs, ray_options, run_distributed
+from ferbatch.errors import FerbatchError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@run_options
+@ray_options(local_flag=False)
+def main(inputs: tuple[str, ...], **opts: Any) -> None:
+    """Analyse INPUTS (video files and folders, recursively) into Parquet timelines in OUT."""
+    from ferbatch.progress import format_summary
+
+    quiet_ffmpeg()
+    opts["address"] = opts["address"] or "auto"
+    try:
+        config = build_config(opts)
+        summary = run_distributed(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
+                                  log=not opts["quiet"], **ray_kwargs(opts))
+    except FerbatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    print(format_summary(summary), flush=True)
+    sys.exit(0 if not summary.failed else 1)
+
+
+if __name__ == "__main__":
+    main()

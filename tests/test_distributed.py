@@ -1,0 +1,318 @@
+"""The Ray controller: same output as the local runner, bad files, killed workers, resume, jobs.
+
+One local Ray instance (2 CPUs, 127.0.0.1 only, its own temp dir) serves the whole test session;
+the ``ray job submit`` test starts a real head node of its own in a subprocess and stops exactly
+the processes it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import clips
+from ferbatch.config import RunConfig
+from ferbatch.demo import astronaut_face
+from ferbatch.pipeline import Stages, video_id_for
+from ferbatch.runner import run
+
+ray = pytest.importorskip("ray")
+from ferbatch.distributed import init_local, run_distributed  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+VARYING = ["processing_s", "finished_at"]  # the only columns allowed to differ between runs
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small face clips (two sizes) and one file that is not a video."""
+    root = tmp_path_factory.mktemp("dvideos")
+    face = astronaut_face()
+    clips.make_face_clip(root / "a.mp4", face, n_frames=24, fps=12, size=(320, 240))
+    clips.make_face_clip(root / "b.mp4", face, n_frames=24, fps=12, size=(160, 120))
+    clips.make_random_bytes(root / "bad.mp4")
+    return root
+
+
+class Events:
+    """A progress hook that records every event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def __call__(self, event: str, payload: Any) -> None:
+        self.events.append((event, payload))
+
+    def of(self, kind: str) -> list[Any]:
+        return [p for e, p in self.events if e == kind]
+
+
+@pytest.fixture(scope="module")
+def local_out(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "out"
+    run([folder], out, stages=Stages(RunConfig()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_run(folder: Path, tmp_path_factory: pytest.TempPathFactory,
+            ray_session: None) -> tuple[Path, Any, Events]:
+    out = tmp_path_factory.mktemp("ray") / "out"
+    events = Events()
+    summary = run_distributed([folder], out, workers=2, hook=events, log=True)
+    return out, summary, events
+
+
+def _tables(out: Path) -> dict[str, pd.DataFrame]:
+    videos = pd.read_parquet(out / "videos.parquet").drop(columns=VARYING)
+    frames = pd.read_parquet(out / "frames")
+    faces = pd.read_parquet(out / "faces")
+    for df in (frames, faces):
+        df["video_id"] = df["video_id"].astype(str)
+    return {"videos": videos.sort_values("path").reset_index(drop=True),
+            "frames": frames.sort_values(["video_id", "frame_index"]).reset_index(drop=True),
+            "faces": faces.sort_values(["video_id", "frame_index", "face_id"]).reset_index(drop=True)}
+
+
+def _assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal columns and rows; floats to 1e-4 (thread counts differ between the two runs)."""
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for col in a.columns:
+        if pd.api.types.is_float_dtype(a[col]):
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), atol=1e-4, err_msg=col)
+        else:
+            assert a[col].tolist() == b[col].tolist(), col
+
+
+def test_ray_run_matches_the_local_runner(ray_run: tuple[Path, Any, Events],
+                                          local_out: Path) -> None:
+    out, summary, _ = ray_run
+    ours, theirs = _tables(out), _tables(local_out)
+    for name in ("videos", "frames", "faces"):
+        _assert_same(ours[name], theirs[name])
+    assert summary.frames == 48 and len(ours["frames"]) == 48
+
+
+def test_bad_file_fails_alone_and_hooks_report_progress(ray_run: tuple[Path, Any, Events]) -> None:
+    out, summary, events = ray_run
+    status = {Path(r["path"]).name: r["status"] for r in summary.rows}
+    assert status == {"a.mp4": "ok", "b.mp4": "ok", "bad.mp4": "failed"}
+    assert [Path(r["path"]).name for r in summary.rows] == ["a.mp4", "b.mp4", "bad.mp4"]
+    bad = next(r for r in summary.rows if r["status"] == "failed")
+    assert "bad.mp4" in bad["error"] and "Traceback" not in bad["error"]
+    assert events.of("start") == [3]
+    assert len(events.of("worker")) == 2 and len({w["pid"] for w in events.of("worker")}) == 2
+    assert sorted(Path(p).name for p in events.of("video")) == ["a.mp4", "b.mp4", "bad.mp4"]
+    assert len(events.of("done")) == 3 and sum(events.of("frames")) == 48
+    assert not events.of("retry")
+    assert not summary.all_ok and len(summary.failed) == 1
+
+
+def test_killed_worker_is_replaced_and_video_retried_without_duplicates(
+        folder: Path, tmp_path: Path, ray_session: None) -> None:
+    """Kill the worker right after a video is handed to it (SIGKILL, as an OOM kill would).
+
+    a.mp4: killed on its first attempt only → retried on a fresh worker → ok.
+    b.mp4: killed on every attempt → failed after ``max_retries`` retries; the run goes on.
+    """
+    pids: list[int] = []
+    attempts: dict[str, int] = {}
+    events = Events()
+
+    def hook(event: str, payload: Any) -> None:
+        events(event, payload)
+        if event == "worker":
+            pids.append(payload["pid"])
+        elif event == "video":
+            name = Path(payload).name
+            attempts[name] = attempts.get(name, 0) + 1
+            if name == "b.mp4" or attempts[name] == 1:
+                os.kill(pids[-1], signal.SIGKILL)
+
+    out = tmp_path / "out"
+    summary = run_distributed([folder / "a.mp4", folder / "b.mp4"], out, workers=1,
+                              max_retries=1, hook=hook, log=True)
+    status = {Path(r["path"]).name: r for r in summary.rows}
+    assert status["a.mp4"]["status"] == "ok", status["a.mp4"]["error"]
+    assert status["b.mp4"]["status"] == "failed" and "worker died" in status["b.mp4"]["error"]
+    assert status["b.mp4"]["settings_fingerprint"] == status["a.mp4"]["settings_fingerprint"]
+    assert attempts == {"a.mp4": 2, "b.mp4": 2}
+    assert len(events.of("retry")) == 2 and len(set(pids)) == 3  # replaced while work is left
+    faces = pd.read_parquet(out / "faces")
+    frames = pd.read_parquet(out / "frames")
+    assert not faces.duplicated(["video_id", "frame_index", "face_id"]).any()
+    assert frames["frame_index"].tolist() == list(range(24))
+    assert set(frames["video_id"].astype(str)) == {video_id_for(folder / "a.mp4")}
+    videos = pq.read_table(out / "videos.parquet").to_pandas()
+    assert sorted(videos["status"]) == ["failed", "ok"]
+    _wait_for_cpus(2)  # every actor of the run was released
+
+
+def test_resume_redoes_only_the_uncommitted_video(ray_run: tuple[Path, Any, Events], folder: Path,
+                                                  tmp_path: Path) -> None:
+    """A driver killed before a's status row was written: the next run redoes a, skips b."""
+    src, _, _ = ray_run
+    out = tmp_path / "out"
+    shutil.copytree(src, out)
+    (out / "_status" / f"{video_id_for(folder / 'a.mp4')}.parquet").unlink()
+    events = Events()
+    summary = run_distributed([folder / "a.mp4", folder / "b.mp4"], out, hook=events, log=False)
+    assert [Path(p).name for p in events.of("video")] == ["a.mp4"]
+    assert summary.skipped == [str(folder / "b.mp4")] and summary.frames == 24
+    assert len(events.of("worker")) == 1  # one video to do: one worker
+    after = _tables(out)
+    _assert_same(after["faces"], _tables(src)["faces"])
+    assert len(after["videos"]) == 3  # bad.mp4's row from the first run stays
+
+
+def _wait_for_cpus(n: float, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while ray.available_resources().get("CPU", 0) < n:
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.2)
+
+
+# -- a real cluster head and `ray job submit` ----------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop_group(pgid: int) -> None:
+    """Stop the processes of one `ray start` (its process group and their descendants)."""
+    import psutil
+
+    procs: dict[int, psutil.Process] = {}
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                procs[p.pid] = p
+                procs.update({c.pid: c for c in p.children(recursive=True)})
+        except (psutil.Error, ProcessLookupError):
+            continue
+    for p in procs.values():
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(list(procs.values()), timeout=10)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+@pytest.mark.slow
+def test_ray_job_submit_runs_the_entrypoint(folder: Path, tmp_path: Path) -> None:
+    ray_exe = Path(sys.executable).with_name("ray")
+    if not ray_exe.is_file():
+        pytest.skip(f"no `ray` executable next to {sys.executable}")
+    temp = tempfile.mkdtemp(prefix="fbhead-", dir="/tmp")
+    dash = _free_port()
+    env = {**os.environ, "PATH": f"{ray_exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # bind every server to 127.0.0.1
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(
+        [str(ray_exe), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2",
+         f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+         f"--metrics-export-port={_free_port()}", f"--temp-dir={temp}", "--disable-usage-stats"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        log, _ = head.communicate(timeout=120)
+        if head.returncode != 0:
+            pytest.skip(f"`ray start --head` failed here: {log[-800:]}")
+        out = tmp_path / "out"
+        job = subprocess.run(  # the command documented in jobs/README.md
+            [str(ray_exe), "job", "submit", f"--address=http://127.0.0.1:{dash}",
+             "--runtime-env", "jobs/runtime_env.yaml", "--", "python", "jobs/process_videos.py",
+             str(folder / "a.mp4"), str(folder / "bad.mp4"), "--out", str(out), "--fps", "6"],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+        text = job.stdout + job.stderr
+        assert job.returncode != 0, text  # bad.mp4 failed: the job reports FAILED
+        assert "[ferbatch] 2/2 videos" in text and "1 failed" in text, text[-3000:]
+        videos = pd.read_parquet(out / "videos.parquet")
+        assert sorted(videos["status"]) == ["failed", "ok"]
+        frames = pd.read_parquet(out / "frames")
+        assert len(frames) == 12 and videos["sampling"].tolist() == ["fps=6", "fps=6"]
+    finally:
+        _stop_group(head.pid)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+# -- pool sizing and the `ferbatch run` default ------------------------------------------------
+def test_default_workers_follow_cluster_resources() -> None:
+    from ferbatch.distributed import default_workers
+
+    assert default_workers({"CPU": 8}, 1, 0, 100) == 8
+    assert default_workers({"CPU": 8}, 2, 0, 100) == 4
+    assert default_workers({"CPU": 8}, 1, 0, 3) == 3  # never more workers than videos
+    assert default_workers({"CPU": 16, "GPU": 2}, 1, 0.5, 100) == 4
+    assert default_workers({"CPU": 0.5}, 1, 0, 10) == 1
+
+
+def test_wants_ray_rule(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferbatch.distributed import wants_ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert not wants_ray(None, None, [folder / "a.mp4"])  # one video: in-process
+    assert wants_ray(None, None, [folder])  # a folder of three
+    assert wants_ray(None, "auto", [folder / "a.mp4"]) and wants_ray(True, None, [folder / "a.mp4"])
+    assert not wants_ray(False, "auto", [folder])
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert wants_ray(None, None, [folder / "a.mp4"])
+
+
+def test_cuda_without_gpus_is_a_config_error(folder: Path, tmp_path: Path,
+                                             ray_session: None) -> None:
+    from ferbatch.errors import ConfigError
+
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this Ray instance has GPUs")
+    with pytest.raises(ConfigError, match="gpus-per-worker"):
+        run_distributed([folder / "a.mp4"], tmp_path / "o", RunConfig(device="cuda"), log=False)
+
+
+def test_cli_run_goes_through_ray_for_two_videos(folder: Path, tmp_path: Path, ray_session: None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import ferbatch.distributed as dist
+    from ferbatch.cli import cli
+
+    calls: list[dict[str, Any]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return run_distributed(*args, **kwargs)
+
+    monkeypatch.setattr(dist, "run_distributed", spy)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    result = CliRunner().invoke(cli, ["run", str(folder / "a.mp4"), str(folder / "b.mp4"),
+                                      "--out", str(tmp_path / "o"), "-q", "--workers", "1",
+                                      "--cpus-per-worker", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2 videos: 2 ok" in result.output
+    assert len(calls) == 1 and calls[0]["workers"] == 1 and calls[0]["cpus_per_worker"] == 2
+    assert ray.is_initialized()  # the session's instance was reused, not shut down
+    _wait_for_cpus(2)
