@@ -110,7 +110,8 @@ def weights_dir() -> Path:
 
 
 def load_nets(device: torch.device) -> tuple[PNet, RNet, ONet]:
-    """The three networks with facenet-pytorch's weights, in eval mode on ``device``."""
+    """The three networks with facenet-pytorch's weights, in eval mode on ``device``, stored
+    channels-last (feed them channels-last inputs)."""
     folder = weights_dir()
     nets = []
     for name, cls in (("pnet", PNet), ("rnet", RNet), ("onet", ONet)):
@@ -121,5 +122,6 @@ def load_nets(device: torch.device) -> tuple[PNet, RNet, ONet]:
             net.load_state_dict(state)
         except (OSError, RuntimeError) as exc:
             raise ModelError(f"cannot load MTCNN weights {path}: {exc}") from exc
-        nets.append(net.to(device).eval())
+        # channels-last: the CPU max-pool and convolution kernels are 2-3x faster on it
+        nets.append(net.to(device, memory_format=torch.channels_last).eval())
     return nets[0], nets[1], nets[2]  # type: ignore[return-value]
