@@ -6,6 +6,7 @@ Python API (mirrors the CLI)::
     result = ferbatch.process_video("clip.mp4", ferbatch.RunConfig())   # one video, in memory
     summary = ferbatch.run(["videos/"], "out")                           # like `ferbatch run`
     data = ferbatch.load("out")                                          # typed pandas frames
+    ferbatch.run(["videos/"], "s3://bucket/prefix")     # or any URI pyarrow.fs resolves
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _EXPORTS = {
     "run": ("ferbatch.runner", "run"),
     "load": ("ferbatch.load", "load"),
     "Results": ("ferbatch.load", "Results"),
+    "OutputLocation": ("ferbatch.write", "OutputLocation"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -43,8 +43,10 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
 def run_options(fn: Any) -> Any:
     """The options shared by ``ferbatch run`` and the Ray job entrypoint."""
     options = [
-        click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
-                     help="Output folder (Parquet dataset)."),
+        click.option("--out", "-o", required=True, metavar="OUT",
+                     help="Output folder (Parquet dataset): a local path, or a URI pyarrow "
+                          "understands (s3://bucket/prefix, gs://bucket/prefix, file:///abs/path; "
+                          "credentials from the environment)."),
         click.option("--fps", type=float, default=None, help="Analyse N frames per second (time-based)."),
         click.option("--every", type=int, default=None, help="Analyse every N-th frame."),
         click.option("--model", default=None, help="Emotion checkpoint (default: the bundled model)."),

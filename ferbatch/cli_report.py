@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import click
 
@@ -11,7 +10,7 @@ from .errors import FerbatchError
 
 
 @click.command("report")
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False))  # a str: a URI gets a clear error
 @click.option("--smooth", "smooth_method", type=click.Choice(["ema", "moving", "none"]), default="ema",
               show_default=True,
               help="Smoothing of per-face probabilities: causal exponential (time constant = window), "
@@ -26,7 +25,7 @@ from .errors import FerbatchError
 @click.option("--no-html", is_flag=True, help="Write only the summary tables.")
 @click.option("--no-thumbnails", is_flag=True, help="Do not open the source videos for face thumbnails.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the paths written.")
-def report_command(out: Path, smooth_method: str, window_s: float, min_episode_s: float,
+def report_command(out: str, smooth_method: str, window_s: float, min_episode_s: float,
                    max_gap_s: float, no_html: bool, no_thumbnails: bool, quiet: bool) -> None:
     """Summarise the ferbatch output folder OUT: per-video and per-face emotion shares and
     episodes (summary.parquet/.csv, summary_faces.parquet, episodes.parquet) and a static HTML

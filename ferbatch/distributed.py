@@ -7,10 +7,19 @@ itself with :meth:`OutputStore.commit` on the shared output folder, so only the 
 travels back through Ray (never frames). The driver feeds one video at a time to whichever
 worker is idle, so a long video does not hold up the others.
 
+Long videos (``--segment-s``, :mod:`ferbatch.segments`): the worker that gets a video first plans
+it with a packet-only pass; a video at least twice ``segment_s`` long comes back as a plan of
+keyframe-aligned segments, which are queued at the front and analysed by whichever workers are
+idle (each decodes its own part of the file: frames never travel). Their tables (rows) wait in
+the object store until one worker merges them, re-links face ids across the cuts and commits
+the video once. The rows equal an unsplit run's, up to the boundary behaviour documented in
+:mod:`ferbatch.segments`; a segment that does not decode cleanly makes the video run whole.
+
 Fault tolerance: if a worker process dies mid-video, the driver replaces the worker and retries
-the video (``max_retries`` times); a commit is atomic per video (partitions renamed into place,
-then the status row), so a retried video never duplicates rows. A video that keeps killing its
-worker is recorded as ``failed`` and the run goes on.
+the video, or the one segment or merge it was doing (``max_retries`` times); a commit is atomic
+per video (partitions put in place, then the status row, on a shared folder or an object store;
+see :mod:`ferbatch.write`), so a retried video never duplicates rows. A video that keeps killing its worker is recorded as ``failed`` and
+the run goes on.
 
 A local run starts a private Ray instance whose servers listen on 127.0.0.1 only (:func:`init_local`).
 """
@@ -36,7 +45,10 @@ from .config import RunConfig
 from .errors import ConfigError, FerbatchError
 
 if TYPE_CHECKING:  # the runtime imports are inside functions: `ferbatch --help` stays fast
+    from .decode.pyav import FrameSpan
     from .runner import RunSummary
+    from .segments import SegmentPlan
+    from .write import OutputLocation
 
 ProgressHook = Callable[[str, Any], None]
 STATUS_OK, STATUS_FAILED = "ok", "failed"  # == ferbatch.schema's (pyarrow-free import)
@@ -46,6 +58,9 @@ STATUS_OK, STATUS_FAILED = "ok", "failed"  # == ferbatch.schema's (pyarrow-free 
 #: routable address, and every Ray server (GCS, raylet, workers, dashboard agent) then listens
 #: on 127.0.0.1 only. Measured with Ray 2.60 (``ss -ltn``): without it they listen on 0.0.0.0.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+#: ``--segment-s`` default: only videos of 10 minutes or more are split (into ~5-minute parts)
+DEFAULT_SEGMENT_S = 300.0
 
 _PROVENANCE_FIELDS = ("model", "model_sha256", "detector", "sampling", "settings_fingerprint",
                         "schema_version", "ferbatch_version")
@@ -58,7 +73,7 @@ class VideoWorker:
     does not import Ray.
     """
 
-    def __init__(self, out: str, config: dict[str, Any]) -> None:
+    def __init__(self, out: str | OutputLocation, config: dict[str, Any]) -> None:
         from .pipeline import Stages
 
         _quiet_ffmpeg()
@@ -94,6 +109,54 @@ class VideoWorker:
         result = process_video(path, self.config, self.stages)
         self.store.commit(result.row, result.frames, result.faces)
         return result.row
+
+    def start(self, path: str, segment_s: float) -> dict[str, Any]:
+        """Plan ``path``: a video worth splitting comes back as ``{"plan": SegmentPlan}``,
+        unprocessed; any other is analysed and committed here: ``{"row": row}``."""
+        from .segments import plan_segments
+
+        plan = plan_segments(path, self.config, segment_s)
+        if plan.split:
+            return {"plan": plan}
+        return {"row": self.process(path)}
+
+    def segment(self, path: str, span: FrameSpan) -> tuple[dict[str, Any], Any]:
+        """Analyse one time segment; returns its row and its (frames, faces) tables (or ``None``).
+
+        Called with ``num_returns=2``: the driver fetches only the row; the tables stay in the
+        object store until a :meth:`merge` reads them (they are rows, a few hundred bytes per
+        frame; the frames themselves never leave this worker).
+        """
+        from .segments import process_segment
+
+        result = process_segment(path, span, self.config, self.stages)
+        tables = (result.frames, result.faces) if result.frames is not None else None
+        return result.row, tables
+
+    def merge(self, plan: SegmentPlan, rows: list[dict[str, Any]],
+              parts: list[Any]) -> dict[str, Any]:
+        """Merge a video's segments (``parts``: ObjectRefs of their tables) and commit it once.
+
+        Returns ``{"row": row}``, or ``{"fallback": reason}`` when the segments cannot stand
+        for the whole video (nothing is committed then).
+        """
+        import ray
+
+        from .pipeline import VideoResult
+        from .segments import SegmentError, merge_segments
+
+        started = time.perf_counter()
+        tables = ray.get(parts)
+        results = [VideoResult(row, *(t if t is not None else (None, None)))
+                   for row, t in zip(rows, tables)]
+        try:
+            merged = merge_segments(plan, results)
+        except SegmentError as exc:
+            return {"fallback": str(exc)}
+        merged.row["processing_s"] = round(merged.row["processing_s"]
+                                           + time.perf_counter() - started, 4)
+        self.store.commit(merged.row, merged.frames, merged.faces)
+        return {"row": merged.row}
 
 
 # -- connecting to Ray ------------------------------------------------------------------------
@@ -190,7 +253,13 @@ def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
                      help="GPUs each worker reserves; 0.5 puts two workers on a GPU "
                           "(default: 1 when the cluster has GPUs and --device is not cpu, else 0)."),
         click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
-                     help="Times a video is retried after its worker died."),
+                     help="Times a video (or one of its segments) is retried after its worker "
+                          "died."),
+        click.option("--segment-s", type=click.FloatRange(min=0), default=DEFAULT_SEGMENT_S,
+                     show_default=True, metavar="SECONDS",
+                     help="Split a video at least twice this long into segments of about this "
+                          "many seconds, cut at keyframes, that several workers analyse; the "
+                          "merged rows match an unsplit run (README). 0: never split."),
     ]
     if local_flag:
         options.insert(0, click.option(
@@ -225,7 +294,7 @@ def wants_ray(use_ray: bool | None, address: str | None,
 def ray_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of :func:`run_distributed` from parsed :func:`ray_options`."""
     return {k: opts[k] for k in ("address", "workers", "cpus_per_worker", "gpus_per_worker",
-                                 "max_retries")}
+                                 "max_retries", "segment_s")}
 
 
 # -- the controller ---------------------------------------------------------------------------
@@ -298,38 +367,49 @@ def default_workers(resources: dict[str, float], cpus_per_worker: float,
     return max(1, min(n, n_videos))
 
 
-def run_distributed(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+def run_distributed(inputs: Sequence[str | os.PathLike[str]],
+                    out: str | os.PathLike[str] | OutputLocation,
                     config: RunConfig | None = None, *, address: str | None = None,
                     workers: int | None = None, cpus_per_worker: float = 1,
                     gpus_per_worker: float | None = None, overwrite: bool = False,
                     hook: ProgressHook | None = None, max_retries: int = 2,
-                    log: bool = True) -> RunSummary:
+                    log: bool = True, segment_s: float = DEFAULT_SEGMENT_S) -> RunSummary:
     """Process every video under ``inputs`` into ``out`` with a pool of Ray worker actors.
 
-    Same skip rules, output and :class:`RunSummary` as :func:`ferbatch.runner.run`. ``out`` and
-    the inputs must be paths every worker can read (one machine, or a shared filesystem).
+    Same skip rules, output and :class:`RunSummary` as :func:`ferbatch.runner.run`. The inputs
+    must be paths every worker can read (one machine, or a shared filesystem); so must ``out``,
+    or it is an object-store URI (``s3://…``, ``gs://…``) that each worker resolves with the
+    credentials of its own environment.
     ``workers`` defaults to cluster CPUs // ``cpus_per_worker`` (and GPUs // ``gpus_per_worker``),
-    at most one per video. ``gpus_per_worker=None``: one GPU per worker when the cluster has GPUs
+    at most one per work unit (a video, or a segment of a long one). ``segment_s > 0``: a video at
+    least twice that long is cut at keyframes into segments of about ``segment_s`` seconds that
+    separate workers analyse and one merges (:mod:`ferbatch.segments`); 0 never splits.
+    ``gpus_per_worker=None``: one GPU per worker when the cluster has GPUs
     and ``config.device`` is not ``cpu``, else none; workers without a GPU run on the CPU (Ray
     2.60 no longer hides the GPUs from actors that reserved none).
     ``hook(event, payload)`` receives ``("start", n_videos)``, ``("worker", info)`` when a worker
     is ready, ``("skip", row)``, ``("video", path)`` when a video is handed to a worker,
     ``("retry", {"path", "attempt", "error"})``, ``("frames", n)`` and ``("done", VideoResult)``
-    (its tables are ``None``: they are on disk). ``log`` prints one stderr line per video.
+    (its tables are ``None``: they are on disk); for a split video also ``("segment", {"path",
+    "index", "of", "attempt"})`` when a segment is handed to a worker and ``("unsplit", {"path",
+    "reason"})`` when its segments could not be merged and it is analysed whole instead.
+    ``log`` prints one stderr line per video.
     """
     from .classify import EmotionClassifier
     from .pipeline import video_id_for
     from .runner import RunSummary, discover_videos, is_complete
-    from .write import OutputStore
+    from .write import OutputStore, output_label, resolve_output
 
     config = (config or RunConfig()).validate()
     if cpus_per_worker < 0 or (gpus_per_worker or 0) < 0:
         raise ConfigError("--cpus-per-worker and --gpus-per-worker must be >= 0")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if segment_s < 0:
+        raise ConfigError(f"--segment-s must be >= 0, got {segment_s}")
     started = time.perf_counter()
     videos = discover_videos(inputs)
-    out_path = Path(out).absolute()
+    out_path = resolve_output(out)  # a local path, a URI or an OutputLocation; fails early
     # The driver only needs the label set, the model's name and its hash: load it on the CPU.
     classifier = EmotionClassifier(config.classify.model, device="cpu")
     fingerprint = config.fingerprint(classifier.sha256)
@@ -337,7 +417,7 @@ def run_distributed(inputs: Sequence[str | os.PathLike[str]], out: str | os.Path
     store.prepare(classifier.labels, classifier.name, overwrite=overwrite)
     store.clean_temp()
     del classifier
-    summary = RunSummary(out=Path(out))
+    summary = RunSummary(out=output_label(out_path))
     emit: ProgressHook = hook or (lambda event, payload: None)
     emit("start", len(videos))
     rows: dict[str, dict[str, Any]] = {}
@@ -354,7 +434,8 @@ def run_distributed(inputs: Sequence[str | os.PathLike[str]], out: str | os.Path
     if todo:
         with connect(address):
             done_rows = _run_pool(todo, out_path, config, workers, cpus_per_worker,
-                                  gpus_per_worker, max_retries, emit, _Log(len(todo), log))
+                                  gpus_per_worker, max_retries, emit, _Log(len(todo), log),
+                                  segment_s)
         for path in todo:
             row = done_rows[str(path)]
             rows[str(path)] = row
@@ -365,10 +446,52 @@ def run_distributed(inputs: Sequence[str | os.PathLike[str]], out: str | os.Path
     return summary
 
 
-def _run_pool(todo: list[Path], out: Path, config: RunConfig, workers: int | None,
+@dataclass
+class _Task:
+    """One unit of work for a worker: start (plan, maybe analyse) / whole / segment / merge."""
+
+    kind: str
+    path: Path
+    attempt: int = 0
+    index: int = 0  # the segment, for kind == "segment"
+
+
+@dataclass
+class _Split:
+    """A video being analysed in segments: what came back so far."""
+
+    plan: SegmentPlan
+    rows: list[dict[str, Any] | None]
+    parts: list[Any]  # ObjectRef of each segment's (frames, faces) tables, or None
+    attempts: list[int]
+    merge_attempt: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return all(r is not None for r in self.rows)
+
+
+def _count_units(todo: list[Path], segment_s: float) -> int:
+    """Work units the videos will make (segments estimated from the container headers)."""
+    if segment_s <= 0:
+        return len(todo)
+    from .segments import estimate_units
+
+    return sum(estimate_units(p, segment_s) for p in todo)
+
+
+def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers: int | None,
               cpus_per_worker: float, gpus_per_worker: float | None, max_retries: int,
-              emit: ProgressHook, log: "_Log") -> dict[str, dict[str, Any]]:
-    """Feed ``todo`` to a pool of actors; returns each video's committed status row by path."""
+              emit: ProgressHook, log: "_Log", segment_s: float = 0.0
+              ) -> dict[str, dict[str, Any]]:
+    """Feed ``todo`` to a pool of actors; returns each video's committed status row by path.
+
+    A video starts as a ``start`` task (``whole`` when splitting is off); a worker that finds
+    it long enough returns its segment plan, the segments are queued at the front (so a long
+    video finishes early and its tables do not linger), and once all are back a ``merge`` task
+    commits it. A segment that does not end ``ok``, or segments that cannot be merged, turn the
+    video into one ``whole`` task. Dead workers are replaced; their task is retried.
+    """
     import ray
     from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
@@ -387,40 +510,129 @@ def _run_pool(todo: list[Path], out: Path, config: RunConfig, workers: int | Non
         if need > resources.get(kind, 0):
             raise ConfigError(f"each worker asks for {need:g} {kind}s but the Ray cluster has "
                               f"{resources.get(kind, 0):g}")
-    n = workers or default_workers(resources, cpus_per_worker, gpus_per_worker, len(todo))
-    n = min(n, len(todo))
+    units = _count_units(todo, segment_s)
+    n = workers or default_workers(resources, cpus_per_worker, gpus_per_worker, units)
+    n = min(n, units)
     actor_cls = ray.remote(VideoWorker).options(  # type: ignore[attr-defined]
         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0,
         max_task_retries=0, max_concurrency=1)
     cfg = config.to_dict()
-    slots: dict[Any, _Slot] = {}  # ObjectRef of info()/process() -> slot
-    running: dict[Any, tuple[_Slot, Path, int]] = {}
+    slots: dict[Any, _Slot] = {}  # ObjectRef of info() -> slot
+    running: dict[Any, tuple[_Slot, _Task, Any]] = {}  # ObjectRef -> slot, task, extra ref
     idle: deque[_Slot] = deque()
-    queue: deque[tuple[Path, int]] = deque((p, 0) for p in todo)
+    first = "start" if segment_s > 0 else "whole"
+    queue: deque[_Task] = deque(_Task(first, p) for p in todo)
+    splits: dict[str, _Split] = {}
     results: dict[str, dict[str, Any]] = {}
     template: dict[str, Any] = {}
     last_error = ""
 
     def spawn() -> None:
-        slot = _Slot(actor_cls.remote(str(out), cfg))
+        slot = _Slot(actor_cls.remote(out.portable(), cfg))
         slots[slot.actor.info.remote()] = slot
 
     def finish(path: Path, row: dict[str, Any]) -> None:
+        splits.pop(str(path), None)
         results[str(path)] = row
         log(row)
         emit("frames", int(row.get("frames_analyzed") or 0))
         emit("done", VideoResult(row, None, None))
+
+    def fail(path: Path, error: str) -> None:
+        row = _failed_row(path, template, error)
+        OutputStore(out).commit(row, None, None)
+        finish(path, row)
+
+    def unsplit(task: _Task, reason: str) -> None:
+        """Give up the segments of ``task.path``: analyse the video whole, next."""
+        splits.pop(str(task.path), None)
+        emit("unsplit", {"path": task.path, "reason": reason})
+        if log.enabled:
+            print(f"[ferbatch] {task.path.name}: analysing it whole, its segments could not be "
+                  f"merged: {reason}", file=sys.stderr, flush=True)
+        queue.appendleft(_Task("whole", task.path, task.attempt))
+
+    def current(task: _Task, split: _Split | None) -> bool:
+        """True while the result of ``task`` still matters (its split was not given up)."""
+        return task.kind not in ("segment", "merge") or (
+            split is not None and splits.get(str(task.path)) is split)
+
+    def dispatch(slot: _Slot, task: _Task) -> None:
+        path = str(task.path.absolute())
+        split = splits.get(str(task.path))
+        extra: Any = split
+        if task.kind == "whole":
+            ref = slot.actor.process.remote(path)
+            emit("video", task.path)
+        elif task.kind == "start":
+            ref = slot.actor.start.remote(path, segment_s)
+            emit("video", task.path)
+        elif task.kind == "segment":
+            assert split is not None
+            ref, parts = slot.actor.segment.options(num_returns=2).remote(
+                path, split.plan.spans[task.index])
+            extra = (parts, split)
+            emit("segment", {"path": task.path, "index": task.index,
+                             "of": len(split.plan.spans), "attempt": task.attempt})
+        else:
+            assert split is not None
+            ref = slot.actor.merge.remote(split.plan, split.rows, split.parts)
+        running[ref] = (slot, task, extra)
+
+    def retry_or_fail(task: _Task, error: str, front: bool) -> None:
+        """Queue ``task`` again (it gets one more attempt) or record the video as failed."""
+        split = splits.get(str(task.path))
+        attempt = task.attempt
+        if task.kind == "segment" and split is not None:
+            attempt = split.attempts[task.index]
+        elif task.kind == "merge" and split is not None:
+            attempt = split.merge_attempt
+        if attempt >= max_retries:
+            fail(task.path, error)
+            return
+        emit("retry", {"path": task.path, "attempt": attempt + 1, "error": error})
+        if task.kind == "segment" and split is not None:
+            split.attempts[task.index] += 1
+        elif task.kind == "merge" and split is not None:
+            split.merge_attempt += 1
+        again = dataclasses.replace(task, attempt=attempt + 1)
+        (queue.appendleft if front else queue.append)(again)
+
+    def accept(task: _Task, value: Any, split: _Split | None, parts: Any) -> None:
+        """A task came back: record it and queue what follows."""
+        if task.kind == "whole":
+            finish(task.path, value)
+        elif task.kind == "start":
+            if "row" in value:
+                finish(task.path, value["row"])
+                return
+            plan = value["plan"]
+            k = len(plan.spans)
+            splits[str(task.path)] = _Split(plan, [None] * k, [None] * k, [0] * k)
+            queue.extendleft(_Task("segment", task.path, 0, i) for i in reversed(range(k)))
+        elif task.kind == "segment":
+            assert split is not None
+            row, = value
+            if row["status"] != STATUS_OK:
+                unsplit(task, f"segment {task.index} ended {row['status']}: {row.get('error')}")
+                return
+            split.rows[task.index], split.parts[task.index] = row, parts
+            if split.complete:
+                queue.appendleft(_Task("merge", task.path))
+        elif "fallback" in value:
+            unsplit(task, value["fallback"])
+        else:
+            finish(task.path, value["row"])
 
     for _ in range(n):
         spawn()
     try:
         while queue or running:
             while queue and idle:
-                slot = idle.popleft()
-                path, attempt = queue.popleft()
-                ref = slot.actor.process.remote(str(path.absolute()))
-                running[ref] = (slot, path, attempt)
-                emit("video", path)
+                task = queue.popleft()
+                if task.kind in ("segment", "merge") and str(task.path) not in splits:
+                    continue  # its video was given up (unsplit or failed) meanwhile
+                dispatch(idle.popleft(), task)
             waiting = list(slots) + list(running)
             if not waiting:  # every worker failed to start
                 raise FerbatchError(f"no Ray worker could start: {last_error}")
@@ -439,35 +651,30 @@ def _run_pool(todo: list[Path], out: Path, config: RunConfig, workers: int | Non
                 idle.append(slot)
                 emit("worker", slot.info)
                 continue
-            slot, path, attempt = running.pop(ref)
+            slot, task, extra = running.pop(ref)
+            parts, split = extra if task.kind == "segment" else (None, extra)
+            where = f" segment {task.index}" if task.kind == "segment" else (
+                " (merging)" if task.kind == "merge" else "")
             try:
-                row = ray.get(ref)
-            except RayActorError as exc:  # the worker process died: retry the video, replace it
+                value = ray.get(ref)
+            except RayActorError as exc:  # the worker process died: replace it, retry the task
                 ray.kill(slot.actor, no_restart=True)
-                error = f"{path.name}: worker died {attempt + 1} time(s): {_short(exc)}"
-                if attempt < max_retries:
-                    emit("retry", {"path": path, "attempt": attempt + 1, "error": error})
-                    queue.appendleft((path, attempt + 1))
-                else:
-                    row = _failed_row(path, template, error)
-                    OutputStore(out).commit(row, None, None)
-                    finish(path, row)
-                if queue:
+                if current(task, split):
+                    attempts = (split.attempts[task.index] if split is not None
+                                and task.kind == "segment" else task.attempt)
+                    retry_or_fail(task, f"{task.path.name}{where}: worker died {attempts + 1} "
+                                        f"time(s): {_short(exc)}", front=True)
+                if queue or running:
                     spawn()
                 continue
-            except RayTaskError as exc:  # e.g. the commit hit a full disk: fail this video
+            except RayTaskError as exc:  # e.g. the commit hit a full disk: retry, then fail
                 idle.append(slot)
-                error = f"{path.name}: {_short(exc)}"
-                if attempt < max_retries:
-                    emit("retry", {"path": path, "attempt": attempt + 1, "error": error})
-                    queue.append((path, attempt + 1))
-                else:
-                    row = _failed_row(path, template, error)
-                    OutputStore(out).commit(row, None, None)
-                    finish(path, row)
+                if current(task, split):
+                    retry_or_fail(task, f"{task.path.name}{where}: {_short(exc)}", front=False)
                 continue
             idle.append(slot)
-            finish(path, row)
+            if current(task, split):
+                accept(task, (value,) if task.kind == "segment" else value, split, parts)
     finally:
         for slot in [*slots.values(), *idle, *(s for s, _, _ in running.values())]:
             try:

@@ -1,18 +1,26 @@
-"""Read a ferbatch output folder back into pandas: ``ferbatch.load(OUT)``.
+"""Read a ferbatch output back into pandas: ``ferbatch.load(OUT)``.
 
-The folder follows the contract of :mod:`ferbatch.schema`: ``videos.parquet``, Hive-partitioned
-``frames/video_id=<id>/`` and ``faces/video_id=<id>/`` folders, and ``_ferbatch.json``. Rows
-of ``_status/<video_id>.parquet`` (committed per video by the pipeline while it runs) take
-precedence over ``videos.parquet``, so a run still going or killed midway reads correctly. Each
-partition is read on its own (so a partition written by another model, with other ``p_*``
-columns, or a stray temp file cannot break the whole read) and ``video_id`` is restored from the
-folder name, as ``pd.read_parquet(OUT / "frames")`` would.
+``OUT`` is a local folder or any URI :func:`ferbatch.write.resolve_output` accepts
+(``s3://bucket/prefix``, ``gs://…``, ``file:///…``); every read goes through its
+:class:`pyarrow.fs.FileSystem`. The output follows the contract of :mod:`ferbatch.schema`:
+``videos.parquet``, Hive-partitioned ``frames/video_id=<id>/`` and ``faces/video_id=<id>/``
+folders, and ``_ferbatch.json``. Rows of ``_status/<video_id>.parquet`` (committed per video by
+the pipeline while it runs) take precedence over ``videos.parquet``, so a run still going or
+killed midway reads correctly: a video with a ``.pending`` marker and no status row is being
+(re)written and is left out entirely, and only the partition files a status row names are read
+(see :mod:`ferbatch.write`). Each partition is read on its own (so a partition written by another
+model, with other ``p_*`` columns, or a stray temp file cannot break the whole read) and
+``video_id`` is restored from the folder name, as ``pd.read_parquet(OUT / "frames")`` would.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 import re
+import sys
+import types
 import urllib.parse
 import warnings
 from dataclasses import dataclass, field
@@ -22,11 +30,12 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from .errors import ConfigError, OutputError
 from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema
-
-from .errors import OutputError
+from .write import PENDING_SUFFIX, OutputLocation, committed_parts, resolve_output
 
 __all__ = ["Results", "OutputError", "load", "labels_from_columns", "META_FILE"]
 
@@ -46,7 +55,7 @@ class Results:
     ``videos`` in file order), so groupbys line up across tables.
     """
 
-    out: Path
+    out: Path | str  # a Path for a local folder, else the URI
     videos: pd.DataFrame
     frames: pd.DataFrame
     faces: pd.DataFrame
@@ -70,75 +79,119 @@ def labels_from_columns(columns: list[str]) -> list[str]:
     return [c[len(_PROB_PREFIX):] for c in columns if c.startswith(_PROB_PREFIX)]
 
 
-def _read_meta(out: Path) -> dict[str, Any]:
-    path = out / META_FILE
-    if not path.is_file():
+def _read_meta(loc: OutputLocation) -> dict[str, Any]:
+    fs, path = loc.filesystem, loc.join(META_FILE)
+    if fs.get_file_info(path).type != pafs.FileType.File:
         return {}
+    shown = loc.display(META_FILE)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        with fs.open_input_stream(path) as stream:
+            meta = json.loads(stream.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
-        raise OutputError(f"{path}: unreadable ferbatch metadata ({exc})") from exc
+        raise OutputError(f"{shown}: unreadable ferbatch metadata ({exc})") from exc
     if not isinstance(meta, dict):
-        raise OutputError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+        raise OutputError(f"{shown}: expected a JSON object, got {type(meta).__name__}")
     version = str(meta.get("schema_version", SCHEMA_VERSION))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise OutputError(
-            f"{path}: schema_version {version} is not readable by this ferbatch "
+            f"{shown}: schema_version {version} is not readable by this ferbatch "
             f"(reads {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     return meta
 
 
-def _read_status(status_dir: Path) -> pa.Table | None:
+@dataclass
+class _Status:
+    """What ``_status/`` says: committed rows, the files each commits, unfinished commits."""
+
+    table: pa.Table | None = None
+    parts: dict[str, set[str]] = field(default_factory=dict)  # video_id -> committed file names
+    uncommitted: set[str] = field(default_factory=set)  # a .pending marker and no status row
+
+
+def _read_status(loc: OutputLocation) -> _Status:
     """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``), sorted
-    by path like ``videos.parquet``; None when there are none. Torn files are skipped."""
-    if not status_dir.is_dir():
-        return None
+    by path like ``videos.parquet``. Torn files are skipped."""
+    fs = loc.filesystem
+    entries = fs.get_file_info(pafs.FileSelector(loc.join(STATUS_DIR), allow_not_found=True))
+    found = _Status()
+    pending: set[str] = set()
+    committed: set[str] = set()
     tables = []
-    for path in sorted(status_dir.glob("*.parquet")):
-        if path.name.startswith((".", "_")):
+    for info in sorted(entries, key=lambda i: i.base_name):
+        name = info.base_name
+        if info.type != pafs.FileType.File or name.startswith((".", "_")):
+            continue
+        if name.endswith(PENDING_SUFFIX):
+            pending.add(name[: -len(PENDING_SUFFIX)])
+            continue
+        if not name.endswith(".parquet"):
             continue
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(info.path, filesystem=fs)
         except (OSError, pa.ArrowException):
             continue  # a torn file from a killed writer: that video will be redone
-        if "video_id" in table.column_names and table.num_rows:
-            tables.append(table)
-    if not tables:
-        return None
-    table = pa.concat_tables(tables, promote_options="permissive")
-    keys = [("path", "ascending"), ("video_id", "ascending")] if "path" in table.column_names else [
-        ("video_id", "ascending")]
-    return table.sort_by(keys)
-
-
-def _partitions(root: Path) -> list[tuple[str, list[Path]]]:
-    """``[(video_id, [parquet files])]`` under a Hive-partitioned table folder."""
-    if not root.is_dir():
-        return []
-    found = []
-    for sub in sorted(root.iterdir()):
-        if not sub.is_dir() or not sub.name.startswith("video_id="):
+        if "video_id" not in table.column_names or not table.num_rows:
             continue
-        files = sorted(p for p in sub.iterdir() if p.is_file() and _PART_NAME.match(p.name))
-        if files:
-            found.append((urllib.parse.unquote(sub.name[len("video_id="):]), files))
+        parts = committed_parts(table.schema)
+        for vid in table.column("video_id").to_pylist():
+            committed.add(vid)
+            if parts is not None:
+                found.parts[vid] = set(parts)
+        tables.append(table.replace_schema_metadata(None))
+    found.uncommitted = pending - committed
+    if tables:
+        table = pa.concat_tables(tables, promote_options="permissive")
+        keys = [("path", "ascending"), ("video_id", "ascending")] if "path" in table.column_names \
+            else [("video_id", "ascending")]
+        found.table = table.sort_by(keys)
     return found
 
 
-def _read_table(root: Path, schema: pa.Schema) -> pa.Table:
-    """Read every partition of ``root`` into one table with ``video_id`` from the folder names.
+def _partitions(loc: OutputLocation, table: str) -> list[tuple[str, list[str]]]:
+    """``[(video_id, [parquet files])]`` under the Hive-partitioned folder ``table``."""
+    fs = loc.filesystem
+    root = loc.join(table)
+    prefix = root.replace(os.sep, "/").strip("/")
+    by_id: dict[str, list[str]] = {}
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True, recursive=True)):
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path.replace(os.sep, "/").strip("/")
+        if prefix:
+            if not rel.startswith(prefix + "/"):
+                continue
+            rel = rel[len(prefix) + 1:]
+        pieces = rel.split("/")
+        if len(pieces) != 2 or not pieces[0].startswith("video_id=") or not _PART_NAME.match(pieces[1]):
+            continue
+        by_id.setdefault(urllib.parse.unquote(pieces[0][len("video_id="):]), []).append(info.path)
+    return [(vid, sorted(by_id[vid])) for vid in sorted(by_id)]
 
+
+def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str, list[str]]],
+                schema: pa.Schema, status: _Status) -> pa.Table:
+    """Read every committed partition of ``table_name`` into one table with ``video_id`` from
+    the folder names.
+
+    Partitions of uncommitted videos and files their status row does not name are skipped.
     Partitions with different column sets (e.g. written by models with other labels) are
     concatenated with missing columns filled with nulls.
     """
+    fs = loc.filesystem
     tables = []
-    for video_id, files in _partitions(root):
+    for video_id, files in partitions:
+        if video_id in status.uncommitted:
+            continue
+        keep = status.parts.get(video_id)
         for path in files:
+            if keep is not None and path.replace(os.sep, "/").rsplit("/", 1)[-1] not in keep:
+                continue  # debris of a writer that died: never part of the results
             try:
-                table = pq.read_table(path)
+                table = pq.read_table(path, filesystem=fs)
             except (OSError, pa.ArrowException) as exc:
-                raise OutputError(f"{path}: unreadable Parquet file ({exc})") from exc
+                shown = loc.display(table_name, f"video_id={video_id}", posixpath.basename(path))
+                raise OutputError(f"{shown}: unreadable Parquet file ({exc})") from exc
             if "video_id" in table.column_names:
                 table = table.drop_columns(["video_id"])
             ids = pa.array([video_id] * table.num_rows, pa.string())
@@ -148,68 +201,95 @@ def _read_table(root: Path, schema: pa.Schema) -> pa.Table:
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as exc:
-        raise OutputError(f"{root}: partitions have incompatible schemas ({exc})") from exc
+        raise OutputError(f"{loc.display(table_name)}: partitions have incompatible schemas ({exc})") from exc
 
 
 def _categorical_ids(df: pd.DataFrame, categories: list[str]) -> None:
     df["video_id"] = pd.Categorical(df["video_id"].astype(object), categories=categories)
 
 
-def load(out: str | PathLike[str]) -> Results:
-    """Read the ferbatch output folder ``out`` into a :class:`Results`.
+def load(out: str | PathLike[str] | OutputLocation,
+         filesystem: pafs.FileSystem | None = None) -> Results:
+    """Read the ferbatch output ``out`` into a :class:`Results`.
 
-    Labels come from ``_ferbatch.json`` when present, else from the ``p_*`` columns of the faces
-    table. Raises :class:`OutputError` (a :class:`~ferbatch.errors.FerbatchError`) when ``out``
-    is not a ferbatch output folder.
+    ``out`` is a local folder, a URI pyarrow resolves (``s3://bucket/prefix``, ``gs://…``,
+    ``file:///…``; credentials from the environment), an :class:`~ferbatch.write.OutputLocation`,
+    or a path inside ``filesystem``. Only committed videos are read: partitions of a video
+    whose commit did not finish are ignored (see :mod:`ferbatch.write`). Labels come from
+    ``_ferbatch.json`` when present, else from the ``p_*`` columns of the faces table. Raises
+    :class:`OutputError` (a :class:`~ferbatch.errors.FerbatchError`) when ``out`` cannot be
+    reached or is not a ferbatch output folder.
     """
-    out = Path(out)
-    if not out.exists():
-        raise OutputError(f"{out}: no such folder")
-    if not out.is_dir():
-        raise OutputError(f"{out}: not a folder (expected a ferbatch output folder)")
-    meta = _read_meta(out)
-    videos_path = out / "videos.parquet"
-    has_parts = bool(_partitions(out / "frames") or _partitions(out / "faces"))
-    if not videos_path.exists() and not meta and not has_parts:
+    try:
+        loc = resolve_output(out, filesystem)
+    except ConfigError as exc:
+        raise OutputError(str(exc)) from exc
+    try:
+        return _load(loc)
+    except OSError as exc:  # a remote filesystem failing mid-read (network, credentials)
+        raise OutputError(f"{loc.display()}: cannot read the output ({exc})") from exc
+
+
+def _load(loc: OutputLocation) -> Results:
+    fs = loc.filesystem
+    kind = fs.get_file_info(loc.path).type
+    if kind == pafs.FileType.NotFound:
+        raise OutputError(f"{loc.display()}: no such folder")
+    if kind != pafs.FileType.Directory:
+        raise OutputError(f"{loc.display()}: not a folder (expected a ferbatch output folder)")
+    meta = _read_meta(loc)
+    videos_path = loc.join("videos.parquet")
+    videos_shown = loc.display("videos.parquet")
+    has_videos = fs.get_file_info(videos_path).type == pafs.FileType.File
+    partitions = {name: _partitions(loc, name) for name in ("frames", "faces")}
+    has_parts = bool(partitions["frames"] or partitions["faces"])
+    if not has_videos and not meta and not has_parts:
         raise OutputError(
-            f"{out}: not a ferbatch output folder (no videos.parquet, {META_FILE}, frames/ or faces/)"
+            f"{loc.display()}: not a ferbatch output folder (no videos.parquet, {META_FILE}, "
+            "frames/ or faces/)"
         )
 
-    if videos_path.exists():
+    if has_videos:
         try:
-            videos_tbl = pq.read_table(videos_path)
+            videos_tbl = pq.read_table(videos_path, filesystem=fs)
         except (OSError, pa.ArrowException) as exc:
-            raise OutputError(f"{videos_path}: unreadable Parquet file ({exc})") from exc
+            raise OutputError(f"{videos_shown}: unreadable Parquet file ({exc})") from exc
         if "video_id" not in videos_tbl.column_names:
-            raise OutputError(f"{videos_path}: no video_id column; not a ferbatch videos table")
+            raise OutputError(f"{videos_shown}: no video_id column; not a ferbatch videos table")
     else:
         videos_tbl = VIDEOS_SCHEMA.empty_table()
-    status_tbl = _read_status(out / STATUS_DIR)
-    if status_tbl is not None:  # per-video commit rows are newer than a stale/missing videos.parquet
-        fresh = set(status_tbl.column("video_id").to_pylist())
-        keep = pa.array([v not in fresh for v in videos_tbl.column("video_id").to_pylist()], pa.bool_())
+    status = _read_status(loc)
+    # per-video commit rows are newer than a stale/missing videos.parquet; a video whose commit
+    # is unfinished has no valid row at all
+    drop = status.uncommitted | (
+        set(status.table.column("video_id").to_pylist()) if status.table is not None else set())
+    if drop:
+        keep = pa.array([v not in drop for v in videos_tbl.column("video_id").to_pylist()], pa.bool_())
+        videos_tbl = videos_tbl.filter(keep)
+    if status.table is not None:
         try:
-            videos_tbl = pa.concat_tables([videos_tbl.filter(keep), status_tbl], promote_options="permissive")
+            videos_tbl = pa.concat_tables([videos_tbl, status.table], promote_options="permissive")
         except pa.ArrowException as exc:
-            raise OutputError(f"{out / STATUS_DIR}: rows do not match videos.parquet ({exc})") from exc
+            raise OutputError(f"{loc.display(STATUS_DIR)}: rows do not match videos.parquet ({exc})") from exc
     videos = videos_tbl.to_pandas()
     dup = videos["video_id"].duplicated(keep="last")
     if dup.any():  # e.g. rows appended by a re-run: the last row of a video wins
-        warnings.warn(f"{videos_path}: {int(dup.sum())} duplicate video_id row(s); keeping the last",
-                      stacklevel=2)
+        warnings.warn(f"{videos_shown}: {int(dup.sum())} duplicate video_id row(s); keeping the last",
+                      stacklevel=3)
         videos = videos[~dup].reset_index(drop=True)
     for name in VIDEOS_SCHEMA.names:  # tolerate older/narrower tables
         if name not in videos.columns:
             videos[name] = pd.Series([None] * len(videos), dtype=object)
 
-    frames = _read_table(out / "frames", FRAMES_SCHEMA).to_pandas()
-    faces_tbl = _read_table(out / "faces", faces_schema(meta.get("labels") or []))
+    frames = _read_table(loc, "frames", partitions["frames"], FRAMES_SCHEMA, status).to_pandas()
+    faces_tbl = _read_table(loc, "faces", partitions["faces"], faces_schema(meta.get("labels") or []),
+                            status)
 
     column_labels = labels_from_columns(faces_tbl.column_names)
     labels = [str(x) for x in meta.get("labels") or []] or column_labels
     missing = [lb for lb in labels if _PROB_PREFIX + lb not in faces_tbl.column_names]
     if missing and faces_tbl.num_rows:
-        raise OutputError(f"{out / 'faces'}: no probability column for label(s) {missing}")
+        raise OutputError(f"{loc.display('faces')}: no probability column for label(s) {missing}")
     faces = faces_tbl.to_pandas()
     for label in missing:  # empty table: give it the columns the labels promise
         faces[_PROB_PREFIX + label] = pd.Series(dtype="float32")
@@ -221,9 +301,9 @@ def load(out: str | PathLike[str]) -> Results:
     )
     if extra:
         warnings.warn(
-            f"{out}: partitions without a videos.parquet row: {extra[:5]}"
+            f"{loc.display()}: partitions without a videos.parquet row: {extra[:5]}"
             + (" ..." if len(extra) > 5 else ""),
-            stacklevel=2,
+            stacklevel=3,
         )
         stub = pd.DataFrame({c: pd.Series([None] * len(extra), dtype=object) for c in videos.columns})
         stub["video_id"] = extra
@@ -239,4 +319,16 @@ def load(out: str | PathLike[str]) -> Results:
     sort_keys = ["video_id", "frame_index"]
     frames = frames.sort_values(sort_keys, kind="stable").reset_index(drop=True)
     faces = faces.sort_values(sort_keys + ["face_id"], kind="stable").reset_index(drop=True)
-    return Results(out=out, videos=videos, frames=frames, faces=faces, labels=labels, meta=meta)
+    return Results(out=loc.out, videos=videos, frames=frames, faces=faces, labels=labels, meta=meta)
+
+
+class _CallableModule(types.ModuleType):
+    """``ferbatch.load`` is both this module and its function: importing the submodule makes
+    the package attribute ``ferbatch.load`` the module, so the module itself forwards calls."""
+
+    def __call__(self, out: str | PathLike[str] | OutputLocation,
+                 filesystem: pafs.FileSystem | None = None) -> Results:
+        return load(out, filesystem)
+
+
+sys.modules[__name__].__class__ = _CallableModule

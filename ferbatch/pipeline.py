@@ -26,7 +26,7 @@ import torch
 
 from . import __version__
 from .classify import EmotionClassifier, resolve_device
-from .config import RunConfig
+from .config import DecodeConfig, RunConfig
 from .crop import crop_faces, to_grey
 from .decode import Frame, FrameSampler, VideoStream, open_video
 from .detect import FaceDetector
@@ -136,18 +136,21 @@ def _chunks(stream: VideoStream, sampler: FrameSampler, size: int,
 
 
 def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
-                  stages: Stages | None = None, progress: ProgressFn | None = None) -> VideoResult:
+                  stages: Stages | None = None, progress: ProgressFn | None = None,
+                  opener: Callable[[str | os.PathLike[str], DecodeConfig], VideoStream] | None = None,
+                  ) -> VideoResult:
     """Analyse one video file; never raises for bad input (the row says ``failed``/``partial``).
 
     ``stages`` lets a caller reuse loaded models across videos; ``progress`` is called with
-    the number of frames analysed after each batch.
+    the number of frames analysed after each batch. ``opener(path, decode_config)`` replaces
+    :func:`~ferbatch.decode.open_video` (:mod:`ferbatch.segments` opens one time segment).
     """
     config = (config or RunConfig()).validate()
     stages = stages or Stages(config)
     started = time.perf_counter()
     sampler = FrameSampler.from_config(config.decode)
     row: dict[str, Any] = {
-        "video_id": video_id_for(path), "path": str(Path(path).absolute()), "status": STATUS_FAILED, "error": None,
+        "video_id": video_id_for(path), "path": os.path.abspath(path), "status": STATUS_FAILED, "error": None,
         "duration_s": None, "fps": None, "width": None, "height": None, "rotation": None,
         "codec": None, "frames_decoded": 0, "frames_analyzed": 0, "faces_detected": 0,
         "tracks": 0, "processing_s": 0.0, "model": stages.classifier.name,
@@ -163,7 +166,7 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
         pass
     frames_t = faces_t = None
     try:
-        with open_video(path, config.decode) as stream:
+        with (opener or open_video)(path, config.decode) as stream:
             info = stream.info
             row.update(duration_s=info.duration_s, fps=info.fps, width=info.width,
                        height=info.height, rotation=info.rotation, codec=info.codec)

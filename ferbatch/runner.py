@@ -17,7 +17,7 @@ from .config import VIDEO_EXTENSIONS, RunConfig
 from .errors import ConfigError
 from .pipeline import Stages, VideoResult, process_video, video_id_for
 from .schema import STATUS_FAILED, STATUS_OK
-from .write import OutputStore
+from .write import OutputLocation, OutputStore, output_label
 
 
 def discover_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -63,7 +63,7 @@ def is_complete(row: dict[str, Any] | None, path: Path, fingerprint: str) -> boo
 class RunSummary:
     """What a run did: rows of every input video plus counts."""
 
-    out: Path
+    out: Path | str  # a Path for a local folder, else the URI
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -81,10 +81,13 @@ class RunSummary:
 ProgressHook = Callable[[str, Any], None]
 
 
-def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
         config: RunConfig | None = None, overwrite: bool = False,
         hook: ProgressHook | None = None, stages: Stages | None = None) -> RunSummary:
     """Process every video under ``inputs`` into ``out`` on this machine.
+
+    ``out``: a local folder, a URI pyarrow's filesystems resolve (``s3://bucket/prefix``,
+    ``gs://…``, ``file:///…``) or an :class:`~ferbatch.write.OutputLocation`.
 
     ``hook(event, payload)`` receives ``("start", n_videos)``, ``("video", path)``,
     ``("frames", n)``, ``("skip", row)`` and ``("done", VideoResult)`` for progress displays.
@@ -92,11 +95,11 @@ def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
     config = (config or RunConfig()).validate()
     started = time.perf_counter()
     videos = discover_videos(inputs)
+    store = OutputStore(out)  # a bad URI fails here, before the models load
     stages = stages or Stages(config)
-    store = OutputStore(out)
     store.prepare(stages.labels, stages.classifier.name, overwrite=overwrite)
     store.clean_temp()
-    summary = RunSummary(out=Path(out))
+    summary = RunSummary(out=output_label(store.location))
     emit = hook or (lambda event, payload: None)
     emit("start", len(videos))
     for path in videos:

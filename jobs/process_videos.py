@@ -9,6 +9,8 @@ It takes the same analysis options as ``ferbatch run`` (``ferbatch.cli.run_optio
 Ray pool options, joins the cluster the job runs on (``--address auto``), and exits 1 when any
 video failed, so ``ray job status`` shows FAILED. Paths must be absolute paths that the driver
 and every worker can read (a shared filesystem): the job's working directory is a temporary copy.
+``--out`` may also be an object-store URI pyarrow understands (``s3://bucket/prefix``,
+``gs://bucket/prefix``); the driver and each worker read its credentials from their environment.
 ferbatch itself must be installed on every node (bake it into the image, docker/).
 """
 

@@ -93,6 +93,18 @@ class FrameSampler:
         """Forget the time-based state, so the next frame seen is kept."""
         self._next_t = None
 
+    @property
+    def state(self) -> float | None:
+        """The time-based state (the next slot, ``None`` before the first frame).
+
+        Save it before a frame and :meth:`resume` from it to sample a later part of the video
+        exactly as a run over the whole video would (``ferbatch.segments`` does this)."""
+        return self._next_t
+
+    def resume(self, state: float | None) -> None:
+        """Continue from a saved :attr:`state` instead of starting afresh."""
+        self._next_t = None if state is None else float(state)
+
     def keep(self, index: int, timestamp_s: float) -> bool:
         """True when the frame ``index`` at ``timestamp_s`` should be analysed."""
         if self.every is not None:

@@ -24,12 +24,17 @@ Design notes, each one a pitfall met on real files:
 * **Rotation** is applied to the pixels, see :func:`rotate_to_display`.
 * **Time** is ``(pts - stream.start_time) * time_base`` (frame index ≠ time on VFR video),
   kept non-decreasing.
+* **Spans**: ``PyAVStream(path, span=FrameSpan(...))`` decodes one part of a video on its own
+  (planned by :mod:`ferbatch.segments`): it seeks to a keyframe, decodes until the next span's
+  keyframe, and yields frames with the same ``index``, ``timestamp_s`` and pixels as a decode of
+  the whole file. Anything that contradicts the plan raises :class:`SpanMismatchError`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -44,6 +49,53 @@ from .base import Frame, FrameSampler, VideoInfo, VideoStream
 # Errors from av.open / decoding. av.FFmpegError covers every FFmpeg error code; the others are
 # raised by PyAV itself for odd inputs (bad metadata encodings, unsupported formats).
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, UnicodeError)
+
+
+class SpanMismatchError(DecodeError):
+    """A span decoded differently from its plan (frame count, order or timestamps)."""
+
+
+@dataclass(frozen=True)
+class FrameSpan:
+    """A contiguous run of a video's frames that decodes on its own; pts in stream time base.
+
+    Own frames are ``[first_index, end_index)`` (presentation order, global indices).
+    ``[warm_index, first_index)`` are warm-up frames before it, yielded too (for a tracker to
+    catch up), and ``sampler_state`` is the :attr:`FrameSampler.state` just before frame
+    ``warm_index``. Decoding starts at the keyframe packet with pts ``key_pts`` (found by seeking
+    to ``seek_ts``; ``None``: read from the start of the file, no seek) and stops before the
+    keyframe packet with pts ``end_pts`` (``None``: the end of the file). The planner guarantees
+    both keyframes are *clean cuts*: every packet before one in decode order has a smaller pts,
+    every packet after it a larger one.
+    """
+
+    index: int
+    first_index: int
+    end_index: int
+    warm_index: int
+    warm_pts: int
+    start_pts: int
+    end_pts: int | None
+    key_pts: int | None
+    seek_ts: int | None
+    sampler_state: float | None
+    is_last: bool
+
+    @property
+    def n_frames(self) -> int:
+        """Frames the span owns (warm-up excluded)."""
+        return self.end_index - self.first_index
+
+
+def pts_seconds(pts: int, start_pts: int | None, time_base: Fraction) -> float:
+    """Seconds of ``pts`` since the stream start; the one formula decode and planning share."""
+    return float((pts - (start_pts or 0)) * time_base)
+
+
+def select_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first real video stream of ``container`` (cover art is not video), or ``None``."""
+    return next((s for s in container.streams.video
+                 if not (s.disposition & av.stream.Disposition.attached_pic)), None)
 
 
 def rotate_to_display(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -87,12 +139,17 @@ class PyAVStream(VideoStream):
     ``threads``: decoder threads, 0 lets FFmpeg choose, 1 disables threading.
     ``max_consecutive_errors``: packets in a row that may fail to decode before the rest of the
     file is given up. Frames are read once: call :meth:`frames` a single time.
+    ``span``: decode only that part of the video (see :class:`FrameSpan`); then
+    :attr:`frames_decoded` counts the span's own frames, warm-up excluded.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], threads: int = 0, max_consecutive_errors: int = 8
+        self, path: str | os.PathLike[str], threads: int = 0, max_consecutive_errors: int = 8,
+        span: FrameSpan | None = None,
     ) -> None:
         self.path = str(path)
+        self.span = span
+        self._stop_pts = span.end_pts if span is not None else None
         self.threads = int(threads)
         self.max_consecutive_errors = max(1, int(max_consecutive_errors))
         self.frames_decoded = 0
@@ -113,9 +170,11 @@ class PyAVStream(VideoStream):
         self._open()
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str], config: DecodeConfig) -> "PyAVStream":
-        """Open ``path`` with the threading and error budget of ``config``."""
-        return cls(path, threads=config.threads, max_consecutive_errors=config.max_consecutive_errors)
+    def from_config(cls, path: str | os.PathLike[str], config: DecodeConfig,
+                    span: FrameSpan | None = None) -> "PyAVStream":
+        """Open ``path`` (or one ``span`` of it) with the threading and error budget of ``config``."""
+        return cls(path, threads=config.threads, max_consecutive_errors=config.max_consecutive_errors,
+                   span=span)
 
     # ------------------------------------------------------------------ opening
     def _fail_open(self, reason: str, cause: BaseException | None = None) -> VideoOpenError:
@@ -155,11 +214,7 @@ class PyAVStream(VideoStream):
     def _setup(self) -> None:
         container = self._container
         assert container is not None
-        stream = next(
-            (s for s in container.streams.video
-             if not (s.disposition & av.stream.Disposition.attached_pic)),
-            None,
-        )
+        stream = select_video_stream(container)
         if stream is None:
             raise self._fail_open(self._no_video_reason(container))
         if stream.codec_context is None:
@@ -208,6 +263,21 @@ class PyAVStream(VideoStream):
             frame_count=int(stream.frames) if stream.frames else None,
             codec=cc.name,
         )
+        span = self.span
+        if span is not None and span.key_pts is not None:
+            self._seek_to(span)
+
+    def _seek_to(self, span: FrameSpan) -> None:
+        """Drop the probe frame, seek to the span's keyframe, decode onwards from it."""
+        assert self._container is not None and span.key_pts is not None
+        self._first = None
+        self._raw = None
+        target = span.seek_ts if span.seek_ts is not None else span.key_pts
+        try:
+            self._container.seek(target, backward=True, any_frame=False, stream=self._stream)
+        except _AV_ERRORS as exc:
+            raise SpanMismatchError(f"{self.path}: cannot seek to pts {target}: {_reason(exc)}") from exc
+        self._raw = self._decode_packets(skip_until_pts=span.key_pts)
 
     @staticmethod
     def _no_video_reason(container: av.container.InputContainer) -> str:
@@ -234,8 +304,12 @@ class PyAVStream(VideoStream):
             raise DecodeError(f"{self.path}: the video is closed")
         self._started = True
         sampler = sampler if sampler is not None else FrameSampler()
-        sampler.reset()
-        self._gen = self._frames(sampler)
+        if self.span is None:
+            sampler.reset()
+            self._gen = self._frames(sampler)
+        else:
+            sampler.resume(self.span.sampler_state)
+            self._gen = self._span_frames(sampler, self.span)
         return self._gen
 
     def _frames(self, sampler: FrameSampler) -> Iterator[Frame]:
@@ -263,6 +337,63 @@ class PyAVStream(VideoStream):
             self._gen = None
             self._close_container()
 
+    def _span_frames(self, sampler: FrameSampler, span: FrameSpan) -> Iterator[Frame]:
+        """Frames ``[warm_index, end_index)`` of ``span``, checked against the plan as they come.
+
+        Frames before ``warm_pts`` (decoded from the keyframe only as references) are dropped
+        unseen by the sampler; the index of every other frame is ``warm_index`` plus the frames
+        yielded before it, which the pts checks prove equal to its index in the whole video.
+        """
+        seen = 0
+        last_pts: int | None = None
+        expected = span.end_index - span.warm_index
+
+        def mismatch(what: str) -> SpanMismatchError:
+            return SpanMismatchError(f"{self.path}: segment {span.index} (frames "
+                                     f"{span.first_index}-{span.end_index - 1}) {what}")
+
+        try:
+            for av_frame in self._all_av_frames():
+                pts = av_frame.pts
+                if pts is None:
+                    raise mismatch("decoded a frame without a timestamp")
+                if pts < span.warm_pts:
+                    continue
+                if last_pts is not None and pts <= last_pts:
+                    raise mismatch(f"decoded pts {pts} after {last_pts} (not in order)")
+                if span.end_pts is not None and pts >= span.end_pts:
+                    raise mismatch(f"decoded pts {pts} past its end pts {span.end_pts}")
+                index = span.warm_index + seen
+                if (index == span.warm_index and pts != span.warm_pts) or (
+                        index == span.first_index and pts != span.start_pts):
+                    raise mismatch(f"expected frame {index} but decoded pts {pts}")
+                seen += 1
+                last_pts = pts
+                t = self._timestamp(av_frame, index)
+                self._last_t = t
+                if index >= span.first_index:
+                    self.frames_decoded += 1
+                if not sampler.keep(index, t):
+                    continue
+                try:
+                    image = _to_rgb(av_frame)
+                except _AV_ERRORS as exc:
+                    self._note_damage(exc, "converting a frame")
+                    if self._consecutive >= self.max_consecutive_errors:
+                        self._stop(exc, " while converting frames to RGB")
+                        break
+                    continue
+                image = np.ascontiguousarray(rotate_to_display(image, self._rotation))
+                yield Frame(index=index, timestamp_s=t, image=image)
+            else:
+                if self.error is None and seen != expected:
+                    raise mismatch(f"decoded {seen} frames where the plan has {expected}")
+                if span.is_last:
+                    self._check_complete(decoded=span.end_index)
+        finally:
+            self._gen = None
+            self._close_container()
+
     def _all_av_frames(self) -> Iterator[av.VideoFrame]:
         first, self._first = self._first, None
         if first is not None:
@@ -274,15 +405,19 @@ class PyAVStream(VideoStream):
         """Seconds since the stream start; never decreases (broken pts are clamped)."""
         pts = frame.pts
         if pts is not None:
-            t = float((pts - (self._start_pts or 0)) * self._tb)
+            t = pts_seconds(pts, self._start_pts, self._tb)
         elif self.info.fps:
             t = index / self.info.fps
         else:
             t = self._last_t
         return max(t, self._last_t) if index else max(t, 0.0)
 
-    def _decode_packets(self) -> Iterator[av.VideoFrame]:
-        """Demux and decode packet by packet, skipping damaged ones; always drain the decoder."""
+    def _decode_packets(self, skip_until_pts: int | None = None) -> Iterator[av.VideoFrame]:
+        """Demux and decode packet by packet, skipping damaged ones; always drain the decoder.
+
+        ``skip_until_pts``: after a seek, packets before the one with that pts are not decoded.
+        Demuxing stops at the packet whose pts is ``self._stop_pts`` (a span's end keyframe).
+        """
         assert self._container is not None
         stream = self._stream
         held = None  # a packet the demuxer flagged corrupt, kept until we know what follows
@@ -294,6 +429,15 @@ class PyAVStream(VideoStream):
                 break
             except _AV_ERRORS as exc:  # the container itself is damaged here
                 self._stop(exc, " while reading the file")
+                break
+            if skip_until_pts is not None:
+                if packet.pts != skip_until_pts or packet.size == 0:
+                    continue
+                skip_until_pts = None
+            if self._stop_pts is not None and packet.pts == self._stop_pts and packet.size:
+                if held is not None:  # a span ends here: whatever came before is not its tail
+                    yield from self._decode(held)
+                    held = None
                 break
             # PyAV ends demuxing with an empty, timestamp-less packet that drains the decoder.
             # Other empty packets (AVI "dropped frame" chunks) must not reach the decoder: an
@@ -361,7 +505,7 @@ class PyAVStream(VideoStream):
     def _note_truncated_tail(self) -> None:
         self._tail_cut = True
 
-    def _check_complete(self) -> None:
+    def _check_complete(self, decoded: int | None = None) -> None:
         """At the end of the file: say so if it was cut short.
 
         Two signs: the demuxer flagged the last packet incomplete (MP4/MOV cut short), or the
@@ -374,19 +518,20 @@ class PyAVStream(VideoStream):
         """
         if "stop" in self._error_parts:
             return  # already explained: we gave up on purpose
+        decoded = self.frames_decoded if decoded is None else decoded
         fps = self.info.fps
         frame_s = 1.0 / fps if fps else 0.0
         ended = self._last_t + frame_s
         promised = self._stream_duration_s
         count = self.info.frame_count
         if promised:
-            got = f"decoded {self.frames_decoded} frames up to t={ended:.2f} s of {promised:.2f} s"
+            got = f"decoded {decoded} frames up to t={ended:.2f} s of {promised:.2f} s"
             short = ended < promised - max(0.5, 0.02 * promised, 3 * frame_s)
         else:
-            got = f"decoded {self.frames_decoded} frames up to t={ended:.2f} s"
+            got = f"decoded {decoded} frames up to t={ended:.2f} s"
             if count:
-                got = f"decoded {self.frames_decoded} of ~{count} frames up to t={ended:.2f} s"
-            short = bool(count) and self.frames_decoded < count - max(3, 0.02 * count)
+                got = f"decoded {decoded} of ~{count} frames up to t={ended:.2f} s"
+            short = bool(count) and decoded < count - max(3, 0.02 * count)
         if self._tail_cut:
             self._set_error(f"file cut short: its last packet is incomplete; {got}", key="end")
         elif short:

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import OutputError
 from ..load import Results, load
+from ..write import is_uri
 from .episodes import DEFAULT_MIN_EPISODE_S, find_episodes
 from .smoothing import DEFAULT_MAX_GAP_S, DEFAULT_WINDOW_S, METHODS, SmoothMethod, add_timing, smooth
 from .summary import Summary, summarize, write_summary
@@ -59,7 +61,15 @@ def build_report(
     thumbnails: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> ReportFiles:
-    """Load ``out``, write its summary tables and (unless ``html=False``) ``out/report/``."""
+    """Load ``out``, write its summary tables and (unless ``html=False``) ``out/report/``.
+
+    ``out`` must be a local folder (or a ``file://`` URI): the report is written next to the data.
+    """
+    if is_uri(out) and not str(out).lower().startswith("file://"):
+        raise OutputError(
+            f"{out}: ferbatch report works on local output folders only (it writes its tables and "
+            "OUT/report/ next to the data); copy the output to a local folder first, or read the "
+            "URI with ferbatch.load()")
     results = load(out)
     summary = summarize(results, smooth_method=smooth_method, window_s=window_s,
                         min_episode_s=min_episode_s, max_gap_s=max_gap_s)
