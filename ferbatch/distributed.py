@@ -452,7 +452,7 @@ class _Task:
 
     kind: str
     path: Path
-    attempt: int = 0
+    attempt: int = 0  # retries of this very task (a segment's or a merge's own count)
     index: int = 0  # the segment, for kind == "segment"
 
 
@@ -463,21 +463,28 @@ class _Split:
     plan: SegmentPlan
     rows: list[dict[str, Any] | None]
     parts: list[Any]  # ObjectRef of each segment's (frames, faces) tables, or None
-    attempts: list[int]
-    merge_attempt: int = 0
 
     @property
     def complete(self) -> bool:
         return all(r is not None for r in self.rows)
 
 
-def _count_units(todo: list[Path], segment_s: float) -> int:
-    """Work units the videos will make (segments estimated from the container headers)."""
-    if segment_s <= 0:
+def _count_units(todo: list[Path], segment_s: float, cap: int) -> int:
+    """Work units the videos will make (segments estimated from the container headers).
+
+    Stops counting at ``cap`` (the pool cannot be larger anyway), so a big folder costs no more
+    header reads than there are workers to fill.
+    """
+    if segment_s <= 0 or len(todo) >= cap:
         return len(todo)
     from .segments import estimate_units
 
-    return sum(estimate_units(p, segment_s) for p in todo)
+    units = 0
+    for path in todo:
+        units += estimate_units(path, segment_s)
+        if units >= cap:
+            break
+    return units
 
 
 def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers: int | None,
@@ -510,9 +517,8 @@ def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers:
         if need > resources.get(kind, 0):
             raise ConfigError(f"each worker asks for {need:g} {kind}s but the Ray cluster has "
                               f"{resources.get(kind, 0):g}")
-    units = _count_units(todo, segment_s)
-    n = workers or default_workers(resources, cpus_per_worker, gpus_per_worker, units)
-    n = min(n, units)
+    n = workers or default_workers(resources, cpus_per_worker, gpus_per_worker, 1 << 30)
+    n = min(n, _count_units(todo, segment_s, n))
     actor_cls = ray.remote(VideoWorker).options(  # type: ignore[attr-defined]
         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0,
         max_task_retries=0, max_concurrency=1)
@@ -543,14 +549,14 @@ def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers:
         OutputStore(out).commit(row, None, None)
         finish(path, row)
 
-    def unsplit(task: _Task, reason: str) -> None:
+    def unsplit(task: _Task, reason: str, attempt: int = 0) -> None:
         """Give up the segments of ``task.path``: analyse the video whole, next."""
         splits.pop(str(task.path), None)
         emit("unsplit", {"path": task.path, "reason": reason})
         if log.enabled:
             print(f"[ferbatch] {task.path.name}: analysing it whole, its segments could not be "
                   f"merged: {reason}", file=sys.stderr, flush=True)
-        queue.appendleft(_Task("whole", task.path, task.attempt))
+        queue.appendleft(_Task("whole", task.path, attempt))
 
     def current(task: _Task, split: _Split | None) -> bool:
         """True while the result of ``task`` still matters (its split was not given up)."""
@@ -581,21 +587,11 @@ def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers:
 
     def retry_or_fail(task: _Task, error: str, front: bool) -> None:
         """Queue ``task`` again (it gets one more attempt) or record the video as failed."""
-        split = splits.get(str(task.path))
-        attempt = task.attempt
-        if task.kind == "segment" and split is not None:
-            attempt = split.attempts[task.index]
-        elif task.kind == "merge" and split is not None:
-            attempt = split.merge_attempt
-        if attempt >= max_retries:
+        if task.attempt >= max_retries:
             fail(task.path, error)
             return
-        emit("retry", {"path": task.path, "attempt": attempt + 1, "error": error})
-        if task.kind == "segment" and split is not None:
-            split.attempts[task.index] += 1
-        elif task.kind == "merge" and split is not None:
-            split.merge_attempt += 1
-        again = dataclasses.replace(task, attempt=attempt + 1)
+        emit("retry", {"path": task.path, "attempt": task.attempt + 1, "error": error})
+        again = dataclasses.replace(task, attempt=task.attempt + 1)
         (queue.appendleft if front else queue.append)(again)
 
     def accept(task: _Task, value: Any, split: _Split | None, parts: Any) -> None:
@@ -608,7 +604,7 @@ def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers:
                 return
             plan = value["plan"]
             k = len(plan.spans)
-            splits[str(task.path)] = _Split(plan, [None] * k, [None] * k, [0] * k)
+            splits[str(task.path)] = _Split(plan, [None] * k, [None] * k)
             queue.extendleft(_Task("segment", task.path, 0, i) for i in reversed(range(k)))
         elif task.kind == "segment":
             assert split is not None
@@ -660,17 +656,20 @@ def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers:
             except RayActorError as exc:  # the worker process died: replace it, retry the task
                 ray.kill(slot.actor, no_restart=True)
                 if current(task, split):
-                    attempts = (split.attempts[task.index] if split is not None
-                                and task.kind == "segment" else task.attempt)
-                    retry_or_fail(task, f"{task.path.name}{where}: worker died {attempts + 1} "
-                                        f"time(s): {_short(exc)}", front=True)
+                    retry_or_fail(task, f"{task.path.name}{where}: worker died "
+                                        f"{task.attempt + 1} time(s): {_short(exc)}", front=True)
                 if queue or running:
                     spawn()
                 continue
             except RayTaskError as exc:  # e.g. the commit hit a full disk: retry, then fail
                 idle.append(slot)
-                if current(task, split):
-                    retry_or_fail(task, f"{task.path.name}{where}: {_short(exc)}", front=False)
+                error = f"{task.path.name}{where}: {_short(exc)}"
+                if not current(task, split):
+                    pass
+                elif task.kind == "merge" and task.attempt < max_retries:
+                    unsplit(task, error, task.attempt + 1)  # e.g. segment tables lost with a node
+                else:
+                    retry_or_fail(task, error, front=False)
                 continue
             idle.append(slot)
             if current(task, split):

@@ -214,7 +214,7 @@ def plan_segments(path: str | os.PathLike[str], config: RunConfig | None = None,
     if n < 2 or len(np.unique(frame_pts)) != n:
         return _whole(path, "too few frames or repeated pts")
     times = _timestamps(frame_pts, start_pts, time_base)
-    span_s = times[-1] - times[0]
+    span_s = max((times[-1] - times[0]) * n / (n - 1), duration or 0.0)  # the last frame lasts too
     n_segments = int(span_s // segment_s)
     if n_segments < 2:
         return _whole(path, f"{span_s:.1f} s of frames is shorter than 2 x {segment_s:g} s")
@@ -429,6 +429,8 @@ def process_split(path: str | os.PathLike[str], plan: SegmentPlan, config: RunCo
 
     from .pipeline import process_video
 
+    if not plan.split:
+        return process_video(path, config, stages)
     started = time.perf_counter()
     results = [process_segment(path, span, config, stages) for span in plan.spans]
     try:
