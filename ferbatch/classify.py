@@ -2,8 +2,8 @@
 
 Loads a checkpoint once (``None`` = the bundled default); its label set and preprocessing
 travel with it, and the centre crop and normalisation are the trainer's own functions, so
-inference cannot drift from training. Batches are padded to a multiple of ``_BUCKET`` rows so
-the CPU backend (oneDNN, which caches kernels per input shape) sees a few shapes, not one per call.
+inference cannot drift from training. Batches are padded to a few bucketed sizes
+(:mod:`ferbatch.batching`) so the CPU backend's per-shape kernel cache stays small.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batching import pad_rows
 from .models.checkpoint import DEFAULT_WEIGHTS, Checkpoint, file_sha256, load_checkpoint
 from .train.transforms import center_crop, normalize
 
@@ -57,8 +58,7 @@ class EmotionClassifier:
         for start in range(0, n, self.batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size]))
             rows = len(batch)
-            if rows % _BUCKET:
-                batch = torch.cat([batch, batch.new_zeros((-rows % _BUCKET, *batch.shape[1:]))])
+            batch = pad_rows(batch, _BUCKET)
             x = normalize(center_crop(batch.to(self.device), pre.input_size), pre.mean, pre.std)
             if self.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -89,7 +89,7 @@ def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
     quiet_ffmpeg()
     try:
         config = build_config(opts)
-        use_ray = wants_ray(opts["use_ray"], opts["address"], inputs)
+        use_ray = wants_ray(opts["use_ray"], opts["address"], inputs, opts["segment_s"])
         with ConsoleProgress(enabled=not opts["quiet"]) as progress:
             if use_ray:
                 summary = run_distributed(list(inputs), opts["out"], config,

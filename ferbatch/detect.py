@@ -9,10 +9,8 @@ facenet-pytorch#224) or where no candidate survives a stage (empty ``torch.cat``
 resized in one ``roi_align`` call, frames are downscaled to ``max_side`` first, and every
 frame gets a (possibly empty) result.
 
-Memory: oneDNN caches one set of kernels per input shape. R-Net / O-Net see a different number
-of candidates on every call, so their batches are padded to a multiple of ``_BUCKET`` rows:
-a bounded number of shapes instead of one per call (measured: peak memory of a 472-frame run
-1.44 GB → see the README's speed section).
+R-Net / O-Net see a different number of candidates on every call: their batches are padded to
+a few bucketed sizes (:mod:`ferbatch.batching`) so oneDNN's per-shape kernel cache stays small.
 """
 
 from __future__ import annotations
@@ -28,10 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batching import pad_rows
 from .config import DetectConfig
 from .errors import ModelError
 
-_BUCKET = 64  # R-Net / O-Net batch sizes are padded to a multiple of this
+_BUCKET = 64  # R-Net / O-Net batch-size bucket step (see ferbatch.batching)
 
 
 def _load_vision_ops() -> None:
@@ -65,12 +64,10 @@ def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor
 
 
 def _padded(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Run ``net`` on ``x`` padded with zero rows to a multiple of ``_BUCKET``; unpadded outputs."""
+    """Run ``net`` on ``x`` padded to a bucketed batch size; outputs without the padding."""
     n = x.shape[0]
-    extra = -n % _BUCKET
-    if extra:
-        x = torch.cat([x, x.new_zeros((extra, *x.shape[1:]))])
-    return tuple(t[:n] for t in net(x.contiguous(memory_format=torch.channels_last)))
+    x = pad_rows(x, _BUCKET).contiguous(memory_format=torch.channels_last)
+    return tuple(t[:n] for t in net(x))
 
 
 @dataclass

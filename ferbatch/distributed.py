@@ -265,7 +265,8 @@ def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
         options.insert(0, click.option(
             "--ray/--local", "use_ray", default=None,
             help="Run through Ray worker actors, or in this process. Default: Ray when "
-                 "--address/$RAY_ADDRESS is given or the inputs hold more than one video."))
+                 "--address/$RAY_ADDRESS is given, the inputs hold more than one video, or "
+                 "one video is long enough to split (--segment-s)."))
 
     def decorate(fn: Any) -> Any:
         for option in reversed(options):
@@ -276,11 +277,12 @@ def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
 
 
 def wants_ray(use_ray: bool | None, address: str | None,
-              inputs: Sequence[str | os.PathLike[str]]) -> bool:
-    """``--ray``/``--local`` decide; unset: Ray for a cluster address or more than one video.
+              inputs: Sequence[str | os.PathLike[str]], segment_s: float = 0.0) -> bool:
+    """``--ray``/``--local`` decide; unset: Ray for a cluster address, more than one video, or
+    one video long enough to be split into segments (``segment_s > 0``) on a multi-core machine.
 
-    A single video on one machine runs in-process: a local Ray start costs ~5 s, which one
-    worker cannot win back.
+    Any other single video runs in-process: a local Ray start costs seconds that one worker
+    cannot win back.
     """
     if use_ray is not None:
         return use_ray
@@ -288,7 +290,15 @@ def wants_ray(use_ray: bool | None, address: str | None,
         return True
     from .runner import discover_videos
 
-    return len(discover_videos(inputs)) > 1
+    videos = discover_videos(inputs)
+    if len(videos) > 1:
+        return True
+    if len(videos) == 1 and segment_s > 0 and (os.cpu_count() or 1) > 1:
+        from .segments import header_duration
+
+        duration = header_duration(videos[0])
+        return duration is not None and duration >= 2 * segment_s
+    return False
 
 
 def ray_kwargs(opts: dict[str, Any]) -> dict[str, Any]:

@@ -279,6 +279,10 @@ def test_wants_ray_rule(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert wants_ray(None, None, [folder])  # a folder of three
     assert wants_ray(None, "auto", [folder / "a.mp4"]) and wants_ray(True, None, [folder / "a.mp4"])
     assert not wants_ray(False, "auto", [folder])
+    # one video at least twice --segment-s long (a.mp4 lasts 2 s) can be split: Ray
+    assert wants_ray(None, None, [folder / "a.mp4"], segment_s=1.0) == ((os.cpu_count() or 1) > 1)
+    assert not wants_ray(None, None, [folder / "a.mp4"], segment_s=1.5)
+    assert not wants_ray(None, None, [folder / "bad.mp4"], segment_s=1.0)  # no duration: local
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     assert wants_ray(None, None, [folder / "a.mp4"])
 

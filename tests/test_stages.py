@@ -140,6 +140,20 @@ def test_calibrate_crop_measures_the_training_framing() -> None:
         calibrate_crop(np.full((2, 48, 48), 128, np.uint8))
 
 
+def test_batch_buckets_are_few_and_padding_is_bounded() -> None:
+    import torch
+
+    from ferbatch.batching import bucket_rows, pad_rows
+
+    assert [bucket_rows(n) for n in (0, 1, 2, 3, 5, 64, 65, 128, 129)] == [0, 1, 2, 4, 8, 64, 128, 128, 192]
+    sizes = {bucket_rows(n) for n in range(1, 1025)}
+    assert len(sizes) == 7 + 15  # 1..64 as powers of two, then multiples of 64 up to 1024
+    assert all(n <= bucket_rows(n) < 2 * n for n in range(1, 1025))
+    x = torch.ones(5, 3)
+    padded = pad_rows(x)
+    assert padded.shape == (8, 3) and bool((padded[5:] == 0).all()) and pad_rows(padded) is padded
+
+
 def test_iou_matrix_known_values() -> None:
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)

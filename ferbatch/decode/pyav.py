@@ -167,6 +167,7 @@ class PyAVStream(VideoStream):
         self._last_t = 0.0
         self._damaged = 0
         self._consecutive = 0
+        self._conversion_stopped = False  # set by _display_image when it gives up
         self._open()
 
     @classmethod
@@ -321,15 +322,11 @@ class PyAVStream(VideoStream):
                 self._last_t = t
                 if not sampler.keep(index, t):
                     continue
-                try:
-                    image = _to_rgb(av_frame)
-                except _AV_ERRORS as exc:  # e.g. a pixel format swscale cannot convert
-                    self._note_damage(exc, "converting a frame")
-                    if self._consecutive >= self.max_consecutive_errors:
-                        self._stop(exc, " while converting frames to RGB")
+                image = self._display_image(av_frame)
+                if image is None:
+                    if self._conversion_stopped:
                         break
                     continue
-                image = np.ascontiguousarray(rotate_to_display(image, self._rotation))
                 yield Frame(index=index, timestamp_s=t, image=image)
             else:
                 self._check_complete()
@@ -375,15 +372,11 @@ class PyAVStream(VideoStream):
                     self.frames_decoded += 1
                 if not sampler.keep(index, t):
                     continue
-                try:
-                    image = _to_rgb(av_frame)
-                except _AV_ERRORS as exc:
-                    self._note_damage(exc, "converting a frame")
-                    if self._consecutive >= self.max_consecutive_errors:
-                        self._stop(exc, " while converting frames to RGB")
+                image = self._display_image(av_frame)
+                if image is None:
+                    if self._conversion_stopped:
                         break
                     continue
-                image = np.ascontiguousarray(rotate_to_display(image, self._rotation))
                 yield Frame(index=index, timestamp_s=t, image=image)
             else:
                 if self.error is None and seen != expected:
@@ -492,6 +485,21 @@ class PyAVStream(VideoStream):
             self._first_damage = f"{self._where()}: {_reason(exc)}"
         self._set_error(f"skipped {self._damaged} damaged packet(s) ({doing}), "
                         f"the first at {self._first_damage}", key="damage")
+
+    def _display_image(self, av_frame: av.VideoFrame) -> np.ndarray | None:
+        """The frame as displayed (RGB, rotation applied), or ``None`` when it cannot be
+        converted (e.g. a pixel format swscale rejects): noted as damage, and after
+        ``max_consecutive_errors`` in a row decoding stops (``_conversion_stopped``)."""
+        self._conversion_stopped = False
+        try:
+            image = _to_rgb(av_frame)
+        except _AV_ERRORS as exc:
+            self._note_damage(exc, "converting a frame")
+            if self._consecutive >= self.max_consecutive_errors:
+                self._stop(exc, " while converting frames to RGB")
+                self._conversion_stopped = True
+            return None
+        return np.ascontiguousarray(rotate_to_display(image, self._rotation))
 
     def _stop(self, exc: BaseException | None, context: str = "") -> None:
         exc = exc or self._last_exc
