@@ -187,6 +187,50 @@ def _wait_for_cpus(n: float, timeout: float = 20) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
+def test_driver_killed_midway_then_rerun_completes_only_what_is_missing(
+        tmp_path: Path) -> None:
+    """SIGKILL a real `ferbatch run --ray` driver (and its private Ray) after its first commit;
+    the re-run skips the committed videos, redoes the rest, and no row is lost or doubled."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    face = astronaut_face()
+    for i in range(4):
+        clips.make_face_clip(videos / f"v{i}.mp4", face, n_frames=36, fps=12, size=(320, 240))
+    out = tmp_path / "out"
+    cmd = [str(Path(sys.executable).with_name("ferbatch")), "run", str(videos), "--out", str(out),
+           "--ray", "--workers", "1", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "_status").glob("*.parquet")):
+            assert driver.poll() is None, driver.stdout.read() if driver.stdout else ""
+            assert time.monotonic() < deadline, "no video committed within 120 s"
+            time.sleep(0.1)
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        driver.wait(timeout=30)
+    finally:
+        _stop_group(driver.pid)
+    done_before = {p.stem: p.stat().st_mtime_ns for p in (out / "_status").glob("*.parquet")}
+    assert 1 <= len(done_before) < 4
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    table = pd.read_parquet(out / "videos.parquet")
+    assert len(table) == 4 and set(table["status"]) == {"ok"}
+    assert f"{len(done_before)} already done" in rerun.stdout, rerun.stdout
+    for vid, mtime in done_before.items():  # committed before the kill: not redone
+        assert (out / "_status" / f"{vid}.parquet").stat().st_mtime_ns == mtime
+    faces = pd.read_parquet(out / "faces")
+    frames = pd.read_parquet(out / "frames")
+    assert len(frames) == 4 * 36 and len(faces) == 4 * 36
+    assert not faces.duplicated(["video_id", "frame_index", "face_id"]).any()
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp")]
+
+
 # -- a real cluster head and `ray job submit` ----------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
