@@ -349,7 +349,7 @@ class _Log:
 
 def _failed_row(path: Path, template: dict[str, Any], error: str) -> dict[str, Any]:
     """The status row of a video whose workers kept dying (same fields as process_video's)."""
-    row: dict[str, Any] = {"video_id": None, "path": str(path.absolute()), "status": STATUS_FAILED,
+    row: dict[str, Any] = {"video_id": None, "path": os.path.abspath(path), "status": STATUS_FAILED,
                            "error": error, "frames_decoded": 0, "frames_analyzed": 0,
                            "faces_detected": 0, "tracks": 0, "processing_s": 0.0,
                            "finished_at": datetime.now(timezone.utc)}
@@ -574,7 +574,7 @@ def _run_pool(todo: list[Path], out: OutputLocation, config: RunConfig, workers:
             split is not None and splits.get(str(task.path)) is split)
 
     def dispatch(slot: _Slot, task: _Task) -> None:
-        path = str(task.path.absolute())
+        path = os.path.abspath(task.path)
         split = splits.get(str(task.path))
         extra: Any = split
         if task.kind == "whole":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,11 @@ def format_summary(summary: Any) -> str:
     """A plain-text table: one line per video with status, frames, faces, ids, speed."""
     header = f"{'status':8} {'frames':>7} {'faces':>7} {'ids':>4} {'sec':>7} {'fps':>7}  video"
     lines = [header, "-" * len(header)]
-    skipped = set(summary.skipped)
+    skipped = {os.path.abspath(p) for p in summary.skipped}  # rows hold absolute paths
     for row in summary.rows:
         secs = row.get("processing_s") or 0.0
         fps = (row.get("frames_analyzed") or 0) / secs if secs > 0 else None
-        status = row["status"] + ("*" if row["path"] in skipped else "")
+        status = row["status"] + ("*" if os.path.abspath(row["path"]) in skipped else "")
         lines.append(f"{status:8} {_fmt(row.get('frames_analyzed')):>7} "
                      f"{_fmt(row.get('faces_detected')):>7} {_fmt(row.get('tracks')):>4} "
                      f"{secs:7.1f} {_fmt(fps, '7.1f'):>7}  {row['path']}")

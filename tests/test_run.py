@@ -166,3 +166,18 @@ def test_ferbatch_executable_runs_as_a_process(folder: Path, tmp_path: Path) -> 
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "1 ok" in proc.stdout
+
+
+def test_summary_table_marks_skipped_videos_given_by_relative_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows hold absolute paths; inputs may be relative (`ferbatch run ../videos`)."""
+    from ferbatch.progress import format_summary
+    from ferbatch.runner import RunSummary
+
+    monkeypatch.chdir(tmp_path)
+    row = {"status": "ok", "path": str(tmp_path / "v" / "a.mp4"), "processing_s": 1.0,
+           "frames_analyzed": 10, "faces_detected": 10, "tracks": 1}
+    table = format_summary(RunSummary(out=tmp_path, rows=[row, {**row, "path": str(tmp_path / "b.mp4")}],
+                                      skipped=["v/../v/a.mp4"]))
+    lines = table.splitlines()[2:]
+    assert lines[0].startswith("ok* ") and lines[1].startswith("ok ")
