@@ -8,7 +8,6 @@ a barcode, so order and identity are checked too.
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from ferbatch.pipeline import Stages, video_id_for
 from ferbatch.runner import run
 
 ray = pytest.importorskip("ray")
-from ferbatch.distributed import init_local, run_distributed  # noqa: E402
+from ferbatch.distributed import run_distributed  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VARYING = ["processing_s", "finished_at"]  # the only columns allowed to differ between runs

@@ -272,7 +272,7 @@ def _first_conv_to_grey(module: nn.Module) -> None:
 def _replace_classifier(model: nn.Module, num_classes: int) -> None:
     """Swap the last Linear layer for one with ``num_classes`` outputs."""
     parent, attr, last = None, None, None
-    for name, module in model.named_modules():
+    for module in model.modules():
         for child_name, child in module.named_children():
             if isinstance(child, nn.Linear):
                 parent, attr, last = module, child_name, child

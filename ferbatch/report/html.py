@@ -439,7 +439,7 @@ def _video_html(
         ("mean episode", _dur(srow["mean_episode_s"])),
     ])
     parts = [
-        f'<p><a href="index.html">← all videos</a></p>',
+        '<p><a href="index.html">← all videos</a></p>',
         f"<h1>{esc(vid)}</h1>",
         f'<p class="muted">{esc(srow["path"])}</p>',
     ]
