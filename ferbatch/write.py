@@ -62,6 +62,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from . import __version__
+from .arrow import from_rows, to_rows
 from .errors import ConfigError, OutputError
 from .schema import SCHEMA_VERSION, STATUS_FAILED, VIDEOS_SCHEMA, partition_dir
 
@@ -296,13 +297,19 @@ class OutputStore:
         """Path of the marker of an unfinished commit of ``video_id``."""
         return self._path(STATUS_DIR, f"{video_id}{PENDING_SUFFIX}")
 
+    def _read_small(self, path: str) -> pa.Table:
+        """One small Parquet file, read whole. ``ParquetFile`` rather than ``pq.read_table``:
+        the latter imports ``pyarrow.dataset`` and pandas (~1 s of a short run's start-up)."""
+        with self.fs.open_input_file(path) as f:
+            return pq.ParquetFile(f).read()
+
     def read_status(self, video_id: str) -> dict[str, Any] | None:
         """The committed status row of ``video_id``, or ``None``."""
         path = self.status_path(video_id)
         try:
             if self._kind(path) != pafs.FileType.File:
                 return None
-            rows = pq.read_table(path, filesystem=self.fs).to_pylist()
+            rows = to_rows(self._read_small(path))
         except _IO_ERRORS:
             return None
         return rows[0] if rows else None
@@ -330,7 +337,7 @@ class OutputStore:
                 self._publish(table, target, part, token)
                 parts = [part]
             schema = VIDEOS_SCHEMA.with_metadata({PARTS_KEY: json.dumps(parts).encode()})
-            self._write_table(pa.Table.from_pylist([video_row], schema=schema),
+            self._write_table(from_rows([video_row], schema),
                               self.status_path(video_id))
             self._delete_file(pending)
         except _IO_ERRORS as exc:
@@ -371,11 +378,11 @@ class OutputStore:
             if info.type != pafs.FileType.File or not _is_status_file(info.base_name):
                 continue
             try:
-                rows.extend(pq.read_table(info.path, filesystem=self.fs).to_pylist())
+                rows.extend(to_rows(self._read_small(info.path)))
             except _IO_ERRORS:
                 continue  # a torn file from a crashed writer: that video is redone next run
         rows.sort(key=lambda r: (r["path"], r["video_id"]))
-        table = pa.Table.from_pylist(rows, schema=VIDEOS_SCHEMA)
+        table = from_rows(rows, VIDEOS_SCHEMA)
         try:
             self._write_table(table, self._path("videos.parquet"))
         except _IO_ERRORS as exc:

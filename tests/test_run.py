@@ -168,6 +168,19 @@ def test_ferbatch_executable_runs_as_a_process(folder: Path, tmp_path: Path) -> 
     assert "1 ok" in proc.stdout
 
 
+def test_a_run_and_a_rerun_do_not_import_pandas(folder: Path, tmp_path: Path) -> None:
+    """pyarrow's pandas import costs a short run ~0.5 s and ~50 MB (see ferbatch.arrow)."""
+    code = ("import sys; from ferbatch.runner import run; "
+            f"s = [run([{str(folder / 'face.mp4')!r}], {str(tmp_path / 'o')!r}) for _ in range(2)]; "
+            "print([x.rows[0]['status'] for x in s], [len(x.skipped) for x in s], "
+            "'pandas' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[-2] == "['ok', 'ok'] [0, 1] False"
+    faces = pd.read_parquet(tmp_path / "o" / "faces")
+    assert len(faces) > 0 and faces["emotion"].notna().all()
+
+
 def test_summary_table_marks_skipped_videos_given_by_relative_path(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows hold absolute paths; inputs may be relative (`ferbatch run ../videos`)."""

@@ -59,6 +59,39 @@ def test_detector_batch_mixes_faces_and_empty_frames(detector: FaceDetector) -> 
     assert dets[2].boxes[0][0] > dets[0].boxes[0][0] + 80
 
 
+def test_concurrent_detection_keeps_order_results_and_thread_count(detector: FaceDetector) -> None:
+    """Batches detected in threads come back in input order, equal to one-at-a-time
+    detection, and the process-wide torch thread count is restored afterwards."""
+    import torch
+
+    from ferbatch.decode import Frame
+    from ferbatch.pipeline import _detected
+
+    places = [(100, 80), None, (220, 100), (40, 20), None, (180, 60), (60, 120)]
+    batches = [[Frame(index=2 * i + j, timestamp_s=0.0, image=_scene(p) if p else _scene(None))
+                for j, p in enumerate(places[2 * i:2 * i + 2])] for i in range((len(places) + 1) // 2)]
+    threads = torch.get_num_threads()
+    one = list(_detected(iter(batches), detector, 1))
+    many = list(_detected(iter(batches), detector, 3))
+    assert torch.get_num_threads() == threads
+    assert [[f.index for f in b] for b, _ in many] == [[f.index for f in b] for b in batches]
+    assert [len(d) for _, dets in many for d in dets] == [0 if p is None else 1 for p in places]
+    for (_, a), (_, b) in zip(one, many):
+        for da, db in zip(a, b):
+            np.testing.assert_allclose(da.boxes, db.boxes, atol=1e-3)
+            np.testing.assert_allclose(da.scores, db.scores, atol=1e-5)
+
+    def failing(frames: list[np.ndarray]) -> list[Detections]:
+        if frames[0].shape[0] == 7:
+            raise RuntimeError("boom")
+        return detector(frames)
+
+    bad = [*batches[:2], [Frame(index=99, timestamp_s=0.0, image=np.zeros((7, 7, 3), np.uint8))]]
+    with pytest.raises(RuntimeError, match="boom"):
+        list(_detected(iter(bad), failing, 2))  # type: ignore[arg-type]
+    assert torch.get_num_threads() == threads
+
+
 def test_detector_handles_tiny_frames_and_empty_batches(detector: FaceDetector) -> None:
     assert detector([]) == []
     (det,) = detector([np.zeros((10, 10, 3), np.uint8)])  # smaller than the minimum face
