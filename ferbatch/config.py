@@ -52,13 +52,16 @@ class DetectConfig:
     ``max_side``: frames are downscaled so their longer side is at most this many pixels before
     detection (boxes are mapped back to the displayed frame); MTCNN's cost grows with the pixel
     count, and faces in video are rarely small. ``min_face_size`` is in displayed-frame pixels.
+    ``batch_size``: frames per detection batch; ``None`` picks 8 on the CPU (where one batch per
+    core is detected at once, :func:`ferbatch.pipeline.detect_batches`) and 32 on a GPU. Rows
+    are identical for the same batch size whatever the thread or worker count.
     """
 
     min_face_size: int = 40
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
     min_score: float = 0.90
     max_side: int = 640
-    batch_size: int = 16
+    batch_size: int | None = None
     factor: float = 0.709
 
     def validate(self) -> None:
@@ -70,7 +73,7 @@ class DetectConfig:
             raise ConfigError(f"min score must be in [0, 1), got {self.min_score}")
         if self.max_side < 64:
             raise ConfigError(f"detection max side must be >= 64 px, got {self.max_side}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"detection batch size must be >= 1, got {self.batch_size}")
         if not 0.3 <= self.factor < 0.95:
             raise ConfigError(f"pyramid factor must be in [0.3, 0.95), got {self.factor}")
@@ -92,16 +95,20 @@ class TrackConfig:
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    """Emotion model: a checkpoint path, or ``None`` for the bundled default."""
+    """Emotion model: a checkpoint path, or ``None`` for the bundled default.
+
+    ``batch_size``: faces classified at once; ``None`` picks 256 on a GPU and 32 on the CPU,
+    where small batches let classification overlap detection instead of trailing it.
+    """
 
     model: str | None = None
-    batch_size: int = 256
+    batch_size: int | None = None
     tta_flip: bool = False
 
     def validate(self) -> None:
         if self.model is not None and not Path(self.model).is_file():
             raise ConfigError(f"model checkpoint not found: {self.model}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"classify batch size must be >= 1, got {self.batch_size}")
 
 

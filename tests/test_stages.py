@@ -65,14 +65,14 @@ def test_concurrent_detection_keeps_order_results_and_thread_count(detector: Fac
     import torch
 
     from ferbatch.decode import Frame
-    from ferbatch.pipeline import _detected
+    from ferbatch.pipeline import detect_batches
 
     places = [(100, 80), None, (220, 100), (40, 20), None, (180, 60), (60, 120)]
     batches = [[Frame(index=2 * i + j, timestamp_s=0.0, image=_scene(p) if p else _scene(None))
                 for j, p in enumerate(places[2 * i:2 * i + 2])] for i in range((len(places) + 1) // 2)]
     threads = torch.get_num_threads()
-    one = list(_detected(iter(batches), detector, 1))
-    many = list(_detected(iter(batches), detector, 3))
+    one = list(detect_batches(iter(batches), detector, 1))
+    many = list(detect_batches(iter(batches), detector, 3))
     assert torch.get_num_threads() == threads
     assert [[f.index for f in b] for b, _ in many] == [[f.index for f in b] for b in batches]
     assert [len(d) for _, dets in many for d in dets] == [0 if p is None else 1 for p in places]
@@ -88,7 +88,7 @@ def test_concurrent_detection_keeps_order_results_and_thread_count(detector: Fac
 
     bad = [*batches[:2], [Frame(index=99, timestamp_s=0.0, image=np.zeros((7, 7, 3), np.uint8))]]
     with pytest.raises(RuntimeError, match="boom"):
-        list(_detected(iter(bad), failing, 2))  # type: ignore[arg-type]
+        list(detect_batches(iter(bad), failing, 2))  # type: ignore[arg-type]
     assert torch.get_num_threads() == threads
 
 
