@@ -53,8 +53,8 @@ class DetectConfig:
     detection (boxes are mapped back to the displayed frame); MTCNN's cost grows with the pixel
     count, and faces in video are rarely small. ``min_face_size`` is in displayed-frame pixels.
     ``batch_size``: frames per detection batch; ``None`` picks 8 on the CPU (where one batch per
-    core is detected at once, :func:`ferbatch.pipeline.detect_batches`) and 32 on a GPU. Rows
-    are identical for the same batch size whatever the thread or worker count.
+    core is detected at once, :func:`ferbatch.pipeline.detect_batches`) and 32 on a GPU. It is
+    not part of the fingerprint: other sizes change rows by float round-off only.
     """
 
     min_face_size: int = 40
