@@ -33,6 +33,12 @@ def _validity(valid: np.ndarray) -> pa.Buffer | None:
     return pa.py_buffer(np.packbits(valid, bitorder="little"))
 
 
+def _utf8(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}: {value!r}")
+    return value.encode()
+
+
 def from_numpy(values: Any, type: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
     """An Arrow array of ``type`` from a numpy array (or sequence); ``valid`` marks non-nulls.
 
@@ -49,7 +55,7 @@ def from_numpy(values: Any, type: pa.DataType, valid: np.ndarray | None = None) 
         bits = np.packbits(np.asarray(values, bool), bitorder="little")
         return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(bits)], null_count=int(n - mask.sum()))
     if pa.types.is_string(type) or pa.types.is_large_string(type):
-        encoded = [str(v).encode() if ok else b"" for v, ok in zip(values, mask)]
+        encoded = [_utf8(v) if ok else b"" for v, ok in zip(values, mask)]
         offsets = np.zeros(n + 1, np.int64 if pa.types.is_large_string(type) else np.int32)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
         return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets),

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .arrow import from_numpy
 from .config import DecodeConfig, RunConfig
 from .decode.base import FrameSampler
 from .decode.pyav import FrameSpan, PyAVStream, pts_seconds, select_video_stream
@@ -394,9 +395,9 @@ def merge_segments(plan: SegmentPlan, results: Sequence[VideoResult],
                 mapping[local] = next_id
                 next_id += 1
             new_ids[j] = mapping[local]
-        faces = faces.filter(pa.array(own)).set_column(
+        faces = faces.filter(from_numpy(own, pa.bool_())).set_column(
             faces.schema.get_field_index("face_id"), "face_id",
-            pa.array(new_ids, type=faces.schema.field("face_id").type))
+            from_numpy(new_ids, faces.schema.field("face_id").type))
         frames_parts.append(frames)
         faces_parts.append(faces)
         g_frames = np.concatenate([g_frames, f_idx[own]])

@@ -47,6 +47,8 @@ def test_from_numpy_marks_nulls() -> None:
 def test_from_numpy_refuses_types_it_cannot_build() -> None:
     with pytest.raises(TypeError, match="list"):
         from_numpy([[1]], pa.list_(pa.int64()))
+    with pytest.raises(TypeError, match="expected a string, got int"):
+        from_numpy(["a", 3], pa.string())
 
 
 def _video_rows() -> list[dict]:
