@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +48,17 @@ def stage_times(path: Path, stages: Stages) -> dict[str, float]:
     t_decode = time.perf_counter() - t0
     det: FaceDetector = stages.detector
     bs = stages.detect_batch
+
+    def batches() -> Iterator[list[Frame]]:
+        return ([Frame(i + j, 0.0, f) for j, f in enumerate(frames[i:i + bs])]
+                for i in range(0, len(frames), bs))
+
     t0 = time.perf_counter()
-    dets = []
-    for i in range(0, len(frames), bs):
-        dets += det(frames[i:i + bs])
+    dets = [d for _, found in detect_batches(batches(), det, 1) for d in found]
     t_detect = time.perf_counter() - t0
     workers = stages.detect_workers()
     t0 = time.perf_counter()
-    batches = ([Frame(i + j, 0.0, f) for j, f in enumerate(frames[i:i + bs])]
-               for i in range(0, len(frames), bs))
-    for _ in detect_batches(batches, det, workers):
+    for _ in detect_batches(batches(), det, workers):
         pass
     t_detect_conc = time.perf_counter() - t0
     pre = stages.classifier.preprocess

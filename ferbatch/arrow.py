@@ -47,21 +47,31 @@ def from_numpy(values: Any, type: pa.DataType, valid: np.ndarray | None = None) 
     """
     n = len(values)
     mask = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
-    bitmap = _validity(mask)
+    nulls = int(n - mask.sum())
     if type in _NUMPY:
-        data = np.ascontiguousarray(values, dtype=_NUMPY[type])
-        return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(data)], null_count=int(n - mask.sum()))
-    if pa.types.is_boolean(type):
-        bits = np.packbits(np.asarray(values, bool), bitorder="little")
-        return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(bits)], null_count=int(n - mask.sum()))
-    if pa.types.is_string(type) or pa.types.is_large_string(type):
+        buffers = [pa.py_buffer(np.ascontiguousarray(values, dtype=_NUMPY[type]))]
+    elif pa.types.is_boolean(type):
+        buffers = [pa.py_buffer(np.packbits(np.asarray(values, bool), bitorder="little"))]
+    elif pa.types.is_string(type) or pa.types.is_large_string(type):
         encoded = [_utf8(v) if ok else b"" for v, ok in zip(values, mask)]
         offsets = np.zeros(n + 1, np.int64 if pa.types.is_large_string(type) else np.int32)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets),
-                                               pa.py_buffer(b"".join(encoded))],
-                                     null_count=int(n - mask.sum()))
-    raise TypeError(f"no pandas-free conversion to Arrow type {type}")
+        buffers = [pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    else:
+        raise TypeError(f"no pandas-free conversion to Arrow type {type}")
+    return pa.Array.from_buffers(type, n, [_validity(mask), *buffers], null_count=nulls)
+
+
+def from_columns(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` from numpy columns named as its fields (no nulls)."""
+    return pa.Table.from_arrays([from_numpy(columns[f.name], f.type) for f in schema], schema=schema)
+
+
+def _tick(type: pa.TimestampType) -> timedelta:
+    """One unit of a timestamp type, as a timedelta (nanoseconds have none)."""
+    if type.unit not in _TICK:
+        raise TypeError(f"no pandas-free conversion of Arrow type {type}")
+    return _TICK[type.unit]
 
 
 def _column(values: list[Any], type: pa.DataType) -> pa.Array:
@@ -70,9 +80,7 @@ def _column(values: list[Any], type: pa.DataType) -> pa.Array:
     if pa.types.is_null(type):
         return pa.nulls(len(values))
     if pa.types.is_timestamp(type):
-        tick = _TICK.get(type.unit)
-        if tick is None:
-            raise TypeError(f"no pandas-free conversion to Arrow type {type}")
+        tick = _tick(type)
         ticks = [(v if v.tzinfo else v.replace(tzinfo=timezone.utc)) - _EPOCH if v is not None
                  else timedelta(0) for v in values]
         data = from_numpy([t // tick for t in ticks], pa.int64(), valid)
@@ -94,9 +102,7 @@ def to_rows(table: pa.Table) -> list[dict[str, Any]]:
     zoned: dict[str, list[datetime | None]] = {}
     for i, f in enumerate(table.schema):
         if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-            tick = _TICK.get(f.type.unit)
-            if tick is None:
-                raise TypeError(f"no pandas-free conversion from Arrow type {f.type}")
+            tick = _tick(f.type)
             ticks = table.column(i).cast(pa.int64()).to_pylist()
             zoned[f.name] = [None if t is None else _EPOCH + t * tick for t in ticks]
             table = table.set_column(i, f.name, pa.nulls(len(table)))

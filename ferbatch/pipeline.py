@@ -27,7 +27,7 @@ import pyarrow as pa
 import torch
 
 from . import __version__
-from .arrow import from_numpy
+from .arrow import from_columns
 from .classify import EmotionClassifier, resolve_device
 from .config import DecodeConfig, RunConfig
 from .crop import crop_faces, to_grey
@@ -286,11 +286,11 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
 
 def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
     """Arrow tables of the frames and faces partitions (video_id comes from the folder)."""
-    frames = pa.table({
-        "frame_index": from_numpy(_cat(cols.frame_index, np.int64), pa.int64()),
-        "timestamp_s": from_numpy(_cat(cols.frame_ts, np.float64), pa.float64()),
-        "num_faces": from_numpy(_cat(cols.num_faces, np.int16), pa.int16()),
-    }, schema=FRAMES_SCHEMA.remove(0))
+    frames = from_columns({
+        "frame_index": _cat(cols.frame_index, np.int64),
+        "timestamp_s": _cat(cols.frame_ts, np.float64),
+        "num_faces": _cat(cols.num_faces, np.int16),
+    }, FRAMES_SCHEMA.remove(0))
     labels = stages.labels
     probs = _cat(cols.probs, np.float32, (len(labels),))
     boxes = _cat(cols.boxes, np.float32, (4,))
@@ -309,10 +309,7 @@ def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
     data["confidence"] = probs.max(1) if len(probs) else np.zeros(0, np.float32)
     for j, label in enumerate(labels):
         data[prob_column(label)] = probs[:, j]
-    schema = stages.faces_schema.remove(0)
-    faces = pa.table({k: from_numpy(v, schema.field(k).type) for k, v in data.items()},
-                     schema=schema)
-    return frames, faces
+    return frames, from_columns(data, stages.faces_schema.remove(0))
 
 
 def torch_threads_default() -> None:
