@@ -161,7 +161,7 @@ def detect_batches(batches: Iterator[list[Frame]], detector: FaceDetector, worke
 
     With ``workers`` > 1, batches are detected concurrently in threads, the intra-op thread
     count divided among them for the duration: MTCNN is many small ops plus Python glue, which
-    leave cores idle under intra-op parallelism alone (1.3–1.7× faster detection on 2 cores,
+    leave cores idle under intra-op parallelism alone (1.2–1.7× faster detection on 2 cores,
     ``bench/bench_pipeline.py``). ``torch.set_num_threads`` is process-wide, hence restored.
     """
     if workers <= 1:
