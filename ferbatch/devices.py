@@ -1,0 +1,118 @@
+"""Execution policy of the models, in one place: device choice, batch sizes, autocast, threads.
+
+Every stage, the trainer and the Ray pool ask this module instead of deciding for themselves,
+so ``--device cuda`` means the same thing (and fails the same way) everywhere.
+
+* :func:`resolve_device`: ``auto`` → CUDA when available, else the CPU; an explicit ``cuda[:N]``
+  without a usable GPU is a :class:`~ferbatch.errors.ConfigError`, not a traceback later.
+* :func:`default_batch_sizes`: frames per detection batch and faces per classification batch
+  when the user gave none (measured on the CPU, ``bench/bench_pipeline.py``).
+* :func:`inference_autocast` / :func:`training_autocast`: reduced precision where it is safe.
+* :func:`detect_concurrency` / :func:`shared_threads`: how many detection batches run at once
+  on the CPU and how the intra-op threads are shared among them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ConfigError
+
+#: frames per detection batch on the CPU: one batch per core in flight (as fast as 16, less memory)
+CPU_DETECT_BATCH = 8
+GPU_DETECT_BATCH = 32
+#: faces per classification batch on the CPU: small, so classification overlaps detection
+CPU_CLASSIFY_BATCH = 32
+GPU_CLASSIFY_BATCH = 256
+#: detection batches in flight at once on the CPU, at most (bounds the frames held in memory)
+MAX_DETECT_WORKERS = 4
+
+DEVICE_HELP = "auto | cpu | cuda[:N]"
+
+
+def check_device_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is ``auto``, ``cpu`` or ``cuda[:N]``."""
+    if name in ("auto", "cpu", "cuda"):
+        return
+    if name.startswith("cuda:") and name[5:].isdigit():
+        return
+    raise ConfigError(f"device must be auto, cpu or cuda[:N], got {name!r}")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The :class:`torch.device` for ``name`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+
+    Raises :class:`ConfigError` for an unknown name, for ``cuda`` on a machine without a usable
+    CUDA device, and for a GPU index the machine does not have.
+    """
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine "
+                          "(use --device cpu or auto)")
+    device = torch.device(name)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                          "CUDA device(s)")
+    return device
+
+
+@dataclass(frozen=True)
+class BatchSizes:
+    """Frames per detection batch and faces per classification batch."""
+
+    detect: int
+    classify: int
+
+
+def default_batch_sizes(device: torch.device, detect: int | None = None,
+                        classify: int | None = None) -> BatchSizes:
+    """Batch sizes for ``device``; explicit values win over the defaults."""
+    cpu = device.type == "cpu"
+    return BatchSizes(detect=detect or (CPU_DETECT_BATCH if cpu else GPU_DETECT_BATCH),
+                      classify=classify or (CPU_CLASSIFY_BATCH if cpu else GPU_CLASSIFY_BATCH))
+
+
+def inference_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """fp16 autocast on CUDA for inference; a no-op on the CPU (bf16 does not pay there for
+    the small emotion nets, and changes rows)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def training_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the CPU, fp16 on CUDA; a no-op when disabled."""
+    if not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def detect_concurrency(device: torch.device) -> int:
+    """Detection batches to run at once: one per intra-op thread on the CPU (capped), one on a
+    GPU. Read at call time: Ray sets each worker's thread count."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), MAX_DETECT_WORKERS))
+
+
+@contextlib.contextmanager
+def shared_threads(workers: int) -> Iterator[None]:
+    """Divide the intra-op threads among ``workers`` concurrent callers for the block.
+
+    ``torch.set_num_threads`` is process-wide, so the old count is restored at the end.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // max(1, workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
