@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.ferbatch-setup
 
-.PHONY: setup demo test test-fast bench browser clean
+.PHONY: setup demo test test-fast lint bench browser clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,14 @@ demo: setup
 	$(VENV)/bin/ferbatch demo --out demo_out
 
 # Debian's Chromium for the HTML report's browser test (the test skips, with a reason, if absent).
+# Installs a system package, so `make test` does not call it: CI (.ci/run) does, before the tests.
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will skip"
 
-test: setup browser
+lint: setup
+	$(VENV)/bin/ruff check ferbatch tests bench examples jobs
+
+test: setup lint
 	$(VENV)/bin/pytest -q
 
 test-fast: setup

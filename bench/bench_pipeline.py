@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/bench_pipeline.py [--videos ../shared/videos] [--json bench/results.json]
 
 1. Per stage, on every video: decode (PyAV, RGB), detect (MTCNN, batched; one batch at a time,
-   then as the pipeline runs it: ``detect_workers`` batches at once), crop, classify.
+   then as the pipeline runs it: ``devices.detect_concurrency`` batches at once), crop, classify.
 2. End to end in-process (``process_video``), sampling every frame and at 5 fps.
 3. The whole ``ferbatch run`` process on WolfgangLanger_Pexels.mp4 (start-up included), wall
    time and peak RSS, compared with the ``fer`` package's measured 27 s / 1.4 GB (../shared).
@@ -37,6 +37,7 @@ from ferbatch.config import DecodeConfig, RunConfig  # noqa: E402
 from ferbatch.crop import crop_faces, to_grey  # noqa: E402
 from ferbatch.decode import Frame, FrameSampler, open_video  # noqa: E402
 from ferbatch.detect import FaceDetector  # noqa: E402
+from ferbatch.devices import detect_concurrency  # noqa: E402
 from ferbatch.pipeline import Stages, detect_batches, process_video  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def stage_times(path: Path, stages: Stages) -> dict[str, float]:
     t0 = time.perf_counter()
     dets = [d for _, found in detect_batches(batches(), det, 1) for d in found]
     t_detect = time.perf_counter() - t0
-    workers = stages.detect_workers()
+    workers = detect_concurrency(stages.device)
     t0 = time.perf_counter()
     for _ in detect_batches(batches(), det, workers):
         pass
@@ -157,7 +158,7 @@ def main() -> None:
     }
     stages = Stages(RunConfig())
     print(f"{'video':32} {'frames':>6} {'w/face':>6} {'decode':>8} {'detect':>8} "
-          f"{'det ×' + str(stages.detect_workers()):>8} {'crop f/s':>9} {'cls f/s':>8}")
+          f"{'det ×' + str(detect_concurrency(stages.device)):>8} {'crop f/s':>9} {'cls f/s':>8}")
     per_stage = {}
     for v in videos:
         s = stage_times(v, stages)

@@ -7,7 +7,7 @@ Usage (run it on a quiet machine; it is not part of the tests)::
 
 One local Ray instance (127.0.0.1 only) is started first and its start-up is reported apart;
 each timed run includes the workers' model loading (part of any real run) and writes a fresh
-output folder. ``--local`` adds the in-process ``runner.run`` (all cores) as a baseline.
+output folder. ``--local`` adds the in-process ``ferbatch.run`` (all cores) as a baseline.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ferbatch.config import DecodeConfig, RunConfig  # noqa: E402
-from ferbatch.distributed import init_local, run_distributed  # noqa: E402
-from ferbatch.runner import RunSummary, discover_videos, run  # noqa: E402
+from ferbatch.runner.local import run  # noqa: E402
+from ferbatch.runner.plan import discover_videos  # noqa: E402
+from ferbatch.runner.ray_pool import run_distributed  # noqa: E402
+from ferbatch.runner.ray_setup import init_local  # noqa: E402
+from ferbatch.runner.summary import RunSummary  # noqa: E402
 
 
 def _figures(label: str, summary: RunSummary, seconds: float) -> dict[str, Any]:
@@ -69,7 +72,7 @@ def main() -> None:
             out = scratch / f"w{n}"
             t0 = time.perf_counter()
             summary = run_distributed([args.videos], out, config, workers=n,
-                                      cpus_per_worker=args.cpus_per_worker, log=False)
+                                      cpus_per_worker=args.cpus_per_worker)
             results.append(_figures(f"{n} worker{'s' if n > 1 else ''}", summary,
                                     time.perf_counter() - t0))
         if args.local:

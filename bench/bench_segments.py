@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ferbatch.config import DecodeConfig, RunConfig  # noqa: E402
-from ferbatch.distributed import init_local, run_distributed  # noqa: E402
+from ferbatch.runner.ray_pool import run_distributed  # noqa: E402
+from ferbatch.runner.ray_setup import init_local  # noqa: E402
 from ferbatch.segments import header_duration, plan_segments  # noqa: E402
 
 
@@ -130,8 +131,7 @@ def main() -> None:
         for label, seg, name in runs:
             t0 = time.perf_counter()
             summary = run_distributed([video], scratch / name, config, workers=args.workers,
-                                      cpus_per_worker=args.cpus_per_worker, segment_s=seg,
-                                      log=False)
+                                      cpus_per_worker=args.cpus_per_worker, segment_s=seg)
             seconds = time.perf_counter() - t0
             if not summary.all_ok:
                 sys.exit(f"{label}: {summary.rows[0]['status']}: {summary.rows[0]['error']}")

@@ -3,7 +3,9 @@
 Each example reads the output folder the way any pandas user would: ``pd.read_parquet`` on the
 Hive-partitioned ``faces/`` and ``frames/`` folders and on ``videos.parquet``. The partition key
 is declared a string: left to guess, pyarrow would turn an all-digit id like ``0001`` into the
-integer 1, which no longer matches ``videos.parquet``.
+integer 1, which no longer matches ``videos.parquet``. The file names used here are those of
+the output contract (``ferbatch/output/layout.py``); the examples spell them out so that they
+run with nothing but pandas.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 
 import pandas as pd
-
 from _common import labels, out_dir, read_faces
 
 usage = "python examples/compare_videos.py OUT VIDEO_A VIDEO_B"

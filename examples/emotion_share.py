@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 
 import pandas as pd
-
 from _common import labels, out_dir, read_faces
 
 out = out_dir(sys.argv, "python examples/emotion_share.py OUT")

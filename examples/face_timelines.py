@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-
 from _common import clock, labels, out_dir, read_faces
 
 out = out_dir(sys.argv, "python examples/face_timelines.py OUT VIDEO_ID [BIN_SECONDS]")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 
 import pandas as pd
-
 from _common import clock, labels, out_dir, read_faces
 
 out = out_dir(sys.argv, "python examples/peak_surprise.py OUT [EMOTION] [N]")

@@ -4,16 +4,21 @@ Python API (mirrors the CLI)::
 
     import ferbatch
     result = ferbatch.process_video("clip.mp4", ferbatch.RunConfig())   # one video, in memory
-    summary = ferbatch.run(["videos/"], "out")                           # like `ferbatch run`
+    summary = ferbatch.run(["videos/"], "out")                           # in this process
+    summary = ferbatch.run_videos(["videos/"], "out")                    # like `ferbatch run`
     data = ferbatch.load("out")                                          # typed pandas frames
     ferbatch.run(["videos/"], "s3://bucket/prefix")     # or any URI pyarrow.fs resolves
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# a library adds no handler of its own: applications (the CLI) configure logging
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "RunConfig": ("ferbatch.config", "RunConfig"),
@@ -23,10 +28,14 @@ _EXPORTS = {
     "ClassifyConfig": ("ferbatch.config", "ClassifyConfig"),
     "process_video": ("ferbatch.pipeline", "process_video"),
     "Stages": ("ferbatch.pipeline", "Stages"),
-    "run": ("ferbatch.runner", "run"),
-    "load": ("ferbatch.load", "load"),
-    "Results": ("ferbatch.load", "Results"),
-    "OutputLocation": ("ferbatch.write", "OutputLocation"),
+    "PoolConfig": ("ferbatch.config", "PoolConfig"),
+    "run": ("ferbatch.runner.local", "run"),
+    "run_videos": ("ferbatch.runner.controller", "run_videos"),
+    "plan_run": ("ferbatch.runner.plan", "plan_run"),
+    "RunHook": ("ferbatch.progress", "RunHook"),
+    "load": ("ferbatch.output.read", "load"),
+    "Results": ("ferbatch.output.read", "Results"),
+    "OutputLocation": ("ferbatch.output.location", "OutputLocation"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -16,17 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from .batching import pad_rows
+from .devices import inference_autocast, resolve_device
 from .models.checkpoint import DEFAULT_WEIGHTS, Checkpoint, file_sha256, load_checkpoint
-from .train.transforms import center_crop, normalize
+from .models.preprocess import center_crop, normalize
 
 _BUCKET = 32
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class EmotionClassifier:
@@ -46,7 +40,12 @@ class EmotionClassifier:
         self.model = self.checkpoint.build().to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.name = f"{self.checkpoint.arch}:{path.name}:{self.sha256[:12]}"
+        self.name = self.model_name(self.checkpoint.arch, path, self.sha256)
+
+    @staticmethod
+    def model_name(arch: str, path: Path, sha256: str) -> str:
+        """The ``model`` column: ``<arch>:<file name>:<sha256[:12]>``."""
+        return f"{arch}:{path.name}:{sha256[:12]}"
 
     @torch.inference_mode()
     def __call__(self, faces: np.ndarray) -> np.ndarray:
@@ -62,7 +61,7 @@ class EmotionClassifier:
             x = normalize(center_crop(batch.to(self.device), pre.input_size), pre.mean, pre.std)
             if self.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+            with inference_autocast(self.device):
                 probs = F.softmax(self.model(x).float(), dim=1)
                 if self.tta_flip:
                     probs = (probs + F.softmax(self.model(x.flip(-1)).float(), dim=1)) / 2

@@ -1,21 +1,22 @@
 """ferbatch's command line.
 
 Three layers, as in PySceneDetect: click parses options → they become one validated
-:class:`~ferbatch.config.RunConfig` → a controller (:func:`ferbatch.runner.run`) does the work.
+:class:`~ferbatch.config.RunConfig` (and :class:`~ferbatch.config.PoolConfig`) → the controller
+(:func:`ferbatch.runner.controller.run_videos`: plan, executor, output) does the work.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
-from .config import ClassifyConfig, DecodeConfig, DetectConfig, RunConfig, TrackConfig
-from .distributed import ray_options
+from .config import ClassifyConfig, DecodeConfig, DetectConfig, PoolConfig, RunConfig, TrackConfig
+from .devices import CPU_CLASSIFY_BATCH, CPU_DETECT_BATCH, DEVICE_HELP, GPU_CLASSIFY_BATCH, GPU_DETECT_BATCH
 from .errors import FerbatchError
 
 
@@ -50,7 +51,7 @@ def run_options(fn: Any) -> Any:
         click.option("--fps", type=float, default=None, help="Analyse N frames per second (time-based)."),
         click.option("--every", type=int, default=None, help="Analyse every N-th frame."),
         click.option("--model", default=None, help="Emotion checkpoint (default: the bundled model)."),
-        click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
+        click.option("--device", default=RunConfig.device, show_default=True, help=DEVICE_HELP),
         click.option("--min-face", default=DetectConfig.min_face_size, show_default=True,
                      help="Smallest face, in pixels of the displayed frame."),
         click.option("--det-max-side", default=DetectConfig.max_side, show_default=True,
@@ -60,21 +61,73 @@ def run_options(fn: Any) -> Any:
         click.option("--min-score", default=DetectConfig.min_score, show_default=True,
                      help="Drop faces with a lower detection score."),
         click.option("--det-batch", type=click.IntRange(min=1), default=None,
-                     help="Frames per detection batch.  [default: 8 on the CPU, one batch per "
-                          "core at once; 32 on a GPU]"),
+                     help=f"Frames per detection batch.  [default: {CPU_DETECT_BATCH} on the CPU, "
+                          f"one batch per core at once; {GPU_DETECT_BATCH} on a GPU]"),
         click.option("--cls-batch", type=click.IntRange(min=1), default=None,
-                     help="Faces classified at once.  [default: 256 on a GPU, 32 on the CPU]"),
+                     help=f"Faces classified at once.  [default: {GPU_CLASSIFY_BATCH} on a GPU, "
+                          f"{CPU_CLASSIFY_BATCH} on the CPU]"),
         click.option("--tta-flip", is_flag=True, help="Average the emotion over the mirrored face too."),
         click.option("--track-iou", default=TrackConfig.iou_threshold, show_default=True),
         click.option("--track-gap", default=TrackConfig.max_gap_s, show_default=True,
                      help="Seconds a face may be unseen and keep its id."),
-        click.option("--decode-threads", default=0, show_default=True, help="0 = FFmpeg's choice."),
+        click.option("--decode-threads", default=DecodeConfig.threads, show_default=True,
+                     help="0 = FFmpeg's choice."),
         click.option("--overwrite", is_flag=True, help="Redo videos already complete in OUT."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--verbose", "-v", count=True,
+                     help="More messages on stderr: -v progress and tracebacks, -vv debugging. "
+                          "Every run also writes its full log to OUT/_logs/."),
     ]
+    return _apply(options, fn)
+
+
+def _apply(options: list[Callable[[Any], Any]], fn: Any) -> Any:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
+    """click options of the Ray executor's pool (:class:`PoolConfig`); ``local_flag`` adds
+    ``--ray/--local``."""
+    options = [
+        click.option("--address", default=None, metavar="ADDR",
+                     help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT "
+                          "(default: $RAY_ADDRESS, else a private local instance)."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Worker actors (default: cluster CPUs // --cpus-per-worker, "
+                          "at most one per video)."),
+        click.option("--cpus-per-worker", type=click.FloatRange(min=0),
+                     default=PoolConfig.cpus_per_worker, show_default=True,
+                     help="CPUs each worker reserves (its torch threads)."),
+        click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+                     help="GPUs each worker reserves; 0.5 puts two workers on a GPU "
+                          "(default: 1 when the cluster has GPUs and --device is not cpu, else 0)."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=PoolConfig.max_retries,
+                     show_default=True,
+                     help="Times a video (or one of its segments) is retried after its worker "
+                          "died."),
+        click.option("--segment-s", type=click.FloatRange(min=0), default=PoolConfig.segment_s,
+                     show_default=True, metavar="SECONDS",
+                     help="Split a video at least twice this long into segments of about this "
+                          "many seconds, cut at keyframes, that several workers analyse; the "
+                          "merged rows match an unsplit run (README). 0: never split."),
+    ]
+    if local_flag:
+        options.insert(0, click.option(
+            "--ray/--local", "use_ray", default=None,
+            help="Run through Ray worker actors, or in this process. Default: Ray when "
+                 "--address/$RAY_ADDRESS is given, the inputs hold more than one video to "
+                 "analyse, or one video is long enough to split (--segment-s)."))
+    return lambda fn: _apply(options, fn)
+
+
+def build_pool(opts: dict[str, Any]) -> PoolConfig:
+    """The validated :class:`PoolConfig` of parsed :func:`ray_options`."""
+    return PoolConfig(address=opts["address"], workers=opts["workers"],
+                      cpus_per_worker=opts["cpus_per_worker"],
+                      gpus_per_worker=opts["gpus_per_worker"], max_retries=opts["max_retries"],
+                      segment_s=opts["segment_s"]).validate()
 
 
 @cli.command("run")
@@ -83,27 +136,23 @@ def run_options(fn: Any) -> Any:
 @ray_options()
 def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
     """Analyse video files and folders (recursively) into Parquet timelines in OUT."""
-    from .distributed import ray_kwargs, run_distributed, wants_ray
-    from .progress import ConsoleProgress, print_summary
-    from .runner import run
+    from .decode.pyav import quiet_ffmpeg
+    from .logs import configure_console
+    from .progress import ConsoleProgress, format_summary
+    from .runner.controller import run_videos
 
     quiet_ffmpeg()
+    configure_console(opts["verbose"])
     try:
         config = build_config(opts)
-        use_ray = wants_ray(opts["use_ray"], opts["address"], inputs, opts["segment_s"])
+        pool = build_pool(opts)
         with ConsoleProgress(enabled=not opts["quiet"]) as progress:
-            if use_ray:
-                summary = run_distributed(list(inputs), opts["out"], config,
-                                          overwrite=opts["overwrite"], hook=progress, log=False,
-                                          **ray_kwargs(opts))
-            else:
-                summary = run(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
-                              hook=progress)
+            summary = run_videos(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
+                                 pool=pool, use_ray=opts["use_ray"], hook=progress)
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
-    print_summary(summary)
-    if not summary.all_ok:
-        sys.exit(1)
+    click.echo(format_summary(summary))
+    sys.exit(summary.exit_code)
 
 
 @cli.command("demo")
@@ -111,6 +160,7 @@ def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
 @click.option("--quiet", "-q", is_flag=True)
 def demo_command(out: str, quiet: bool) -> None:
     """Write demo clips of a real face (scikit-image's astronaut photo) and analyse them."""
+    from .decode.pyav import quiet_ffmpeg
     from .demo import run_demo
 
     quiet_ffmpeg()
@@ -121,16 +171,7 @@ def demo_command(out: str, quiet: bool) -> None:
     sys.exit(code)
 
 
-def quiet_ffmpeg() -> None:
-    """FFmpeg's own per-packet warnings go to the log, not the terminal; errors reach the
-    user through the videos table."""
-    import av.logging
-
-    av.logging.set_level(av.logging.PANIC)
-    logging.getLogger("libav").setLevel(logging.ERROR)
-
-
-def _register_optional() -> None:
+def _register_commands() -> None:
     """Attach the commands of the trainer and the report modules."""
     from .cli_report import COMMANDS as report_commands
     from .cli_train import COMMANDS as train_commands
@@ -139,7 +180,7 @@ def _register_optional() -> None:
         cli.add_command(command)
 
 
-_register_optional()
+_register_commands()
 
 
 def main() -> None:

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from .errors import FerbatchError
+from .report.defaults import (
+    DEFAULT_MAX_GAP_S,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_EPISODE_S,
+    DEFAULT_WINDOW_S,
+    METHODS,
+)
 
 
 @click.command("report")
 @click.argument("out", type=click.Path(file_okay=False))  # a str: a URI gets a clear error
-@click.option("--smooth", "smooth_method", type=click.Choice(["ema", "moving", "none"]), default="ema",
+@click.option("--smooth", "smooth_method", type=click.Choice(METHODS), default=DEFAULT_METHOD,
               show_default=True,
               help="Smoothing of per-face probabilities: causal exponential (time constant = window), "
                    "centred moving average, or none.")
-@click.option("--window", "window_s", type=float, default=1.0, show_default=True,
+@click.option("--window", "window_s", type=float, default=DEFAULT_WINDOW_S, show_default=True,
               help="Smoothing window / time constant in seconds.")
-@click.option("--min-episode", "min_episode_s", type=float, default=1.0, show_default=True,
+@click.option("--min-episode", "min_episode_s", type=float, default=DEFAULT_MIN_EPISODE_S,
+              show_default=True,
               help="Shortest run of one dominant emotion reported as an episode, in seconds.")
-@click.option("--max-gap", "max_gap_s", type=float, default=2.0, show_default=True,
+@click.option("--max-gap", "max_gap_s", type=float, default=DEFAULT_MAX_GAP_S, show_default=True,
               help="A face unseen for longer than this (and than 2 sampling intervals) starts a new "
-                   "segment: smoothing restarts and episodes end.")
+                   "track run: smoothing restarts and episodes end.")
 @click.option("--no-html", is_flag=True, help="Write only the summary tables.")
 @click.option("--no-thumbnails", is_flag=True, help="Do not open the source videos for face thumbnails.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the paths written.")
@@ -30,10 +36,11 @@ def report_command(out: str, smooth_method: str, window_s: float, min_episode_s:
     """Summarise the ferbatch output folder OUT: per-video and per-face emotion shares and
     episodes (summary.parquet/.csv, summary_faces.parquet, episodes.parquet) and a static HTML
     report in OUT/report/. Works on runs with failed or partial videos."""
+    from .logs import configure_console
     from .report import build_report
 
     if not quiet:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        configure_console()  # warnings (e.g. thumbnails that could not be cut) on stderr
 
     def progress(video_id: str) -> None:
         if not quiet:

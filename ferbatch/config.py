@@ -78,6 +78,11 @@ class DetectConfig:
         if not 0.3 <= self.factor < 0.95:
             raise ConfigError(f"pyramid factor must be in [0.3, 0.95), got {self.factor}")
 
+    def describe(self) -> str:
+        """Provenance text of the settings that change detections (``videos.detector``)."""
+        return (f"mtcnn min_face={self.min_face_size} thresholds={list(self.thresholds)} "
+                f"min_score={self.min_score} max_side={self.max_side} factor={self.factor}")
+
 
 @dataclass(frozen=True)
 class TrackConfig:
@@ -122,19 +127,20 @@ class RunConfig:
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     device: str = "auto"
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Check every section; raise :class:`ConfigError` naming the bad option."""
         for section in (self.decode, self.detect, self.track, self.classify):
             section.validate()
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        from .devices import check_device_name
+
+        check_device_name(self.device)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         def section(kind: type, key: str) -> Any:
             values = dict(data.get(key, {}))
             if "thresholds" in values:
@@ -162,3 +168,35 @@ class RunConfig:
         }
         blob = json.dumps(content, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The Ray executor's pool (``ferbatch run`` Ray options and the job's).
+
+    ``address``: a cluster to join (``auto``, ``HOST:PORT``, ``ray://…``; ``None``:
+    ``$RAY_ADDRESS``, else a private local instance). ``workers``: actors (``None``: cluster
+    CPUs // ``cpus_per_worker``, at most one per work unit). ``gpus_per_worker``: ``None`` = 1
+    when the cluster has GPUs and the device is not ``cpu``, else 0; fractions share a GPU.
+    ``max_retries``: times a video (or one of its segments) is retried after its worker died.
+    ``segment_s``: a video at least twice this long is cut at keyframes into segments of about
+    this many seconds that several workers analyse (0: never split).
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | None = None
+    max_retries: int = 2
+    segment_s: float = 300.0
+
+    def validate(self) -> PoolConfig:
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.cpus_per_worker < 0 or (self.gpus_per_worker or 0) < 0:
+            raise ConfigError("--cpus-per-worker and --gpus-per-worker must be >= 0")
+        if self.max_retries < 0:
+            raise ConfigError(f"--max-retries must be >= 0, got {self.max_retries}")
+        if self.segment_s < 0:
+            raise ConfigError(f"--segment-s must be >= 0, got {self.segment_s}")
+        return self

@@ -95,7 +95,7 @@ def run_demo(out: Path, quiet: bool = False) -> int:
     import pandas as pd
 
     from .progress import ConsoleProgress, format_summary
-    from .runner import run
+    from .runner.local import run
 
     inputs = make_demo_inputs(out / "input")
     with ConsoleProgress(enabled=not quiet) as progress:

@@ -86,7 +86,7 @@ class Detections:
         return int(self.boxes.shape[0])
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                    np.zeros((0, 5, 2), np.float32))
 
@@ -149,9 +149,8 @@ class FaceDetector:
         self.pnet, self.rnet, self.onet = load_nets(self.device)
 
     def describe(self) -> str:
-        c = self.config
-        return (f"mtcnn min_face={c.min_face_size} thresholds={list(c.thresholds)} "
-                f"min_score={c.min_score} max_side={c.max_side} factor={c.factor}")
+        """Provenance text of the detector's settings (:meth:`DetectConfig.describe`)."""
+        return self.config.describe()
 
     @torch.inference_mode()
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:

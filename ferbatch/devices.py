@@ -88,12 +88,29 @@ def inference_autocast(device: torch.device) -> contextlib.AbstractContextManage
     return contextlib.nullcontext()
 
 
+def cpu_bf16_native() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX).
+
+    Without it (e.g. AVX2-only x86 CPUs) bf16 autocast is emulated and slower than fp32:
+    measured on a 2-core AMD EPYC (AVX2), one ``vgg_gap`` width-32 training step of 128 faces
+    ran at 12 images/s under bf16 autocast and 120 images/s in fp32.
+    """
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers missing in another torch build: stay in fp32
+        return False
+
+
 def training_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the CPU, fp16 on CUDA; a no-op when disabled."""
+    """fp16 autocast on CUDA; bf16 on a CPU that computes bf16 natively
+    (:func:`cpu_bf16_native`), fp32 otherwise; a no-op when disabled."""
     if not enabled:
         return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype)
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    if device.type == "cpu" and cpu_bf16_native():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def detect_concurrency(device: torch.device) -> int:

@@ -33,3 +33,12 @@ class DataError(FerbatchError):
 
 class OutputError(FerbatchError):
     """A folder is not a readable ferbatch output."""
+
+
+class TrainError(FerbatchError):
+    """Training or a hyperparameter search failed while running (every trial failed, the
+    search engine broke, a resumed state does not fit)."""
+
+
+class RunError(FerbatchError):
+    """A run could not go on (e.g. no Ray worker could start); not a problem of one video."""

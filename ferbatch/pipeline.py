@@ -8,12 +8,12 @@ no image logic: each step is a call into its stage module. Decoding runs in a ba
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 import queue
-import re
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,34 +24,55 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
-from . import __version__
-from .arrow import from_columns
-from .classify import EmotionClassifier, resolve_device
+from .classify import EmotionClassifier
 from .config import DecodeConfig, RunConfig
 from .crop import crop_faces, to_grey
 from .decode import Frame, FrameSampler, VideoStream, open_video
 from .detect import Detections, FaceDetector
+from .devices import default_batch_sizes, detect_concurrency, resolve_device, shared_threads
 from .errors import FerbatchError
-from .schema import (FRAMES_SCHEMA, LANDMARK_COLUMNS, SCHEMA_VERSION, STATUS_FAILED, STATUS_OK,
-                     STATUS_PARTIAL, faces_schema, prob_column)
+from .models.checkpoint import DEFAULT_WEIGHTS, file_sha256, load_checkpoint
+from .output.arrow import from_columns
+from .output.layout import video_id_for
+from .output.schema import (
+    FRAMES_SCHEMA,
+    LANDMARK_COLUMNS,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_PARTIAL,
+    Provenance,
+    faces_schema,
+    new_video_row,
+    prob_column,
+)
 from .track import IoUTracker
+
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
 
-MAX_DETECT_WORKERS = 4  # batches detected at once; bounds the frames held in memory
-CPU_DETECT_BATCH = 8  # frames; one batch per core in flight (measured: as fast as 16, less memory)
-GPU_DETECT_BATCH = 32
-CPU_CLASSIFY_BATCH = 32  # small: classification overlaps detection rather than trailing it
-GPU_CLASSIFY_BATCH = 256
+
+def make_provenance(config: RunConfig, model_name: str, model_sha256: str,
+                    labels: list[str]) -> Provenance:
+    """The :class:`Provenance` of a run of ``config`` with the model so identified."""
+    return Provenance(model=model_name, model_sha256=model_sha256, labels=tuple(labels),
+                      detector=config.detect.describe(),
+                      sampling=FrameSampler.from_config(config.decode).describe(),
+                      settings_fingerprint=config.fingerprint(model_sha256))
 
 
-def video_id_for(path: str | os.PathLike[str]) -> str:
-    """Stable, unique, folder-safe id: the file's stem plus a hash of its absolute path."""
-    resolved = str(Path(path).resolve())
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("._-")[:48] or "video"
-    return f"{stem}-{hashlib.sha1(resolved.encode()).hexdigest()[:10]}"
+def run_provenance(config: RunConfig) -> Provenance:
+    """The :class:`Provenance` of a run, from the checkpoint's metadata (no model is built,
+    no detector loaded): what a driver needs to skip finished videos and write failure rows.
+
+    Raises :class:`~ferbatch.errors.ModelError` for a missing or unreadable checkpoint.
+    """
+    path = Path(config.classify.model) if config.classify.model else DEFAULT_WEIGHTS
+    ckpt = load_checkpoint(path)
+    sha = file_sha256(path)
+    return make_provenance(config, EmotionClassifier.model_name(ckpt.arch, path, sha), sha,
+                           list(ckpt.labels))
 
 
 class Stages:
@@ -59,35 +80,30 @@ class Stages:
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
-        device = resolve_device(config.device)
-        self.device = device
-        self.detector = FaceDetector(config.detect, device=device)
-        self.detect_batch = config.detect.batch_size or (
-            CPU_DETECT_BATCH if device.type == "cpu" else GPU_DETECT_BATCH)
-        self.classify_batch = config.classify.batch_size or (
-            CPU_CLASSIFY_BATCH if device.type == "cpu" else GPU_CLASSIFY_BATCH)
-        self.classifier = EmotionClassifier(config.classify.model, device=str(device),
+        self.device = resolve_device(config.device)
+        sizes = default_batch_sizes(self.device, config.detect.batch_size,
+                                    config.classify.batch_size)
+        self.detect_batch, self.classify_batch = sizes.detect, sizes.classify
+        self.detector = FaceDetector(config.detect, device=self.device)
+        self.classifier = EmotionClassifier(config.classify.model, device=str(self.device),
                                             batch_size=self.classify_batch,
                                             tta_flip=config.classify.tta_flip)
         self.labels = self.classifier.labels
-        self.fingerprint = config.fingerprint(self.classifier.sha256)
+        self.provenance = make_provenance(config, self.classifier.name, self.classifier.sha256,
+                                          self.labels)
+        self.fingerprint = self.provenance.settings_fingerprint
         self.faces_schema = faces_schema(self.labels)
-
-    def detect_workers(self) -> int:
-        """How many frame batches to detect concurrently: one per intra-op thread on the CPU
-        (capped), one on a GPU. Read at call time: Ray sets each worker's thread count."""
-        if self.device.type != "cpu":
-            return 1
-        return max(1, min(torch.get_num_threads(), MAX_DETECT_WORKERS))
 
 
 @dataclass
 class VideoResult:
-    """Everything one video produced: its status row and its two tables."""
+    """Everything one video produced: its status row and its two tables; ``traceback`` is
+    the formatted stack of an unexpected failure (for the run's log, never in a row)."""
 
     row: dict[str, Any]
     frames: pa.Table | None
     faces: pa.Table | None
+    traceback: str | None = None
 
     @property
     def status(self) -> str:
@@ -168,22 +184,21 @@ def detect_batches(batches: Iterator[list[Frame]], detector: FaceDetector, worke
         for batch in batches:
             yield batch, detector([f.image for f in batch])
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // workers))
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="ferbatch-detect")
     inflight: deque[tuple[list[Frame], Future[list[Detections]]]] = deque()
-    try:
-        for batch in batches:
-            inflight.append((batch, pool.submit(detector, [f.image for f in batch])))
-            if len(inflight) > workers:
+    with shared_threads(workers), ThreadPoolExecutor(
+            workers, thread_name_prefix="ferbatch-detect") as pool:
+        try:
+            for batch in batches:
+                inflight.append((batch, pool.submit(detector, [f.image for f in batch])))
+                if len(inflight) > workers:
+                    done, future = inflight.popleft()
+                    yield done, future.result()
+            while inflight:
                 done, future = inflight.popleft()
                 yield done, future.result()
-        while inflight:
-            done, future = inflight.popleft()
-            yield done, future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(threads)
+        finally:
+            for _, future in inflight:
+                future.cancel()
 
 
 def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
@@ -200,22 +215,9 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
     stages = stages or Stages(config)
     started = time.perf_counter()
     sampler = FrameSampler.from_config(config.decode)
-    row: dict[str, Any] = {
-        "video_id": video_id_for(path), "path": os.path.abspath(path), "status": STATUS_FAILED, "error": None,
-        "duration_s": None, "fps": None, "width": None, "height": None, "rotation": None,
-        "codec": None, "frames_decoded": 0, "frames_analyzed": 0, "faces_detected": 0,
-        "tracks": 0, "processing_s": 0.0, "model": stages.classifier.name,
-        "model_sha256": stages.classifier.sha256, "detector": stages.detector.describe(),
-        "sampling": sampler.describe(), "settings_fingerprint": stages.fingerprint,
-        "file_size": None, "file_mtime_ns": None, "schema_version": SCHEMA_VERSION,
-        "ferbatch_version": __version__, "finished_at": None,
-    }
-    try:
-        st = os.stat(path)
-        row["file_size"], row["file_mtime_ns"] = st.st_size, st.st_mtime_ns
-    except OSError:
-        pass
+    row = new_video_row(path, video_id_for(path), stages.provenance)
     frames_t = faces_t = None
+    trace: str | None = None
     try:
         with (opener or open_video)(path, config.decode) as stream:
             info = stream.info
@@ -231,15 +233,18 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
             row.update(status=STATUS_PARTIAL, error=f"{Path(path).name}: {decode_error}")
         else:
             row["status"] = STATUS_OK
-    except FerbatchError as exc:
+    except FerbatchError as exc:  # the file's own problem: the message says it all
         row["error"] = str(exc)
-    except (MemoryError, RuntimeError, ValueError, OSError) as exc:
+        log.info("%s failed: %s", path, exc, exc_info=True)
+    except (MemoryError, RuntimeError, ValueError, OSError) as exc:  # maybe a bug: keep the stack
         row["error"] = f"{Path(path).name}: {type(exc).__name__}: {exc}"
+        trace = traceback.format_exc()
+        log.error("%s failed: %s: %s", path, type(exc).__name__, exc, exc_info=True)
     row["processing_s"] = round(time.perf_counter() - started, 4)
     row["finished_at"] = datetime.now(timezone.utc)
     if row["status"] == STATUS_FAILED:
         frames_t = faces_t = None
-    return VideoResult(row, frames_t, faces_t)
+    return VideoResult(row, frames_t, faces_t, trace)
 
 
 def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stages: Stages,
@@ -259,7 +264,8 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
             pending, pending_n = [], 0
 
     batches = _chunks(stream, sampler, stages.detect_batch, stop)
-    for batch, detections in detect_batches(batches, stages.detector, stages.detect_workers()):
+    workers = detect_concurrency(stages.device)
+    for batch, detections in detect_batches(batches, stages.detector, workers):
         for frame, det in zip(batch, detections):
             n = len(det)
             cols.frame_index.append(np.array([frame.index]))
@@ -310,9 +316,3 @@ def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
     for j, label in enumerate(labels):
         data[prob_column(label)] = probs[:, j]
     return frames, from_columns(data, stages.faces_schema.remove(0))
-
-
-def torch_threads_default() -> None:
-    """Use every core for intra-op work unless the user set a thread count."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -1,17 +1,98 @@
-"""Console progress for local runs: a tqdm bar of frames with frames/s, and the final table."""
+"""What a run tells its observer, and the two observers ferbatch ships.
+
+:class:`RunHook` is the typed progress protocol of both executors: one method per event, each a
+no-op here, so an observer overrides only what it shows. :class:`ConsoleProgress` is the tqdm
+bar of ``ferbatch run``; :class:`LineProgress` writes one log line per finished video (for Ray
+job logs, where a bar is noise). :func:`format_summary` renders the final table.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .schema import STATUS_FAILED
+from .output.schema import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL
+
+if TYPE_CHECKING:
+    from .runner.summary import RunSummary
+
+log = logging.getLogger(__name__)
 
 
-class ConsoleProgress:
-    """A ``runner.run`` hook: one bar over all frames, a line per finished video."""
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A Ray worker that finished loading its models."""
+
+    pid: int
+    host: str
+    device: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A task whose worker died or failed, queued again."""
+
+    path: Path
+    attempt: int
+    error: str
+
+
+@dataclass(frozen=True)
+class SegmentStart:
+    """Segment ``index`` of ``of`` of a split video handed to a worker (``attempt`` from 0)."""
+
+    path: Path
+    index: int
+    of: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Unsplit:
+    """A split video whose segments could not be merged: it is analysed whole instead."""
+
+    path: Path
+    reason: str
+
+
+class RunHook:
+    """Progress events of a run (every method a no-op; override what you need)."""
+
+    def on_start(self, n_videos: int) -> None:
+        """The run begins with ``n_videos`` inputs (skipped ones included)."""
+
+    def on_skip(self, row: dict[str, Any]) -> None:
+        """An input already complete in the output; ``row`` is its committed row."""
+
+    def on_video(self, path: Path) -> None:
+        """A video is handed to the pipeline (in-process) or to a worker."""
+
+    def on_frames(self, n: int) -> None:
+        """``n`` more frames were analysed."""
+
+    def on_done(self, row: dict[str, Any]) -> None:
+        """A video is committed (or failed): its ``videos.parquet`` row."""
+
+    def on_worker(self, info: WorkerInfo) -> None:
+        """A Ray worker is ready."""
+
+    def on_retry(self, retry: Retry) -> None:
+        """A task is retried after its worker died or it failed."""
+
+    def on_segment(self, segment: SegmentStart) -> None:
+        """A segment of a split video is handed to a worker."""
+
+    def on_unsplit(self, unsplit: Unsplit) -> None:
+        """A split video is analysed whole instead."""
+
+
+class ConsoleProgress(RunHook):
+    """A tqdm bar over all frames, with frames/s; a line per failed video."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and sys.stderr is not None
@@ -19,32 +100,79 @@ class ConsoleProgress:
         self.total = 0
         self.done = 0
 
-    def __enter__(self) -> "ConsoleProgress":
+    def __enter__(self) -> ConsoleProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()
 
-    def __call__(self, event: str, payload: Any) -> None:
+    def on_start(self, n_videos: int) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
-        if event == "start":
-            self.total = int(payload)
-            self.bar = tqdm(total=None, unit="frame", dynamic_ncols=True, file=sys.stderr,
-                            desc=f"0/{self.total} videos")
-        elif event == "video" and self.bar is not None:
-            self.bar.set_postfix_str(Path(payload).name[:40])
-        elif event == "frames" and self.bar is not None:
-            self.bar.update(int(payload))
-        elif event in ("done", "skip") and self.bar is not None:
-            self.done += 1
-            self.bar.set_description(f"{self.done}/{self.total} videos")
-            row = payload if event == "skip" else payload.row
-            if row["status"] == STATUS_FAILED:
-                self.bar.write(f"FAILED {row['error']}", file=sys.stderr)
+        self.total = n_videos
+        self.bar = tqdm(total=None, unit="frame", dynamic_ncols=True, file=sys.stderr,
+                        desc=f"0/{self.total} videos")
+
+    def on_video(self, path: Path) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(Path(path).name[:40])
+
+    def on_frames(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(int(n))
+
+    def on_skip(self, row: dict[str, Any]) -> None:
+        self.on_done(row)
+
+    def on_done(self, row: dict[str, Any]) -> None:
+        if self.bar is None:
+            return
+        self.done += 1
+        self.bar.set_description(f"{self.done}/{self.total} videos")
+        if row["status"] == STATUS_FAILED:
+            self.bar.write(f"FAILED {row['error']}", file=sys.stderr)
+
+
+class LineProgress(RunHook):
+    """One INFO log line per finished video: done/total, frames/s, ETA, failures (job logs).
+
+    The clock starts when the first worker is ready: Ray's start-up is not throughput.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.started: float | None = None
+        self.done = self.frames = self.failures = 0
+
+    def on_start(self, n_videos: int) -> None:
+        self.total = n_videos
+
+    def on_skip(self, row: dict[str, Any]) -> None:
+        self.total -= 1  # only analysed videos count towards throughput and ETA
+
+    def on_worker(self, info: WorkerInfo) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def on_unsplit(self, unsplit: Unsplit) -> None:
+        log.info("%s: analysing it whole, its segments could not be merged: %s",
+                 unsplit.path.name, unsplit.reason)
+
+    def on_done(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        self.frames += int(row.get("frames_analyzed") or 0)
+        self.failures += row["status"] == STATUS_FAILED
+        if self.started is None:
+            self.started = time.perf_counter()
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * max(0, self.total - self.done)
+        detail = f" ({row['error']})" if row["status"] != STATUS_OK and row.get("error") else ""
+        log.info("%d/%d videos | %d frames, %.1f frames/s | ETA %.0f s | %d failed | %s %s%s",
+                 self.done, self.total, self.frames, self.frames / max(elapsed, 1e-9), eta,
+                 self.failures, row["status"], Path(row["path"]).name, detail)
 
 
 def _fmt(value: Any, spec: str = "") -> str:
@@ -53,7 +181,7 @@ def _fmt(value: Any, spec: str = "") -> str:
     return format(value, spec) if spec else str(value)
 
 
-def format_summary(summary: Any) -> str:
+def format_summary(summary: RunSummary) -> str:
     """A plain-text table: one line per video with status, frames, faces, ids, speed."""
     header = f"{'status':8} {'frames':>7} {'faces':>7} {'ids':>4} {'sec':>7} {'fps':>7}  video"
     lines = [header, "-" * len(header)]
@@ -65,17 +193,13 @@ def format_summary(summary: Any) -> str:
         lines.append(f"{status:8} {_fmt(row.get('frames_analyzed')):>7} "
                      f"{_fmt(row.get('faces_detected')):>7} {_fmt(row.get('tracks')):>4} "
                      f"{secs:7.1f} {_fmt(fps, '7.1f'):>7}  {row['path']}")
-    n_ok = sum(r["status"] == "ok" for r in summary.rows)
-    lines.append(f"{len(summary.rows)} videos: {n_ok} ok, "
-                 f"{sum(r['status'] == 'partial' for r in summary.rows)} partial, "
+    n_ok = sum(r["status"] == STATUS_OK for r in summary.rows)
+    n_partial = sum(r["status"] == STATUS_PARTIAL for r in summary.rows)
+    lines.append(f"{len(summary.rows)} videos: {n_ok} ok, {n_partial} partial, "
                  f"{len(summary.failed)} failed; {len(skipped)} already done (*) ; "
                  f"{summary.frames} frames in {summary.seconds:.1f} s")
     for row in summary.rows:
-        if row["status"] != "ok":
+        if row["status"] != STATUS_OK:
             lines.append(f"  {row['status']}: {row['error']}")
     lines.append(f"results: {summary.out}/videos.parquet, {summary.out}/frames/, {summary.out}/faces/")
     return "\n".join(lines)
-
-
-def print_summary(summary: Any) -> None:
-    print(format_summary(summary))

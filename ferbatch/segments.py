@@ -51,11 +51,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .arrow import from_numpy
 from .config import DecodeConfig, RunConfig
 from .decode.base import FrameSampler
 from .decode.pyav import FrameSpan, PyAVStream, pts_seconds, select_video_stream
 from .errors import DecodeError
+from .output.arrow import from_numpy
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -107,16 +107,6 @@ def header_duration(path: str | os.PathLike[str]) -> float | None:
     except (av.FFmpegError, OSError, ValueError, UnicodeError):
         return None
     return None
-
-
-def estimate_units(path: str | os.PathLike[str], segment_s: float) -> int:
-    """Work units a video will probably make (from the header): 1, or its expected segments."""
-    if segment_s <= 0:
-        return 1
-    duration = header_duration(path)
-    if duration is None:
-        return 1
-    return max(1, int(duration // segment_s))
 
 
 @dataclass
@@ -175,12 +165,13 @@ def _clean_cuts(pk: _Packets) -> list[tuple[int, int]]:
 
 
 def plan_segments(path: str | os.PathLike[str], config: RunConfig | None = None,
-                  segment_s: float = 300.0) -> SegmentPlan:
+                  segment_s: float = 300.0, duration_s: float | None = None) -> SegmentPlan:
     """Plan how to cut ``path`` into segments of about ``segment_s`` seconds (see module doc).
 
     Never raises for a bad file: the plan then has no spans and ``reason`` says why (the video
     is analysed whole, which reports the problem as usual). ``config`` supplies the frame
-    sampling and the tracker's memory (warm-up length).
+    sampling and the tracker's memory (warm-up length). ``duration_s``: the header's duration
+    when the caller has read it already (:mod:`ferbatch.runner.plan`), else it is read here.
     """
     import av
 
@@ -192,7 +183,7 @@ def plan_segments(path: str | os.PathLike[str], config: RunConfig | None = None,
         st = os.stat(path)
     except OSError as exc:
         return _whole(path, f"cannot stat: {exc}")
-    duration = header_duration(path)
+    duration = duration_s if duration_s is not None else header_duration(path)
     if duration is not None and duration < 2 * segment_s:
         return _whole(path, f"{duration:.1f} s is shorter than 2 x {segment_s:g} s")
     try:
@@ -357,8 +348,8 @@ def merge_segments(plan: SegmentPlan, results: Sequence[VideoResult],
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from .output.schema import STATUS_OK
     from .pipeline import VideoResult
-    from .schema import STATUS_OK
 
     if len(results) != len(plan.spans):
         raise SegmentError(f"{plan.path}: {len(results)} segment results for {len(plan.spans)} segments")
@@ -416,27 +407,3 @@ def merge_segments(plan: SegmentPlan, results: Sequence[VideoResult],
         raise SegmentError(f"{plan.path}: segments decoded {row['frames_decoded']} frames, "
                            f"the plan has {plan.n_frames}")
     return VideoResult(row, frames_t, faces_t)
-
-
-def process_split(path: str | os.PathLike[str], plan: SegmentPlan, config: RunConfig,
-                  stages: Stages) -> VideoResult:
-    """Analyse every segment of ``plan`` here, one after the other, and merge them.
-
-    For tests and debugging (the Ray controller runs the segments on separate workers); falls
-    back to :func:`~ferbatch.pipeline.process_video` on the whole video when the segments
-    cannot be merged, as the controller does.
-    """
-    import time
-
-    from .pipeline import process_video
-
-    if not plan.split:
-        return process_video(path, config, stages)
-    started = time.perf_counter()
-    results = [process_segment(path, span, config, stages) for span in plan.spans]
-    try:
-        merged = merge_segments(plan, results)
-    except SegmentError:
-        return process_video(path, config, stages)
-    merged.row["processing_s"] = round(time.perf_counter() - started, 4)
-    return merged

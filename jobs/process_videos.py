@@ -6,8 +6,9 @@ Submit it from the repository root (see jobs/README.md)::
         python process_videos.py /shared/videos --out /shared/out --fps 5
 
 It takes the same analysis options as ``ferbatch run`` (``ferbatch.cli.run_options``) plus the
-Ray pool options, joins the cluster the job runs on (``--address auto``), and exits 1 when any
-video failed, so ``ray job status`` shows FAILED. Paths must be absolute paths that the driver
+Ray pool options, joins the cluster the job runs on (``--address auto``), logs one line per
+finished video, and exits 1 unless every video is ``ok`` (the rule of ``ferbatch run``), so
+``ray job status`` shows FAILED. Paths must be absolute paths that the driver
 and every worker can read (a shared filesystem): the job's working directory is a temporary copy.
 ``--out`` may also be an object-store URI pyarrow understands (``s3://bucket/prefix``,
 ``gs://bucket/prefix``); the driver and each worker read its credentials from their environment.
@@ -21,8 +22,7 @@ from typing import Any
 
 import click
 
-from ferbatch.cli import build_config, quiet_ffmpeg, run_options
-from ferbatch.distributed import ray_kwargs, ray_options, run_distributed
+from ferbatch.cli import build_config, build_pool, ray_options, run_options
 from ferbatch.errors import FerbatchError
 
 
@@ -32,18 +32,24 @@ from ferbatch.errors import FerbatchError
 @ray_options(local_flag=False)
 def main(inputs: tuple[str, ...], **opts: Any) -> None:
     """Analyse INPUTS (video files and folders, recursively) into Parquet timelines in OUT."""
-    from ferbatch.progress import format_summary
+    from ferbatch.decode.pyav import quiet_ffmpeg
+    from ferbatch.logs import configure_console
+    from ferbatch.progress import LineProgress, RunHook, format_summary
+    from ferbatch.runner.controller import run_videos
 
     quiet_ffmpeg()
+    configure_console(max(opts["verbose"], 0 if opts["quiet"] else 1))
     opts["address"] = opts["address"] or "auto"
     try:
         config = build_config(opts)
-        summary = run_distributed(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
-                                  log=not opts["quiet"], **ray_kwargs(opts))
+        pool = build_pool(opts)
+        hook = RunHook() if opts["quiet"] else LineProgress()
+        summary = run_videos(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
+                             pool=pool, use_ray=True, hook=hook)
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     print(format_summary(summary), flush=True)
-    sys.exit(0 if not summary.failed else 1)
+    sys.exit(summary.exit_code)
 
 
 if __name__ == "__main__":

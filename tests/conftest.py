@@ -39,7 +39,7 @@ def shared_dir() -> Path:
 def ray_session() -> Iterator[None]:
     """One private Ray instance for the whole session, started on first use, stopped at the end."""
     ray = pytest.importorskip("ray")
-    from ferbatch.distributed import init_local
+    from ferbatch.runner.ray_setup import init_local
 
     if ray.is_initialized():
         yield

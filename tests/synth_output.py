@@ -24,23 +24,23 @@ its stream starts at pts 0.5 s, which timestamps (counted from the stream start)
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ferbatch.schema import (
+from ferbatch.output.layout import partition_dir
+from ferbatch.output.schema import (
     FRAMES_SCHEMA,
     LANDMARK_COLUMNS,
     SCHEMA_VERSION,
     VIDEOS_SCHEMA,
     faces_schema,
-    partition_dir,
     prob_column,
 )
 

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ferbatch.arrow import from_numpy, from_rows, to_rows
-from ferbatch.schema import FRAMES_SCHEMA, VIDEOS_SCHEMA, faces_schema
+from ferbatch.output.arrow import from_numpy, from_rows, to_rows
+from ferbatch.output.schema import FRAMES_SCHEMA, VIDEOS_SCHEMA, faces_schema
 
 
 @pytest.mark.parametrize("type_, values", [

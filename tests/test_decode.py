@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-import clips
 from ferbatch.config import DecodeConfig
 from ferbatch.decode import FrameSampler, VideoInfo, VideoStream, open_video
 from ferbatch.decode import pyav as pyav_backend
 from ferbatch.errors import ConfigError, DecodeError, VideoOpenError
+
+import clips
 
 N, FPS = 60, 30  # 2-second clips
 

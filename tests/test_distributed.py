@@ -19,22 +19,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import clips
 from ferbatch.config import RunConfig
 from ferbatch.demo import astronaut_face
-from ferbatch.pipeline import Stages, video_id_for
-from ferbatch.runner import run
+from ferbatch.output.layout import video_id_for
+from ferbatch.pipeline import Stages
+from ferbatch.runner.local import run
+
+import clips
 
 ray = pytest.importorskip("ray")
-from ferbatch.distributed import run_distributed  # noqa: E402
+from ferbatch.runner.ray_pool import run_distributed  # noqa: E402
+
+from helpers import Events, assert_same_frame, read_output  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-VARYING = ["processing_s", "finished_at"]  # the only columns allowed to differ between runs
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +48,6 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clips.make_face_clip(root / "b.mp4", face, n_frames=24, fps=12, size=(160, 120))
     clips.make_random_bytes(root / "bad.mp4")
     return root
-
-
-class Events:
-    """A progress hook that records every event."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-
-    def __call__(self, event: str, payload: Any) -> None:
-        self.events.append((event, payload))
-
-    def of(self, kind: str) -> list[Any]:
-        return [p for e, p in self.events if e == kind]
 
 
 @pytest.fixture(scope="module")
@@ -73,37 +62,16 @@ def ray_run(folder: Path, tmp_path_factory: pytest.TempPathFactory,
             ray_session: None) -> tuple[Path, Any, Events]:
     out = tmp_path_factory.mktemp("ray") / "out"
     events = Events()
-    summary = run_distributed([folder], out, workers=2, hook=events, log=True)
+    summary = run_distributed([folder], out, workers=2, hook=events)
     return out, summary, events
-
-
-def _tables(out: Path) -> dict[str, pd.DataFrame]:
-    videos = pd.read_parquet(out / "videos.parquet").drop(columns=VARYING)
-    frames = pd.read_parquet(out / "frames")
-    faces = pd.read_parquet(out / "faces")
-    for df in (frames, faces):
-        df["video_id"] = df["video_id"].astype(str)
-    return {"videos": videos.sort_values("path").reset_index(drop=True),
-            "frames": frames.sort_values(["video_id", "frame_index"]).reset_index(drop=True),
-            "faces": faces.sort_values(["video_id", "frame_index", "face_id"]).reset_index(drop=True)}
-
-
-def _assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    """Equal columns and rows; floats to 1e-4 (thread counts differ between the two runs)."""
-    assert list(a.columns) == list(b.columns) and len(a) == len(b)
-    for col in a.columns:
-        if pd.api.types.is_float_dtype(a[col]):
-            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), atol=1e-4, err_msg=col)
-        else:
-            assert a[col].tolist() == b[col].tolist(), col
 
 
 def test_ray_run_matches_the_local_runner(ray_run: tuple[Path, Any, Events],
                                           local_out: Path) -> None:
     out, summary, _ = ray_run
-    ours, theirs = _tables(out), _tables(local_out)
+    ours, theirs = read_output(out), read_output(local_out)
     for name in ("videos", "frames", "faces"):
-        _assert_same(ours[name], theirs[name])
+        assert_same_frame(ours[name], theirs[name], atol=1e-4)
     assert summary.frames == 48 and len(ours["frames"]) == 48
 
 
@@ -115,7 +83,7 @@ def test_bad_file_fails_alone_and_hooks_report_progress(ray_run: tuple[Path, Any
     bad = next(r for r in summary.rows if r["status"] == "failed")
     assert "bad.mp4" in bad["error"] and "Traceback" not in bad["error"]
     assert events.of("start") == [3]
-    assert len(events.of("worker")) == 2 and len({w["pid"] for w in events.of("worker")}) == 2
+    assert len(events.of("worker")) == 2 and len({w.pid for w in events.of("worker")}) == 2
     assert sorted(Path(p).name for p in events.of("video")) == ["a.mp4", "b.mp4", "bad.mp4"]
     assert len(events.of("done")) == 3 and sum(events.of("frames")) == 48
     assert not events.of("retry")
@@ -129,29 +97,26 @@ def test_killed_worker_is_replaced_and_video_retried_without_duplicates(
     a.mp4: killed on its first attempt only → retried on a fresh worker → ok.
     b.mp4: killed on every attempt → failed after ``max_retries`` retries; the run goes on.
     """
-    pids: list[int] = []
     attempts: dict[str, int] = {}
-    events = Events()
 
-    def hook(event: str, payload: Any) -> None:
-        events(event, payload)
-        if event == "worker":
-            pids.append(payload["pid"])
-        elif event == "video":
+    def react(kind: str, payload: Any) -> None:
+        if kind == "video":
             name = Path(payload).name
             attempts[name] = attempts.get(name, 0) + 1
             if name == "b.mp4" or attempts[name] == 1:
-                os.kill(pids[-1], signal.SIGKILL)
+                os.kill(events.pids[-1], signal.SIGKILL)
+
+    events = Events(react)
 
     out = tmp_path / "out"
     summary = run_distributed([folder / "a.mp4", folder / "b.mp4"], out, workers=1,
-                              max_retries=1, hook=hook, log=True)
+                              max_retries=1, hook=events)
     status = {Path(r["path"]).name: r for r in summary.rows}
     assert status["a.mp4"]["status"] == "ok", status["a.mp4"]["error"]
     assert status["b.mp4"]["status"] == "failed" and "worker died" in status["b.mp4"]["error"]
     assert status["b.mp4"]["settings_fingerprint"] == status["a.mp4"]["settings_fingerprint"]
     assert attempts == {"a.mp4": 2, "b.mp4": 2}
-    assert len(events.of("retry")) == 2 and len(set(pids)) == 3  # replaced while work is left
+    assert len(events.of("retry")) == 2 and len(set(events.pids)) == 3  # replaced while work is left
     faces = pd.read_parquet(out / "faces")
     frames = pd.read_parquet(out / "frames")
     assert not faces.duplicated(["video_id", "frame_index", "face_id"]).any()
@@ -170,12 +135,12 @@ def test_resume_redoes_only_the_uncommitted_video(ray_run: tuple[Path, Any, Even
     shutil.copytree(src, out)
     (out / "_status" / f"{video_id_for(folder / 'a.mp4')}.parquet").unlink()
     events = Events()
-    summary = run_distributed([folder / "a.mp4", folder / "b.mp4"], out, hook=events, log=False)
+    summary = run_distributed([folder / "a.mp4", folder / "b.mp4"], out, hook=events)
     assert [Path(p).name for p in events.of("video")] == ["a.mp4"]
     assert summary.skipped == [str(folder / "b.mp4")] and summary.frames == 24
     assert len(events.of("worker")) == 1  # one video to do: one worker
-    after = _tables(out)
-    _assert_same(after["faces"], _tables(src)["faces"])
+    after = read_output(out)
+    assert_same_frame(after["faces"], read_output(src)["faces"], atol=1e-4)
     assert len(after["videos"]) == 3  # bad.mp4's row from the first run stays
 
 
@@ -293,7 +258,7 @@ def test_ray_job_submit_runs_the_entrypoint(folder: Path, tmp_path: Path) -> Non
             env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
         text = job.stdout + job.stderr
         assert job.returncode != 0, text  # bad.mp4 failed: the job reports FAILED
-        assert "[ferbatch] 2/2 videos" in text and "1 failed" in text, text[-3000:]
+        assert "2/2 videos" in text and "1 failed" in text, text[-3000:]
         videos = pd.read_parquet(out / "videos.parquet")
         assert sorted(videos["status"]) == ["failed", "ok"]
         frames = pd.read_parquet(out / "frames")
@@ -305,7 +270,7 @@ def test_ray_job_submit_runs_the_entrypoint(folder: Path, tmp_path: Path) -> Non
 
 # -- pool sizing and the `ferbatch run` default ------------------------------------------------
 def test_default_workers_follow_cluster_resources() -> None:
-    from ferbatch.distributed import default_workers
+    from ferbatch.runner.ray_pool import default_workers
 
     assert default_workers({"CPU": 8}, 1, 0, 100) == 8
     assert default_workers({"CPU": 8}, 2, 0, 100) == 4
@@ -314,20 +279,28 @@ def test_default_workers_follow_cluster_resources() -> None:
     assert default_workers({"CPU": 0.5}, 1, 0, 10) == 1
 
 
-def test_wants_ray_rule(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ferbatch.distributed import wants_ray
+def test_wants_ray_rule(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferbatch.runner.controller import wants_ray
+    from ferbatch.runner.plan import plan_run
+
+    def plan(inputs: list[Path], segment_s: float = 0.0) -> Any:
+        return plan_run(inputs, tmp_path / "o", segment_s=segment_s)
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert not wants_ray(None, None, [folder / "a.mp4"])  # one video: in-process
-    assert wants_ray(None, None, [folder])  # a folder of three
-    assert wants_ray(None, "auto", [folder / "a.mp4"]) and wants_ray(True, None, [folder / "a.mp4"])
-    assert not wants_ray(False, "auto", [folder])
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert not wants_ray(plan([folder / "a.mp4"]), None, None)  # one video: in-process
+    assert wants_ray(plan([folder]), None, None)  # a folder of three
+    assert wants_ray(plan([folder / "a.mp4"]), None, "auto")
+    assert wants_ray(plan([folder / "a.mp4"]), True, None)
+    assert not wants_ray(plan([folder]), False, "auto")
     # one video at least twice --segment-s long (a.mp4 lasts 2 s) can be split: Ray
-    assert wants_ray(None, None, [folder / "a.mp4"], segment_s=1.0) == ((os.cpu_count() or 1) > 1)
-    assert not wants_ray(None, None, [folder / "a.mp4"], segment_s=1.5)
-    assert not wants_ray(None, None, [folder / "bad.mp4"], segment_s=1.0)  # no duration: local
+    assert wants_ray(plan([folder / "a.mp4"], segment_s=1.0), None, None)
+    assert not wants_ray(plan([folder / "a.mp4"], segment_s=1.5), None, None)
+    assert not wants_ray(plan([folder / "bad.mp4"], segment_s=1.0), None, None)  # no duration
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one core: splitting cannot pay
+    assert not wants_ray(plan([folder / "a.mp4"], segment_s=1.0), None, None)
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
-    assert wants_ray(None, None, [folder / "a.mp4"])
+    assert wants_ray(plan([folder / "a.mp4"]), None, None)
 
 
 def test_cuda_without_gpus_is_a_config_error(folder: Path, tmp_path: Path,
@@ -337,29 +310,29 @@ def test_cuda_without_gpus_is_a_config_error(folder: Path, tmp_path: Path,
     if ray.cluster_resources().get("GPU", 0):
         pytest.skip("this Ray instance has GPUs")
     with pytest.raises(ConfigError, match="gpus-per-worker"):
-        run_distributed([folder / "a.mp4"], tmp_path / "o", RunConfig(device="cuda"), log=False)
+        run_distributed([folder / "a.mp4"], tmp_path / "o", RunConfig(device="cuda"))
 
 
 def test_cli_run_goes_through_ray_for_two_videos(folder: Path, tmp_path: Path, ray_session: None,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    import ferbatch.distributed as dist
     from ferbatch.cli import cli
+    from ferbatch.runner.ray_pool import RayExecutor
 
-    calls: list[dict[str, Any]] = []
+    pools: list[Any] = []
+    execute = RayExecutor.execute
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return run_distributed(*args, **kwargs)
+    def spy(self: RayExecutor, *args: Any) -> Any:
+        pools.append(self.pool)
+        return execute(self, *args)
 
-    monkeypatch.setattr(dist, "run_distributed", spy)
+    monkeypatch.setattr(RayExecutor, "execute", spy)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     result = CliRunner().invoke(cli, ["run", str(folder / "a.mp4"), str(folder / "b.mp4"),
                                       "--out", str(tmp_path / "o"), "-q", "--workers", "1",
                                       "--cpus-per-worker", "2"])
     assert result.exit_code == 0, result.output
     assert "2 videos: 2 ok" in result.output
-    assert len(calls) == 1 and calls[0]["workers"] == 1 and calls[0]["cpus_per_worker"] == 2
+    assert len(pools) == 1 and pools[0].workers == 1 and pools[0].cpus_per_worker == 2
     assert ray.is_initialized()  # the session's instance was reused, not shut down
-    _wait_for_cpus(2)

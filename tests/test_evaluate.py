@@ -13,11 +13,11 @@ from click.testing import CliRunner
 
 from ferbatch.cli import cli
 from ferbatch.models.checkpoint import load_checkpoint
-from ferbatch.train.data import load_fer2013
+from ferbatch.train.datasets.fer2013 import load_fer2013
 from ferbatch.train.engine import evaluate
 from ferbatch.train.evaluate import evaluate_main, resize_faces
-from train_fixtures import (fer_files, one_torch_thread, trained_run,  # noqa: F401
-                            write_image_folder)
+
+from train_fixtures import fer_files, one_torch_thread, trained_run, write_image_folder  # noqa: F401
 
 REQUIRED_KEYS = {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "model",
                  "data", "split", "tta", "skipped_classes"}
@@ -43,16 +43,16 @@ def test_evaluate_cli_fer2013(trained_run: Path, fer_files: tuple[Path, Path],
     # same figures as the engine on the same split
     ckpt = load_checkpoint(trained_run / "best.pt")
     direct = evaluate(ckpt.build(), load_fer2013(fer_files[0])["test"], device=torch.device("cpu"),
-                      input_size=40, mean=0.5, std=0.25, tta="flip")
+                      preprocess=ckpt.preprocess, tta="flip")
     assert report["accuracy"] == pytest.approx(direct["accuracy"])
     assert report["confusion_matrix"] == direct["confusion_matrix"]
 
 
 def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Path, Path],
                                          tmp_path: Path) -> None:
-    report = evaluate_main(str(trained_run / "best.pt"), str(fer_files[0]), "ferplus", "val",
-                           "none", tmp_path / "fp.json", None, str(fer_files[1]), "cpu",
-                           quiet=True)
+    report = evaluate_main(str(trained_run / "best.pt"), str(fer_files[0]), dataset="ferplus",
+                           split="val", json_path=tmp_path / "fp.json", ferplus=str(fer_files[1]),
+                           device="cpu")
     assert report["dataset"] == "ferplus" and report["split"] == "val"
     assert "contempt" not in report["labels"]
     assert report["skipped_classes"] in ([], ["contempt"])
@@ -64,9 +64,9 @@ def test_evaluate_folder_class_mismatch(trained_run: Path, tmp_path: Path) -> No
     sk = pytest.importorskip("sklearn.metrics")
     root = write_image_folder(tmp_path / "faces" / "test",
                               {"anger": 5, "happiness": 6, "contempt": 3}, size=(64, 64))
-    report = evaluate_main(str(trained_run / "best.pt"), str(tmp_path / "faces"), "folder",
-                           "test", "none", tmp_path / "f.json", tmp_path / "figs", None, "cpu",
-                           quiet=True)
+    report = evaluate_main(str(trained_run / "best.pt"), str(tmp_path / "faces"),
+                           dataset="folder", split="test", json_path=tmp_path / "f.json",
+                           out_dir=tmp_path / "figs", device="cpu")
     assert report["skipped_classes"] == ["contempt"]
     assert report["n"] == 11
     assert report["evaluated_labels"] == ["angry", "happy"]

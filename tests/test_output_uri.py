@@ -22,16 +22,19 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import clips
 import ferbatch
 from ferbatch.cli import cli
 from ferbatch.config import RunConfig
 from ferbatch.demo import astronaut_face
-from ferbatch.errors import ConfigError, OutputError
-from ferbatch.pipeline import Stages, video_id_for
-from ferbatch.runner import run
-from ferbatch.schema import VIDEOS_SCHEMA
-from ferbatch.write import PARTS_KEY, OutputLocation, OutputStore, resolve_output
+from ferbatch.errors import OutputError
+from ferbatch.output.commit import PARTS_KEY, OutputStore
+from ferbatch.output.layout import video_id_for
+from ferbatch.output.location import OutputLocation, resolve_output
+from ferbatch.output.schema import VIDEOS_SCHEMA
+from ferbatch.pipeline import Stages
+from ferbatch.runner.local import run
+
+import clips
 
 fsspec_memory = pytest.importorskip("fsspec.implementations.memory")
 
@@ -129,11 +132,10 @@ def test_file_uri_run_is_readable_by_pandas_and_load(inputs: dict[str, Path], tm
 
 def test_ray_workers_resolve_a_file_uri(inputs: dict[str, Path], tmp_path: Path,
                                         ray_session: None) -> None:
-    from ferbatch.distributed import run_distributed
+    from ferbatch.runner.ray_pool import run_distributed
 
     folder = tmp_path / "out"
-    summary = run_distributed([inputs["face"], inputs["bad"]], folder.as_uri(), workers=1,
-                              log=False)
+    summary = run_distributed([inputs["face"], inputs["bad"]], folder.as_uri(), workers=1)
     assert summary.out == folder
     assert sorted(r["status"] for r in summary.rows) == ["failed", "ok"]
     res = ferbatch.load(folder.as_uri())
@@ -178,14 +180,17 @@ def test_object_store_run_commits_skips_and_overwrites(inputs: dict[str, Path],
 def _interrupt_status_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every status-file write die: a commit killed after its partitions, before its
     commit point."""
-    real = OutputStore._write_table
+    from ferbatch.output.commit import LocalCommitter, ObjectStoreCommitter
 
-    def write_table(self: OutputStore, table: pa.Table, path: str) -> None:
-        if "_status" in path:
-            raise OSError("simulated crash before the status row")
-        real(self, table, path)
+    for committer in (LocalCommitter, ObjectStoreCommitter):
+        real = committer.write_table
 
-    monkeypatch.setattr(OutputStore, "_write_table", write_table)
+        def write_table(self: Any, table: pa.Table, path: str, real: Any = real) -> None:
+            if "_status" in path:
+                raise OSError("simulated crash before the status row")
+            real(self, table, path)
+
+        monkeypatch.setattr(committer, "write_table", write_table)
 
 
 @pytest.fixture(params=["object_store", "local"])
@@ -199,7 +204,7 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutputL
 def test_interrupted_commit_is_never_reported_then_redone(location: OutputLocation,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     store = OutputStore(location)
-    store.prepare(LABELS, "m")
+    store.write_manifest(LABELS, "m")
     store.commit(_row("a"), *_tables(3, tag=0.9))
     store.commit(_row("b"), *_tables(2, tag=0.9))
     store.write_videos_table()
@@ -223,7 +228,7 @@ def test_interrupted_commit_is_never_reported_then_redone(location: OutputLocati
     assert res.videos["video_id"].astype(str).tolist() == ["b"]  # a's stale videos.parquet row too
     assert len(res.faces) == 2 and set(res.faces["video_id"].astype(str)) == {"b"}
 
-    store.clean_temp()  # the next run: debris gone, a and c have no status row, so are redone
+    store.recover()  # the next run: debris gone, a and c have no status row, so are redone
     left = _files(location, "faces")
     assert left and all(f.startswith("video_id=b/") for f in left)
     assert not [f for f in _files(location, "_status") if f.endswith(".pending")]
@@ -237,7 +242,7 @@ def test_interrupted_commit_is_never_reported_then_redone(location: OutputLocati
 def test_files_a_status_row_does_not_name_are_ignored(memfs: OutputLocation) -> None:
     """A writer that died after the commit it lost (a zombie retry) leaves files behind."""
     store = OutputStore(memfs)
-    store.prepare(LABELS, "m")
+    store.write_manifest(LABELS, "m")
     store.commit(_row("a"), *_tables(3))
     frames, faces = _tables(7)
     pq.write_table(faces, memfs.join("faces", "video_id=a", "part-zombie.parquet"),
@@ -263,7 +268,7 @@ def test_bad_scheme_is_a_clean_cli_error(inputs: dict[str, Path]) -> None:
 
 
 def test_bad_uris_raise_ferbatch_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nosuch://b/x"):
+    with pytest.raises(OutputError, match="nosuch://b/x"):
         resolve_output("nosuch://b/x")
     with pytest.raises(OutputError, match="nosuch://b/x"):
         ferbatch.load("nosuch://b/x")
@@ -271,5 +276,5 @@ def test_bad_uris_raise_ferbatch_errors(tmp_path: Path) -> None:
         ferbatch.load((tmp_path / "missing").as_uri())
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output folder should be")
-    with pytest.raises(ConfigError, match="cannot write the output"):
-        OutputStore(blocker.as_uri()).prepare(LABELS, "m")
+    with pytest.raises(OutputError, match="cannot write the output"):
+        OutputStore(blocker.as_uri()).write_manifest(LABELS, "m")

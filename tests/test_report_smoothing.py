@@ -71,10 +71,10 @@ def test_gap_resets_ema_and_moving_average():
         after = sm[sm["timestamp_s"] >= 10.0]
         np.testing.assert_allclose(after["s_sad"], 1.0)  # nothing carried over the gap
         np.testing.assert_allclose(sm[sm["timestamp_s"] < 5]["s_happy"], 1.0)
-        assert sm["segment"].nunique() == 2
+        assert sm["track_run"].nunique() == 2
     # without the reset (huge max gap) the EMA would carry happy over
     sm = smooth(df, LABELS, method="ema", window_s=3.0, max_gap_s=100.0)
-    assert sm["segment"].nunique() == 1
+    assert sm["track_run"].nunique() == 1
     assert sm.loc[sm["timestamp_s"] == 10.0, "s_sad"].item() < 1.0
 
 
@@ -102,15 +102,15 @@ def test_faces_are_smoothed_independently():
     np.testing.assert_allclose(sm[sm["face_id"] == 1]["s_sad"], 1.0)
 
 
-def test_weights_and_segments_irregular():
+def test_weights_and_track_runs_irregular():
     times = [0.0, 0.4, 0.9, 1.0, 1.6, 2.0, 5.0, 5.5, 6.0]
     df = add_timing(faces_df([(0, t, 0.2, 0.2, 0.6) for t in times]), {"v": 0.5}, max_gap_s=2.0)
     np.testing.assert_allclose(df["weight_s"], [0.4, 0.5, 0.1, 0.6, 0.4, 0.5, 0.5, 0.5, 0.5])
-    assert df["segment"].tolist() == [0] * 6 + [1] * 3
+    assert df["track_run"].tolist() == [0] * 6 + [1] * 3
     # sparse sampling: the gap threshold grows to 2 sampling intervals
     df = add_timing(faces_df([(0, t, 0.2, 0.2, 0.6) for t in (0.0, 3.0, 6.0, 20.0)]), {"v": 3.0},
                     max_gap_s=2.0)
-    assert df["segment"].tolist() == [0, 0, 0, 1]
+    assert df["track_run"].tolist() == [0, 0, 0, 1]
     np.testing.assert_allclose(df["weight_s"], [3.0, 3.0, 3.0, 3.0])
 
 

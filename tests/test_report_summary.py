@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ferbatch.load import load
+from ferbatch.output.read import load
 from ferbatch.report import build_report, summarize
 from ferbatch.report.summary import atomic_write
 
@@ -155,14 +155,14 @@ def test_report_on_a_run_where_every_video_failed(tmp_path, with_meta):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ferbatch.schema import VIDEOS_SCHEMA
+    from ferbatch.output.schema import STATUS_FAILED, VIDEOS_SCHEMA
 
     out = tmp_path / "out"
     out.mkdir()
     rows = []
     for vid in ("a", "b"):
         row = {name: None for name in VIDEOS_SCHEMA.names}
-        row.update(video_id=vid, path=f"/in/{vid}.mp4", status="failed", error=f"VideoOpenError: {vid} <bad>")
+        row.update(video_id=vid, path=f"/in/{vid}.mp4", status=STATUS_FAILED, error=f"VideoOpenError: {vid} <bad>")
         rows.append(row)
     pq.write_table(pa.Table.from_pylist(rows, schema=VIDEOS_SCHEMA), out / "videos.parquet")
     if with_meta:

@@ -12,14 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import clips
 from ferbatch import process_video
 from ferbatch.cli import cli
 from ferbatch.config import DecodeConfig, RunConfig
 from ferbatch.demo import astronaut_face
+from ferbatch.output.schema import LANDMARK_COLUMNS
 from ferbatch.pipeline import Stages
-from ferbatch.runner import discover_videos, run
-from ferbatch.schema import LANDMARK_COLUMNS
+from ferbatch.runner.local import run
+from ferbatch.runner.plan import discover_videos
+
+import clips
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +171,8 @@ def test_ferbatch_executable_runs_as_a_process(folder: Path, tmp_path: Path) -> 
 
 
 def test_a_run_and_a_rerun_do_not_import_pandas(folder: Path, tmp_path: Path) -> None:
-    """pyarrow's pandas import costs a short run ~0.5 s and ~50 MB (see ferbatch.arrow)."""
-    code = ("import sys; from ferbatch.runner import run; "
+    """pyarrow's pandas import costs a short run ~0.5 s and ~50 MB (see ferbatch.output.arrow)."""
+    code = ("import sys; from ferbatch.runner.local import run; "
             f"s = [run([{str(folder / 'face.mp4')!r}], {str(tmp_path / 'o')!r}) for _ in range(2)]; "
             "print([x.rows[0]['status'] for x in s], [len(x.skipped) for x in s], "
             "'pandas' in sys.modules)")
@@ -185,7 +187,7 @@ def test_summary_table_marks_skipped_videos_given_by_relative_path(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows hold absolute paths; inputs may be relative (`ferbatch run ../videos`)."""
     from ferbatch.progress import format_summary
-    from ferbatch.runner import RunSummary
+    from ferbatch.runner.summary import RunSummary
 
     monkeypatch.chdir(tmp_path)
     row = {"status": "ok", "path": str(tmp_path / "v" / "a.mp4"), "processing_s": 1.0,

@@ -17,25 +17,26 @@ from typing import Any
 
 import av
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
-import clips
 from ferbatch.config import DecodeConfig, RunConfig
 from ferbatch.decode import FrameSampler, open_video
 from ferbatch.demo import astronaut_face
 from ferbatch.pipeline import Stages, process_video
-from ferbatch.runner import run
+from ferbatch.runner.local import run
 from ferbatch.segments import open_segment, plan_segments
 
+import clips
+
 ray = pytest.importorskip("ray")
-from ferbatch.distributed import ray_kwargs, run_distributed  # noqa: E402
+from ferbatch.runner.ray_pool import run_distributed  # noqa: E402
+
+from helpers import Events, assert_same_frame, assert_same_output, process_segments_locally, read_output  # noqa: E402
 
 GOP = 12
 FPS = 24
 N_FRAMES = 96  # 4 s at 24 fps: segment_s=1 cuts it at frames 24, 48, 72
-VARYING = ["processing_s", "finished_at"]
 
 
 def _encode(path: Path, images: Iterator[np.ndarray], size: tuple[int, int],
@@ -183,9 +184,8 @@ def test_segments_decode_exactly_the_frames_of_a_whole_decode(folder: Path, name
 
 
 def test_split_in_process_with_fps_sampling_matches_whole(folder: Path) -> None:
-    """process_split (all segments here, then the merge) == process_video, sampled at 8 fps."""
+    """Every segment here, then the merge == process_video, sampled at 8 fps."""
     from ferbatch.config import TrackConfig
-    from ferbatch.segments import process_split
 
     config = RunConfig(decode=DecodeConfig(fps=8), track=TrackConfig(max_gap_s=0.5),
                        device="cpu").validate()
@@ -194,61 +194,16 @@ def test_split_in_process_with_fps_sampling_matches_whole(folder: Path) -> None:
     plan = plan_segments(video, config, segment_s=1.0)
     assert plan.split and all(s.sampler_state is not None for s in plan.spans[1:])
     whole = process_video(video, config, stages)
-    split = process_split(video, plan, config, stages)
+    split = process_segments_locally(video, plan, config, stages)
     for key in ("status", "frames_decoded", "frames_analyzed", "faces_detected", "tracks",
                 "sampling"):
         assert split.row[key] == whole.row[key], key
     assert whole.row["frames_analyzed"] == 32 and whole.row["tracks"] == 3
     for name in ("frames", "faces"):
-        _assert_same(getattr(split, name).to_pandas(), getattr(whole, name).to_pandas())
+        assert_same_frame(getattr(split, name).to_pandas(), getattr(whole, name).to_pandas())
 
 
 # -- split Ray runs -----------------------------------------------------------------------------
-class Events:
-    """A progress hook that records every event (and can act on one)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.pids: list[int] = []
-
-    def __call__(self, event: str, payload: Any) -> None:
-        self.events.append((event, payload))
-        if event == "worker":
-            self.pids.append(payload["pid"])
-
-    def of(self, kind: str) -> list[Any]:
-        return [p for e, p in self.events if e == kind]
-
-
-def _tables(out: Path) -> dict[str, pd.DataFrame]:
-    videos = pd.read_parquet(out / "videos.parquet").drop(columns=VARYING)
-    tables = {"videos": videos.sort_values("path").reset_index(drop=True)}
-    for name, keys in (("frames", ["video_id", "frame_index"]),
-                       ("faces", ["video_id", "frame_index", "face_id"])):
-        if (out / name).exists():
-            df = pd.read_parquet(out / name)
-            df["video_id"] = df["video_id"].astype(str)
-            tables[name] = df.sort_values(keys).reset_index(drop=True)
-    return tables
-
-
-def _assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    """Equal rows; floats to 1e-3 (detector and classifier batches differ between the runs)."""
-    assert list(a.columns) == list(b.columns) and len(a) == len(b)
-    for col in a.columns:
-        if pd.api.types.is_float_dtype(a[col]):
-            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), atol=1e-3, err_msg=col)
-        else:
-            assert a[col].tolist() == b[col].tolist(), col
-
-
-def _assert_same_output(ours: Path, theirs: Path) -> None:
-    a, b = _tables(ours), _tables(theirs)
-    assert a.keys() == b.keys()
-    for name in a:
-        _assert_same(a[name], b[name])
-
-
 @pytest.fixture(scope="module")
 def stages() -> Stages:
     return Stages(RunConfig(device="cpu"))
@@ -259,14 +214,13 @@ def test_split_ray_run_matches_the_unsplit_local_run(folder: Path, tmp_path: Pat
     video = folder / "faces.mp4"
     run([video], tmp_path / "local", stages=stages)
     events = Events()
-    summary = run_distributed([video], tmp_path / "ray", workers=2, segment_s=1.0, hook=events,
-                              log=False)
+    summary = run_distributed([video], tmp_path / "ray", workers=2, segment_s=1.0, hook=events)
     assert summary.all_ok and summary.frames == N_FRAMES
     segments = events.of("segment")
-    assert len(segments) == segments[0]["of"] >= 3 and not events.of("unsplit")
+    assert len(segments) == segments[0].of >= 3 and not events.of("unsplit")
     assert len(events.of("worker")) == 2  # 1 video, but several work units
-    _assert_same_output(tmp_path / "ray", tmp_path / "local")
-    faces = _tables(tmp_path / "ray")["faces"]
+    assert_same_output(tmp_path / "ray", tmp_path / "local")
+    faces = read_output(tmp_path / "ray")["faces"]
     # A throughout, B twice: the second time after more than the tracker's memory, a new id
     assert sorted(faces["face_id"].unique()) == [0, 1, 2]
     assert set(faces.loc[faces["frame_index"] >= 70, "face_id"]) == {0, 2}
@@ -276,22 +230,21 @@ def test_killed_worker_mid_segment_retries_only_that_segment(folder: Path, tmp_p
                                                              stages: Stages,
                                                              ray_session: None) -> None:
     video = folder / "cfr.mp4"
-    events = Events()
-
-    def hook(event: str, payload: Any) -> None:
-        events(event, payload)
-        if event == "segment" and payload["index"] == 1 and payload["attempt"] == 0:
+    def react(kind: str, payload: Any) -> None:
+        if kind == "segment" and payload.index == 1 and payload.attempt == 0:
             os.kill(events.pids[-1], signal.SIGKILL)
 
+    events = Events(react)
+
     run([video], tmp_path / "local", stages=stages)
-    summary = run_distributed([video], tmp_path / "ray", workers=1, segment_s=1.0, hook=hook,
-                              max_retries=1, log=False)
+    summary = run_distributed([video], tmp_path / "ray", workers=1, segment_s=1.0, hook=events,
+                              max_retries=1)
     assert summary.all_ok
-    assert [r["error"] for r in events.of("retry")] and len(events.of("retry")) == 1
-    assert "segment 1" in events.of("retry")[0]["error"]
-    assert [(s["index"], s["attempt"]) for s in events.of("segment")][:3] == [(0, 0), (1, 0), (1, 1)]
+    assert [r.error for r in events.of("retry")] and len(events.of("retry")) == 1
+    assert "segment 1" in events.of("retry")[0].error
+    assert [(s.index, s.attempt) for s in events.of("segment")][:3] == [(0, 0), (1, 0), (1, 1)]
     assert len(set(events.pids)) == 2
-    _assert_same_output(tmp_path / "ray", tmp_path / "local")
+    assert_same_output(tmp_path / "ray", tmp_path / "local")
 
 
 def test_damaged_segment_makes_the_video_run_whole(folder: Path, tmp_path: Path,
@@ -300,27 +253,37 @@ def test_damaged_segment_makes_the_video_run_whole(folder: Path, tmp_path: Path,
     video = folder / "damaged.mp4"
     assert plan_segments(video, RunConfig(), segment_s=1.0).split
     run([video], tmp_path / "local", stages=stages)
-    local = _tables(tmp_path / "local")["videos"]
+    local = read_output(tmp_path / "local")["videos"]
     assert local["status"].tolist() == ["partial"], local["error"].tolist()
     events = Events()
-    summary = run_distributed([video], tmp_path / "ray", workers=2, segment_s=1.0, hook=events,
-                              log=False)
+    summary = run_distributed([video], tmp_path / "ray", workers=2, segment_s=1.0, hook=events)
     assert [r["status"] for r in summary.rows] == ["partial"]
     # whichever damaged segment returns first: decode errors (partial), or a frame short (failed)
     assert len(events.of("unsplit")) == 1
-    assert events.of("unsplit")[0]["reason"].startswith("segment ")
-    _assert_same_output(tmp_path / "ray", tmp_path / "local")
+    assert events.of("unsplit")[0].reason.startswith("segment ")
+    assert_same_output(tmp_path / "ray", tmp_path / "local")
 
 
 def test_segment_option_is_shared_by_the_cli_and_the_job() -> None:
+    """`ferbatch run` and the Ray job parse --segment-s into the same PoolConfig field, with the
+    PoolConfig default."""
+    import importlib.util
+
     from click.testing import CliRunner
 
-    from ferbatch.cli import cli
+    from ferbatch.cli import build_pool, cli
+    from ferbatch.config import PoolConfig
 
-    result = CliRunner().invoke(cli, ["run", "--help"])
-    assert result.exit_code == 0 and "--segment-s" in result.output
-    opts = {"address": None, "workers": None, "cpus_per_worker": 1.0, "gpus_per_worker": None,
-            "max_retries": 2, "segment_s": 0.0}
-    assert ray_kwargs(opts)["segment_s"] == 0.0
-    job = (Path(__file__).resolve().parents[1] / "jobs" / "process_videos.py").read_text()
-    assert "ray_options(local_flag=False)" in job
+    spec = importlib.util.spec_from_file_location(
+        "process_videos", Path(__file__).resolve().parents[1] / "jobs" / "process_videos.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    for command, args in ((cli, ["run", "--help"]), (job.main, ["--help"])):
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code == 0, result.output
+        assert "--segment-s" in result.output and f"{PoolConfig.segment_s:g}" in result.output
+    seen: dict[str, object] = {}
+    params = {p.name: p.default for p in job.main.params}
+    params.update(segment_s=0.0, workers=3)
+    seen["pool"] = build_pool(params)
+    assert seen["pool"] == PoolConfig(workers=3, segment_s=0.0)

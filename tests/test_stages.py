@@ -13,9 +13,9 @@ from ferbatch.crop import crop_faces, face_transform, to_grey
 from ferbatch.demo import astronaut_face
 from ferbatch.detect import Detections, FaceDetector
 from ferbatch.models.checkpoint import Preprocess, load_checkpoint
-from ferbatch.schema import VIDEOS_SCHEMA
+from ferbatch.output.commit import OutputStore
+from ferbatch.output.schema import VIDEOS_SCHEMA
 from ferbatch.track import IoUTracker, iou_matrix
-from ferbatch.write import OutputStore
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,9 @@ def test_calibrate_crop_measures_the_training_framing() -> None:
     assert result.found == 3 and result.total == 3
     assert 0.85 <= result.crop_scale <= 1.15
     assert abs(result.crop_shift_y) < 0.15
-    with pytest.raises(ValueError, match="no face"):
+    from ferbatch.errors import DataError
+
+    with pytest.raises(DataError, match="no face"):
         calibrate_crop(np.full((2, 48, 48), 128, np.uint8))
 
 
@@ -274,7 +276,7 @@ def _row(video_id: str, status: str = "ok") -> dict:
 
 def test_output_store_commits_partitions_atomically(tmp_path) -> None:
     store = OutputStore(tmp_path / "out")
-    store.prepare(["happy", "sad"], "m")
+    store.write_manifest(["happy", "sad"], "m")
     frames = pa.table({"frame_index": [0, 1], "timestamp_s": [0.0, 0.5], "num_faces": pa.array([1, 0], pa.int16())})
     faces = pa.table({"frame_index": [0], "p_happy": [0.7], "p_sad": [0.3]})
     store.commit(_row("a-1"), frames, faces)
@@ -289,7 +291,7 @@ def test_output_store_commits_partitions_atomically(tmp_path) -> None:
 
     df = pd.read_parquet(tmp_path / "out/faces")
     assert df["video_id"].astype(str).tolist() == ["a-1"]
-    store.clean_temp()
+    store.recover()
     assert not (tmp_path / "out/faces/.tmp-c-3-dead").exists()
     # re-committing replaces the partition, never appends
     store.commit(_row("a-1"), frames.slice(0, 1), faces)
@@ -300,10 +302,10 @@ def test_output_store_refuses_a_different_label_set(tmp_path) -> None:
     from ferbatch.errors import ConfigError
 
     store = OutputStore(tmp_path)
-    store.prepare(["happy", "sad"], "m1")
+    store.write_manifest(["happy", "sad"], "m1")
     with pytest.raises(ConfigError, match="labels"):
-        store.prepare(["happy", "sad", "angry"], "m2")
-    store.prepare(["happy", "sad", "angry"], "m2", overwrite=True)
+        store.write_manifest(["happy", "sad", "angry"], "m2")
+    store.write_manifest(["happy", "sad", "angry"], "m2", overwrite=True)
 
 
 def test_detections_empty_shapes() -> None:

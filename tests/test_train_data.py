@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,11 @@ import pytest
 import torch
 
 from ferbatch.errors import DataError
-from ferbatch.train.data import FER2013_LABELS, load_fer2013
-from ferbatch.train.datasets_extra import (FERPLUS_LABELS, load_ferplus, load_folder,
-                                           load_folder_splits, stratified_split)
-from train_fixtures import (one_torch_thread, write_fer_csv, write_image_folder,  # noqa: F401
-                            write_pixels_csv, write_votes)
+from ferbatch.train.datasets.fer2013 import FER2013_LABELS, load_fer2013
+from ferbatch.train.datasets.ferplus import FERPLUS_LABELS, load_ferplus
+from ferbatch.train.datasets.folder import load_folder, load_folder_splits, stratified_split
 
+from train_fixtures import one_torch_thread, write_fer_csv, write_image_folder, write_pixels_csv, write_votes  # noqa: F401
 
 # ---------------------------------------------------------------- FER2013 CSV
 
@@ -172,22 +172,25 @@ def test_ferplus_real_rows(shared_dir: Path, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- image folders
 
-def test_folder_aliases_and_skipped_class(tmp_path: Path) -> None:
+def test_folder_aliases_and_skipped_class(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = write_image_folder(tmp_path / "faces", {"anger": 3, "happiness": 4, "contempt": 2,
                                                    "sad": 0})
     (root / "anger" / "broken.png").write_bytes(b"not a png")
     (root / "anger" / "notes.txt").write_text("ignored")
     problems: list[str] = []
-    with pytest.warns(UserWarning, match="unreadable"):
+    with caplog.at_level(logging.WARNING, logger="ferbatch"):
         data, skipped = load_folder(root, 48, warnings_out=problems)
+    assert "unreadable" in caplog.text
     assert skipped == []
     assert data.labels == ["angry", "happy", "contempt"]  # FER+ order; empty "sad" left out
     assert data.images.shape == (9, 48, 48) and data.images.dtype == torch.uint8
     assert torch.bincount(data.targets, minlength=3).tolist() == [3, 4, 2]
     assert len(problems) == 1 and "broken.png" in problems[0]
 
-    with pytest.warns(UserWarning):
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ferbatch"):
         model_view, skipped = load_folder(root, 40, labels=FER2013_LABELS)
+    assert "unreadable" in caplog.text
     assert skipped == ["contempt"]
     assert model_view.labels == FER2013_LABELS
     assert model_view.images.shape == (7, 40, 40)

@@ -12,12 +12,14 @@ from click.testing import CliRunner
 
 from ferbatch.cli import cli
 from ferbatch.models.checkpoint import load_checkpoint
-from ferbatch.train.data import FaceData, load_fer2013
+from ferbatch.models.preprocess import Preprocess
+from ferbatch.train.data import FaceData
+from ferbatch.train.datasets.fer2013 import load_fer2013
 from ferbatch.train.engine import predict_proba, train_one_epoch
 from ferbatch.train.main import main
 from ferbatch.train.transforms import PRESETS
-from train_fixtures import (TINY_MODEL, fer_files, one_torch_thread, tiny_args,  # noqa: F401
-                            trained_run)
+
+from train_fixtures import TINY_MODEL, fer_files, one_torch_thread, tiny_args, trained_run  # noqa: F401
 
 # the CLI spelling of train_fixtures.tiny_args (constant lr, so resuming to more epochs
 # retraces an uninterrupted run)
@@ -65,9 +67,8 @@ def test_trained_checkpoint_matches_model(trained_run: Path, fer_files: tuple[Pa
     assert ckpt.metrics["test"]["n"] == 50
     model = ckpt.build()
     test = load_fer2013(fer_files[0])["test"]
-    kw = dict(device=torch.device("cpu"), input_size=ckpt.preprocess.input_size,
-              mean=ckpt.preprocess.mean, std=ckpt.preprocess.std)
-    probs = predict_proba(model, test.images, **kw)
+    probs = predict_proba(model, test.images, device=torch.device("cpu"),
+                          preprocess=ckpt.preprocess)
     assert probs.shape == (50, 7)
     assert torch.allclose(probs.sum(1), torch.ones(50), atol=1e-5)
     # the accuracy recorded at the end of training is reproduced from the file
@@ -126,7 +127,7 @@ def test_soft_sampling_draws_hard_labels(monkeypatch: pytest.MonkeyPatch) -> Non
 
     def epoch(data: FaceData) -> float:
         return train_one_epoch(model, data, opt, device=torch.device("cpu"), batch_size=32,
-                               input_size=40, mean=0.5, std=0.25, preset=PRESETS["none"],
+                               preprocess=Preprocess(input_size=40), preset=PRESETS["none"],
                                class_weights=None, label_smoothing=0.0, mixup_alpha=0.0,
                                amp=False, channels_last=False,
                                generator=torch.Generator().manual_seed(0)).loss
@@ -158,7 +159,6 @@ def test_emotion_classifier_round_trip(trained_run: Path, fer_files: tuple[Path,
     clf = classify.EmotionClassifier(str(trained_run / "best.pt"), "cpu", 8)
     got = np.asarray(clf(faces.numpy()))
     expected = predict_proba(ckpt.build(), faces, device=torch.device("cpu"),
-                             input_size=ckpt.preprocess.input_size, mean=ckpt.preprocess.mean,
-                             std=ckpt.preprocess.std).numpy()
+                             preprocess=ckpt.preprocess).numpy()
     assert got.dtype == np.float32 and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -17,6 +17,7 @@ from ferbatch.train.engine import predict_proba
 from ferbatch.train.main import make_checkpoint
 from ferbatch.train.metrics import classification_report, confusion_matrix
 from ferbatch.train.transforms import PRESETS, augment_batch
+
 from train_fixtures import TINY_MODEL, one_torch_thread, tiny_args  # noqa: F401
 
 # small options so building every model stays quick (the tv_* backbones take no width)
@@ -111,13 +112,13 @@ def test_checkpoint_round_trip(tmp_path: Path, half: bool) -> None:
     with torch.no_grad():
         model(torch.randn(16, 1, 40, 40) * 2 + 0.5)
     model.eval()
-    path = save_checkpoint(make_checkpoint(model, args, labels, "hash", {"x": 1}, half=half),
-                           tmp_path / "m.pt")
+    path = save_checkpoint(make_checkpoint(model, args, labels, "hash", {"x": 1},
+                                           args.preprocess(), half=half), tmp_path / "m.pt")
     ckpt = load_checkpoint(path)
     assert ckpt.labels == labels and ckpt.arch == "vgg_gap" and ckpt.data_hash == "hash"
     assert ckpt.preprocess.input_size == 40 and ckpt.train_config["classes"] == labels
     faces = torch.randint(0, 256, (6, 48, 48), dtype=torch.uint8)
-    kw = dict(device=torch.device("cpu"), input_size=40, mean=0.5, std=0.25)
+    kw = dict(device=torch.device("cpu"), preprocess=args.preprocess())
     expected = predict_proba(model, faces, **kw)
     got = predict_proba(ckpt.build(), faces, **kw)
     if half:

@@ -128,7 +128,7 @@ def write_image_folder(root: Path, classes: dict[str, int], size: tuple[int, int
 def tiny_args(data: Path, out: Path, **overrides: Any):
     """TrainArgs of a tiny, quick run (vgg_gap width 4, 1 conv per block, constant lr — so a
     1-epoch run resumed to 2 epochs must retrace a straight 2-epoch run)."""
-    from ferbatch.train.main import TrainArgs
+    from ferbatch.train.args import TrainArgs
 
     kw: dict[str, Any] = dict(data=str(data), out=str(out), model="vgg_gap",
                               model_kwargs=dict(TINY_MODEL), image_size=48, input_size=40,

@@ -8,7 +8,7 @@ PySceneDetect's backend layout).
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from ..config import DecodeConfig
 from ..errors import ConfigError

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Iterator
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class FrameSampler:
         self._next_t: float | None = None
 
     @classmethod
-    def from_config(cls, config: DecodeConfig) -> "FrameSampler":
+    def from_config(cls, config: DecodeConfig) -> FrameSampler:
         """The sampler a :class:`DecodeConfig` asks for."""
         return cls(fps=config.fps, every=config.every)
 
@@ -156,7 +156,7 @@ class VideoStream(abc.ABC):
     def close(self) -> None:
         """Release the file and decoder; safe to call more than once."""
 
-    def __enter__(self) -> "VideoStream":
+    def __enter__(self) -> VideoStream:
         return self
 
     def __exit__(

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
@@ -172,7 +172,7 @@ class PyAVStream(VideoStream):
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], config: DecodeConfig,
-                    span: FrameSpan | None = None) -> "PyAVStream":
+                    span: FrameSpan | None = None) -> PyAVStream:
         """Open ``path`` (or one ``span`` of it) with the threading and error budget of ``config``."""
         return cls(path, threads=config.threads, max_consecutive_errors=config.max_consecutive_errors,
                    span=span)
@@ -569,3 +569,12 @@ class PyAVStream(VideoStream):
             except ValueError:  # "generator already executing": called from within it
                 pass
         self._close_container()
+
+
+def quiet_ffmpeg() -> None:
+    """Keep FFmpeg's per-packet warnings out of terminals and worker logs: the problems that
+    matter reach the user through the videos table (``status``/``error``)."""
+    import logging
+
+    av.logging.set_level(av.logging.PANIC)
+    logging.getLogger("libav").setLevel(logging.ERROR)

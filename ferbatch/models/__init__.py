@@ -1,6 +1,10 @@
-"""Emotion model zoo: a registry of architectures and the checkpoint format."""
+"""Emotion model zoo: a registry of architectures, the preprocessing and the checkpoint format.
 
-from . import archs as _archs  # noqa: F401  (registers the architectures)
-from .registry import create_model, list_models, register_model
+Importing the package is cheap (no torch): the architectures register on the first registry
+look-up, the checkpoint format lives in :mod:`.checkpoint`, the preprocessing in
+:mod:`.preprocess`.
+"""
 
-__all__ = ["create_model", "list_models", "register_model"]
+from .registry import create_model, is_model, list_models, model_entrypoint, register_model
+
+__all__ = ["create_model", "is_model", "list_models", "model_entrypoint", "register_model"]

@@ -2,16 +2,16 @@
 
 A checkpoint is a plain dict that ``torch.load(weights_only=True)`` can read (tensors, str,
 int, float, lists, dicts). Besides the weights it carries the architecture name and options,
-the label set, the preprocessing (input size, normalisation, how faces are cropped), the
-training config, the data hash, metrics and code version, so inference cannot drift from
-training and the pipeline needs nothing else.
+the label set, the preprocessing (:class:`~ferbatch.models.preprocess.Preprocess`: input size,
+normalisation, how faces are cropped — the very object the trainer used), the training config,
+the data hash, metrics and code version, so inference cannot drift from training and the
+pipeline needs nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,29 +20,15 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..output.atomic import atomic_write
+from .preprocess import Preprocess
 from .registry import create_model
+
+__all__ = ["FORMAT", "DEFAULT_WEIGHTS", "Checkpoint", "Preprocess", "save_checkpoint",
+           "load_checkpoint", "file_sha256"]
 
 FORMAT = "ferbatch-checkpoint/1"
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
-
-
-@dataclass
-class Preprocess:
-    """How a face becomes the model's input tensor.
-
-    Faces are cropped square around the detector's box, scaled by ``crop_scale`` (FER2013 faces
-    are loosely framed) and shifted down by ``crop_shift_y`` box heights, converted to grey,
-    resized to ``image_size``, then centre-cropped to ``input_size``; values become
-    ``(x / 255 - mean) / std``.
-    """
-
-    image_size: int = 48
-    input_size: int = 40
-    mean: float = 0.5
-    std: float = 0.25
-    crop_scale: float = 0.95
-    crop_shift_y: float = 0.0
-    align_eyes: bool = True
 
 
 @dataclass
@@ -87,18 +73,12 @@ class Checkpoint:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
-    """Write ``ckpt`` atomically (temp file in the same folder, then rename)."""
+    """Write ``ckpt`` to ``path`` atomically (:func:`ferbatch.output.atomic.atomic_write`),
+    creating the folder; returns the path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is meant to be shared
-        torch.save(ckpt.to_dict(), tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = ckpt.to_dict()
+    atomic_write(target, lambda tmp: torch.save(data, tmp))
     return target
 
 

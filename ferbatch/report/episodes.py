@@ -4,7 +4,8 @@ A run is a maximal sequence of a face's rows with the same dominant label (the s
 ``s_emotion`` when the table was smoothed, else the raw ``emotion``) and no gap between them
 (see :mod:`ferbatch.report.smoothing` for gaps and row weights). A run lasts from its first
 row's timestamp to that time plus the summed weights of its rows, i.e. up to the next row of the
-face, or one sampling interval past its last row when a gap or the track's end follows.
+face, or one sampling interval past its last row when a gap or the track's end follows (runs
+never cross a gap: each lies inside one ``track_run``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .smoothing import DEFAULT_MAX_GAP_S, add_timing, smooth_column
-
-DEFAULT_MIN_EPISODE_S = 1.0
+from ..output.schema import prob_column
+from .defaults import DEFAULT_MAX_GAP_S, DEFAULT_MIN_EPISODE_S
+from .smoothing import TRACK_RUN, add_timing, has_timing, smooth_column
 
 EPISODE_COLUMNS = [
     "video_id", "face_id", "emotion", "start_s", "end_s", "duration_s",
@@ -52,14 +53,14 @@ def find_episodes(
     time-weighted mean probability of the episode's emotion — smoothed if smoothed labels were
     used — over its rows), peak_confidence and peak_s (its highest value and when), n_rows.
     ``faces`` may come straight from :func:`ferbatch.load` or from
-    :func:`~ferbatch.report.smoothing.smooth` (then its segments and weights are reused).
+    :func:`~ferbatch.report.smoothing.smooth` (then its track runs and weights are reused).
     ``use_smoothed``: None = use ``s_emotion`` when the table has it.
     """
     if min_duration_s < 0:
         raise ConfigError(f"minimum episode length must be >= 0 s, got {min_duration_s}")
     if not len(faces) or not labels:
         return empty_episodes(labels)
-    if "segment" in faces and "weight_s" in faces:
+    if has_timing(faces):
         df = faces.sort_values(["video_id", "face_id", "timestamp_s"], kind="stable").reset_index(drop=True)
     else:
         df = add_timing(faces, intervals, max_gap_s)
@@ -68,16 +69,33 @@ def find_episodes(
         raise ConfigError("use_smoothed=True needs a smoothed table (run smooth() first)")
     label_col = "s_emotion" if smoothed else "emotion"
     codes = pd.Categorical(df[label_col].astype(object), categories=labels).codes
-    prob = df[[smooth_column(lb) if smoothed else f"p_{lb}" for lb in labels]].to_numpy(np.float64)
+    prob = df[[smooth_column(lb) if smoothed else prob_column(lb) for lb in labels]].to_numpy(np.float64)
     n = len(df)
     p_own = np.where(codes >= 0, prob[np.arange(n), np.clip(codes, 0, None)], np.nan)
 
-    segment = df["segment"].to_numpy()
+    track_run = df[TRACK_RUN].to_numpy()
     new_run = np.ones(n, bool)
-    new_run[1:] = (segment[1:] != segment[:-1]) | (codes[1:] != codes[:-1])
+    new_run[1:] = (track_run[1:] != track_run[:-1]) | (codes[1:] != codes[:-1])
     starts = np.flatnonzero(new_run)
-    ends = np.r_[starts[1:], n]  # exclusive
+    runs = _run_figures(df, p_own, starts)
+    run_codes = codes[starts]
+    keep = (run_codes >= 0) & (runs["duration_s"] >= min_duration_s - 1e-9)
+    out = pd.DataFrame({
+        "video_id": df["video_id"].to_numpy()[starts][keep],
+        "face_id": df["face_id"].to_numpy()[starts][keep].astype("int32"),
+        "emotion": pd.Categorical.from_codes(run_codes[keep], categories=labels),
+        **{name: values[keep] for name, values in runs.items()},
+    })
+    if isinstance(df["video_id"].dtype, pd.CategoricalDtype):
+        out["video_id"] = pd.Categorical(out["video_id"].astype(object),
+                                         categories=df["video_id"].cat.categories)
+    return out.reset_index(drop=True)[EPISODE_COLUMNS]
 
+
+def _run_figures(df: pd.DataFrame, p_own: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per run (rows ``starts[k]`` up to the next start): start, end, duration, time-weighted
+    mean and peak of ``p_own`` (the probability of each row's own label), number of rows."""
+    ends = np.r_[starts[1:], len(df)]  # exclusive
     t = df["timestamp_s"].to_numpy(float)
     w = df["weight_s"].to_numpy(float)
     duration = np.add.reduceat(w, starts)
@@ -91,22 +109,12 @@ def find_episodes(
     for k, (a, b) in enumerate(zip(starts, ends)):
         i = a + int(np.argmax(filled[a:b]))
         peak_conf[k], peak_s[k] = p_own[i], t[i]
-
-    run_codes = codes[starts]
-    keep = (run_codes >= 0) & (duration >= min_duration_s - 1e-9)
-    out = pd.DataFrame({
-        "video_id": df["video_id"].to_numpy()[starts][keep],
-        "face_id": df["face_id"].to_numpy()[starts][keep].astype("int32"),
-        "emotion": pd.Categorical.from_codes(run_codes[keep], categories=labels),
-        "start_s": t[starts][keep],
-        "end_s": (t[starts] + duration)[keep],
-        "duration_s": duration[keep],
-        "mean_confidence": mean_conf[keep],
-        "peak_confidence": peak_conf[keep],
-        "peak_s": peak_s[keep],
-        "n_rows": (ends - starts)[keep].astype("int64"),
-    })
-    if isinstance(df["video_id"].dtype, pd.CategoricalDtype):
-        out["video_id"] = pd.Categorical(out["video_id"].astype(object),
-                                         categories=df["video_id"].cat.categories)
-    return out.reset_index(drop=True)[EPISODE_COLUMNS]
+    return {
+        "start_s": t[starts],
+        "end_s": t[starts] + duration,
+        "duration_s": duration,
+        "mean_confidence": mean_conf,
+        "peak_confidence": peak_conf,
+        "peak_s": peak_s,
+        "n_rows": (ends - starts).astype("int64"),
+    }

@@ -13,8 +13,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..output.schema import prob_column
 from .palette import color_for
-from .smoothing import smooth_column
+from .smoothing import TRACK_RUN, smooth_column
 
 __all__ = ["timeline_png", "shares_png", "MAX_PLOT_POINTS"]
 
@@ -29,7 +30,7 @@ def _png(fig: Figure) -> bytes:
 
 
 def _series(face: pd.DataFrame, cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Times and values of one face, NaN rows inserted between segments (line breaks);
+    """Times and values of one face, NaN rows inserted between track runs (line breaks);
     long series are averaged into ``MAX_PLOT_POINTS`` bins (empty bins also break lines)."""
     t = face["timestamp_s"].to_numpy(float)
     y = face[cols].to_numpy(float)
@@ -43,8 +44,8 @@ def _series(face: pd.DataFrame, cols: list[str]) -> tuple[np.ndarray, np.ndarray
             y = sums / counts[:, None]
         t = (edges[:-1] + edges[1:]) / 2
         return t, y  # empty bins are NaN: the line breaks there
-    seg = face["segment"].to_numpy() if "segment" in face else np.zeros(len(t))
-    breaks = np.flatnonzero(np.diff(seg)) + 1
+    runs = face[TRACK_RUN].to_numpy() if TRACK_RUN in face else np.zeros(len(t))
+    breaks = np.flatnonzero(np.diff(runs)) + 1
     if breaks.size:
         t = np.insert(t, breaks, np.nan)
         y = np.insert(y, breaks, np.nan, axis=0)
@@ -70,7 +71,7 @@ def timeline_png(
     n = max(1, len(face_ids))
     fig = Figure(figsize=(11, 0.6 + 2.0 * n), dpi=90, layout="constrained")
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-    raw_cols = [f"p_{lb}" for lb in labels]
+    raw_cols = [prob_column(lb) for lb in labels]
     s_cols = [smooth_column(lb) for lb in labels]
     has_s = all(c in timeline for c in s_cols)
     x_max = t_end if t_end and np.isfinite(t_end) else None

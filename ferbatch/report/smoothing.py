@@ -10,30 +10,34 @@ Terms used across :mod:`ferbatch.report`:
 * **sampling interval** of a video: the median step between its analysed frames' timestamps
   (from the frames table; else ``1 / fps``; else the faces' own steps).
 * **gap**: a step between two rows of one face longer than ``max(max_gap_s, 2 × interval)``.
-  A gap starts a new **segment**: smoothers restart there and episodes end there.
+  A gap starts a new **track run** (column ``track_run``: a gap-free run of one face's rows;
+  not to be confused with the pipeline's video segments): smoothers restart there and episodes
+  end there.
 * **weight** (``weight_s``) of a face row: the time it stands for: the step to the face's next
-  row, or one sampling interval at the end of a segment. Short detection dropouts (up to the gap
-  threshold) are thus bridged by the row before them; the weights of a segment add up to its
-  duration.
+  row, or one sampling interval at the end of a track run. Short detection dropouts (up to the
+  gap threshold) are thus bridged by the row before them; the weights of a track run add up to
+  its duration.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..output.schema import prob_column
+from .defaults import DEFAULT_MAX_GAP_S, DEFAULT_METHOD, DEFAULT_WINDOW_S, METHODS, SmoothMethod
 
-SmoothMethod = Literal["ema", "moving", "none"]
-METHODS: tuple[str, ...] = ("ema", "moving", "none")
-DEFAULT_WINDOW_S = 1.0
-DEFAULT_MAX_GAP_S = 2.0
 _FALLBACK_INTERVAL_S = 1.0
+#: column of :func:`add_timing`: id of the gap-free run of one face a row belongs to
+TRACK_RUN = "track_run"
 
 __all__ = [
     "METHODS",
+    "SmoothMethod",
+    "DEFAULT_METHOD",
+    "TRACK_RUN",
+    "has_timing",
     "DEFAULT_WINDOW_S",
     "DEFAULT_MAX_GAP_S",
     "smooth_column",
@@ -46,6 +50,11 @@ __all__ = [
 def smooth_column(label: str) -> str:
     """Column name of the smoothed probability of ``label``."""
     return f"s_{label}"
+
+
+def has_timing(faces: pd.DataFrame) -> bool:
+    """Whether ``faces`` already carries the columns of :func:`add_timing`."""
+    return TRACK_RUN in faces and "weight_s" in faces
 
 
 def _median_step(ts: np.ndarray) -> float:
@@ -88,9 +97,10 @@ def add_timing(
     intervals: dict[str, float] | None = None,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
 ) -> pd.DataFrame:
-    """A copy of ``faces`` sorted by (video_id, face_id, timestamp_s) with ``segment`` and ``weight_s``.
+    """A copy of ``faces`` sorted by (video_id, face_id, timestamp_s) with ``track_run`` and
+    ``weight_s``.
 
-    ``segment``: an integer id, unique across the table, of each gap-free run of one face.
+    ``track_run``: an integer id, unique across the table, of each gap-free run of one face.
     ``weight_s``: the time each row stands for (see the module docstring).
     """
     if max_gap_s <= 0:
@@ -106,28 +116,28 @@ def add_timing(
     step_prev = np.full(n, np.inf)
     if n > 1:
         step_prev[1:] = t[1:] - t[:-1]
-    new_segment = group_start | (step_prev > limit)
-    df["segment"] = np.cumsum(new_segment) - 1 if n else np.zeros(0, np.int64)
+    new_run = group_start | (step_prev > limit)
+    df[TRACK_RUN] = np.cumsum(new_run) - 1 if n else np.zeros(0, np.int64)
     step_next = np.full(n, np.nan)
     if n > 1:
         step_next[:-1] = t[1:] - t[:-1]
-    segment_ends = np.ones(n, bool)
+    run_ends = np.ones(n, bool)
     if n > 1:
-        segment_ends[:-1] = new_segment[1:]
-    df["weight_s"] = np.where(segment_ends, interval, step_next)
+        run_ends[:-1] = new_run[1:]
+    df["weight_s"] = np.where(run_ends, interval, step_next)
     return df
 
 
-def _segment_slices(segment: np.ndarray) -> list[tuple[int, int]]:
-    if not segment.size:
+def _run_slices(track_run: np.ndarray) -> list[tuple[int, int]]:
+    if not track_run.size:
         return []
-    cuts = np.flatnonzero(np.diff(segment)) + 1
+    cuts = np.flatnonzero(np.diff(track_run)) + 1
     starts = np.r_[0, cuts]
-    ends = np.r_[cuts, segment.size]
+    ends = np.r_[cuts, track_run.size]
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def _ema(x: np.ndarray, t: np.ndarray, segment: np.ndarray, tau: float) -> np.ndarray:
+def _ema(x: np.ndarray, t: np.ndarray, track_run: np.ndarray, tau: float) -> np.ndarray:
     """Causal exponential moving average with time constant ``tau`` seconds, irregular steps.
 
     ``s_i = s_{i-1} + a_i (x_i - s_{i-1})`` with ``a_i = 1 - exp(-(t_i - t_{i-1}) / tau)``: a
@@ -137,7 +147,7 @@ def _ema(x: np.ndarray, t: np.ndarray, segment: np.ndarray, tau: float) -> np.nd
     alpha = np.ones(len(t))
     if len(t) > 1:
         alpha[1:] = 1.0 - np.exp(-np.clip(t[1:] - t[:-1], 0, None) / tau)
-        alpha[1:][segment[1:] != segment[:-1]] = 1.0  # restart after a gap / new face
+        alpha[1:][track_run[1:] != track_run[:-1]] = 1.0  # restart after a gap / new face
     prev = None
     for i in range(len(t)):
         a = alpha[i]
@@ -146,11 +156,11 @@ def _ema(x: np.ndarray, t: np.ndarray, segment: np.ndarray, tau: float) -> np.nd
     return out
 
 
-def _moving(x: np.ndarray, t: np.ndarray, segment: np.ndarray, window_s: float) -> np.ndarray:
-    """Centred moving average: mean of the rows within ±window/2 s, inside the same segment."""
+def _moving(x: np.ndarray, t: np.ndarray, track_run: np.ndarray, window_s: float) -> np.ndarray:
+    """Centred moving average: mean of the rows within ±window/2 s, inside the same track run."""
     out = np.empty_like(x)
     half = window_s / 2.0
-    for a, b in _segment_slices(segment):
+    for a, b in _run_slices(track_run):
         ts, xs = t[a:b], x[a:b]
         csum = np.vstack([np.zeros((1, xs.shape[1])), np.cumsum(xs, axis=0)])
         lo = np.searchsorted(ts, ts - half - 1e-9, side="left")
@@ -163,7 +173,7 @@ def smooth(
     faces: pd.DataFrame,
     labels: list[str],
     *,
-    method: SmoothMethod = "ema",
+    method: SmoothMethod = DEFAULT_METHOD,
     window_s: float = DEFAULT_WINDOW_S,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     intervals: dict[str, float] | None = None,
@@ -172,30 +182,30 @@ def smooth(
 
     Adds ``s_<label>`` (smoothed probability, float32), ``s_emotion`` (Categorical, argmax of
     the smoothed probabilities, ties to the earlier label), ``s_confidence``, and — unless already
-    present — ``segment`` and ``weight_s`` (:func:`add_timing`). The raw ``p_*``, ``emotion`` and
+    present — ``track_run`` and ``weight_s`` (:func:`add_timing`). The raw ``p_*``, ``emotion`` and
     ``confidence`` columns are kept. ``method``: ``"ema"`` (causal, time constant ``window_s``),
     ``"moving"`` (centred window of ``window_s`` seconds) or ``"none"`` (copies). Each face and
-    each gap-free segment is smoothed on its own.
+    each gap-free track run is smoothed on its own.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown smoothing method {method!r}; choose one of {', '.join(METHODS)}")
     if method != "none" and not window_s > 0:
         raise ConfigError(f"smoothing window must be > 0 s, got {window_s}")
-    if "segment" in faces and "weight_s" in faces:
+    if has_timing(faces):
         df = faces.sort_values(["video_id", "face_id", "timestamp_s"], kind="stable").reset_index(drop=True)
     else:
         df = add_timing(faces, intervals, max_gap_s)
-    prob_cols = [f"p_{label}" for label in labels]
+    prob_cols = [prob_column(label) for label in labels]
     missing = [c for c in prob_cols if c not in df]
     if missing:
         raise ConfigError(f"faces table lacks probability column(s) {missing}")
     x = df[prob_cols].to_numpy(np.float64) if labels else np.zeros((len(df), 0))
     t = df["timestamp_s"].to_numpy(float)
-    segment = df["segment"].to_numpy()
+    track_run = df[TRACK_RUN].to_numpy()
     if method == "ema":
-        s = _ema(x, t, segment, window_s)
+        s = _ema(x, t, track_run, window_s)
     elif method == "moving":
-        s = _moving(x, t, segment, window_s)
+        s = _moving(x, t, track_run, window_s)
     else:
         s = x.copy()
     for j, label in enumerate(labels):

@@ -27,15 +27,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..load import OutputError, Results
-from .episodes import DEFAULT_MIN_EPISODE_S, find_episodes
-from .smoothing import (
+from ..errors import OutputError
+from ..output.read import Results
+from ..output.schema import prob_column
+from .defaults import (
     DEFAULT_MAX_GAP_S,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_EPISODE_S,
     DEFAULT_WINDOW_S,
     SmoothMethod,
-    sampling_intervals,
-    smooth,
 )
+from .episodes import find_episodes
+from .smoothing import sampling_intervals, smooth
 
 __all__ = ["Summary", "summarize", "write_summary", "atomic_write", "share_column", "mean_column"]
 
@@ -47,7 +50,7 @@ def share_column(label: str) -> str:
 
 def mean_column(label: str) -> str:
     """Column name of the face-time-weighted mean probability of ``label``."""
-    return f"mean_p_{label}"
+    return f"mean_{prob_column(label)}"
 
 
 @dataclass
@@ -55,7 +58,7 @@ class Summary:
     """Everything the report derives from one output folder.
 
     ``videos``: one row per video; ``faces``: one row per (video, face_id); ``episodes``: one row
-    per episode; ``timeline``: the faces table sorted, with ``segment``, ``weight_s`` and the
+    per episode; ``timeline``: the faces table sorted, with ``track_run``, ``weight_s`` and the
     smoothed ``s_*`` columns; ``settings``: how it was computed.
     """
 
@@ -84,7 +87,7 @@ def _label_shares(df: pd.DataFrame, keys: list[str], labels: list[str], label_co
 
 def _weighted_means(df: pd.DataFrame, keys: list[str], labels: list[str]) -> pd.DataFrame:
     w = df["weight_s"].to_numpy(float)
-    tmp = pd.DataFrame(df[[f"p_{lb}" for lb in labels]].to_numpy(float) * w[:, None],
+    tmp = pd.DataFrame(df[[prob_column(lb) for lb in labels]].to_numpy(float) * w[:, None],
                        columns=[mean_column(lb) for lb in labels])
     tmp["_w"] = w
     for k in keys:
@@ -103,10 +106,82 @@ def _dominant(shares: pd.DataFrame, labels: list[str]) -> pd.Series:
     return pd.Series([labels[i] if h else None for i, h in zip(top, has)], index=shares.index, dtype=object)
 
 
+def _face_table(timeline: pd.DataFrame, episodes: pd.DataFrame, labels: list[str],
+                label_col: str) -> pd.DataFrame:
+    """One row per (video_id, face_id): when it was seen, for how long, shares, means, episodes."""
+    fkeys = ["video_id", "face_id"]
+    if not len(timeline):
+        return pd.DataFrame(columns=fkeys + ["first_seen_s", "last_seen_s", "seen_s", "rows",
+                                             "dominant_emotion", *[share_column(lb) for lb in labels],
+                                             *[mean_column(lb) for lb in labels],
+                                             "episodes", "mean_episode_s"])
+    g = timeline.groupby(fkeys, observed=True, sort=True)
+    faces = pd.DataFrame({
+        "first_seen_s": g["timestamp_s"].min(),
+        "last_seen_s": g["timestamp_s"].max(),
+        "seen_s": g["weight_s"].sum(),
+        "rows": g.size(),
+    })
+    fshares = _label_shares(timeline, fkeys, labels, label_col)
+    faces = faces.join(fshares).join(_weighted_means(timeline, fkeys, labels))
+    faces.insert(4, "dominant_emotion", _dominant(fshares.reindex(faces.index), labels))
+    ep = episodes.groupby(fkeys, observed=True)["duration_s"].agg(["size", "mean"])
+    faces["episodes"] = ep["size"].reindex(faces.index).fillna(0).astype("int64")
+    faces["mean_episode_s"] = ep["mean"].reindex(faces.index)
+    return faces.reset_index()
+
+
+def _frame_figures(results: Results, out: pd.DataFrame) -> None:
+    """Add ``frames_analyzed`` and ``face_frame_share`` to the per-video table ``out``."""
+    v, fr, ids = results.videos, results.frames, out["video_id"].tolist()
+    fr_ids = fr["video_id"].astype(str)
+    n_frames = fr.groupby(fr_ids)["frame_index"].size().reindex(ids)
+    with_face = (fr["num_faces"].fillna(0) > 0).groupby(fr_ids).sum().reindex(ids)
+    analyzed = (pd.to_numeric(v["frames_analyzed"], errors="coerce").astype("float64").to_numpy()
+                if "frames_analyzed" in v else np.full(len(ids), np.nan))
+    counted = n_frames.fillna(0).to_numpy(float)
+    out["frames_analyzed"] = pd.array(np.where(np.isnan(analyzed), counted, analyzed), dtype="Int64")
+    out["face_frame_share"] = (with_face / n_frames.replace(0, np.nan)).to_numpy(float)
+
+
+def _video_table(results: Results, timeline: pd.DataFrame, episodes: pd.DataFrame,
+                 labels: list[str], label_col: str) -> pd.DataFrame:
+    """One row per video of the videos table, failed ones included."""
+    v = results.videos
+    ids = v["video_id"].astype(str).tolist()
+    out = pd.DataFrame({"video_id": ids})
+    for col in ("path", "status", "error", "duration_s"):
+        out[col] = v[col].to_numpy() if col in v else None
+    _frame_figures(results, out)
+    share_cols = [share_column(lb) for lb in labels]
+    mean_cols = [mean_column(lb) for lb in labels]
+    if len(timeline):
+        tl_ids = timeline["video_id"].astype(str)
+        out["face_ids"] = timeline.groupby(tl_ids)["face_id"].nunique().reindex(ids).fillna(0).astype("int64").to_numpy()
+        out["face_seconds"] = timeline.groupby(tl_ids)["weight_s"].sum().reindex(ids).fillna(0.0).to_numpy()
+        tl = timeline.assign(_vid=tl_ids.to_numpy())
+        vshares = _label_shares(tl, ["_vid"], labels, label_col).reindex(ids)
+        vmeans = _weighted_means(tl, ["_vid"], labels).reindex(ids)
+    else:
+        out["face_ids"] = np.zeros(len(ids), np.int64)
+        out["face_seconds"] = np.zeros(len(ids))
+        vshares = pd.DataFrame(np.nan, index=ids, columns=share_cols)
+        vmeans = pd.DataFrame(np.nan, index=ids, columns=mean_cols)
+    out["dominant_emotion"] = _dominant(vshares, labels).to_numpy()
+    for c in share_cols:
+        out[c] = vshares[c].to_numpy(float)
+    for c in mean_cols:
+        out[c] = vmeans[c].to_numpy(float)
+    ep = episodes.groupby(episodes["video_id"].astype(str))["duration_s"].agg(["size", "mean"]).reindex(ids)
+    out["episodes"] = ep["size"].fillna(0).astype("int64").to_numpy()
+    out["mean_episode_s"] = ep["mean"].to_numpy(float)
+    return out
+
+
 def summarize(
     results: Results,
     *,
-    smooth_method: SmoothMethod = "ema",
+    smooth_method: SmoothMethod = DEFAULT_METHOD,
     window_s: float = DEFAULT_WINDOW_S,
     min_episode_s: float = DEFAULT_MIN_EPISODE_S,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
@@ -119,73 +194,13 @@ def summarize(
     label_col = "emotion" if smooth_method == "none" else "s_emotion"
     episodes = find_episodes(timeline, labels, min_duration_s=min_episode_s,
                              use_smoothed=smooth_method != "none")
-    share_cols = [share_column(lb) for lb in labels]
-    mean_cols = [mean_column(lb) for lb in labels]
-
-    # ---- per face
-    fkeys = ["video_id", "face_id"]
-    if len(timeline):
-        g = timeline.groupby(fkeys, observed=True, sort=True)
-        faces = pd.DataFrame({
-            "first_seen_s": g["timestamp_s"].min(),
-            "last_seen_s": g["timestamp_s"].max(),
-            "seen_s": g["weight_s"].sum(),
-            "rows": g.size(),
-        })
-        fshares = _label_shares(timeline, fkeys, labels, label_col)
-        faces = faces.join(fshares).join(_weighted_means(timeline, fkeys, labels))
-        faces.insert(4, "dominant_emotion", _dominant(fshares.reindex(faces.index), labels))
-        ep = episodes.groupby(fkeys, observed=True)["duration_s"].agg(["size", "mean"])
-        faces["episodes"] = ep["size"].reindex(faces.index).fillna(0).astype("int64")
-        faces["mean_episode_s"] = ep["mean"].reindex(faces.index)
-        faces = faces.reset_index()
-    else:
-        faces = pd.DataFrame(columns=fkeys + ["first_seen_s", "last_seen_s", "seen_s", "rows",
-                                              "dominant_emotion", *share_cols, *mean_cols,
-                                              "episodes", "mean_episode_s"])
-
-    # ---- per video
-    v = results.videos
-    ids = v["video_id"].astype(str).tolist()
-    out = pd.DataFrame({"video_id": ids})
-    for col in ("path", "status", "error", "duration_s"):
-        out[col] = v[col].to_numpy() if col in v else None
-    fr = results.frames
-    fr_ids = fr["video_id"].astype(str)
-    n_frames = fr.groupby(fr_ids)["frame_index"].size().reindex(ids)
-    with_face = (fr["num_faces"].fillna(0) > 0).groupby(fr_ids).sum().reindex(ids)
-    analyzed = (pd.to_numeric(v["frames_analyzed"], errors="coerce").astype("float64").to_numpy()
-                if "frames_analyzed" in v else np.full(len(ids), np.nan))
-    counted = n_frames.fillna(0).to_numpy(float)
-    out["frames_analyzed"] = pd.array(np.where(np.isnan(analyzed), counted, analyzed), dtype="Int64")
-    out["face_frame_share"] = (with_face / n_frames.replace(0, np.nan)).to_numpy(float)
-    tl_ids = timeline["video_id"].astype(str) if len(timeline) else pd.Series([], dtype=object)
-    out["face_ids"] = (timeline.groupby(tl_ids)["face_id"].nunique().reindex(ids).fillna(0).astype("int64").to_numpy()
-                       if len(timeline) else np.zeros(len(ids), np.int64))
-    out["face_seconds"] = (timeline.groupby(tl_ids)["weight_s"].sum().reindex(ids).fillna(0.0).to_numpy()
-                           if len(timeline) else np.zeros(len(ids)))
-    if len(timeline):
-        tl = timeline.assign(_vid=tl_ids.to_numpy())
-        vshares = _label_shares(tl, ["_vid"], labels, label_col).reindex(ids)
-        vmeans = _weighted_means(tl, ["_vid"], labels).reindex(ids)
-    else:
-        vshares = pd.DataFrame(np.nan, index=ids, columns=share_cols)
-        vmeans = pd.DataFrame(np.nan, index=ids, columns=mean_cols)
-    out["dominant_emotion"] = _dominant(vshares, labels).to_numpy()
-    for c in share_cols:
-        out[c] = vshares[c].to_numpy(float)
-    for c in mean_cols:
-        out[c] = vmeans[c].to_numpy(float)
-    ep_ids = episodes["video_id"].astype(str)
-    ep = episodes.groupby(ep_ids)["duration_s"].agg(["size", "mean"]).reindex(ids)
-    out["episodes"] = ep["size"].fillna(0).astype("int64").to_numpy()
-    out["mean_episode_s"] = ep["mean"].to_numpy(float)
-
-    out["dominant_emotion"] = pd.Categorical(out["dominant_emotion"], categories=labels)
+    faces = _face_table(timeline, episodes, labels, label_col)
+    videos = _video_table(results, timeline, episodes, labels, label_col)
+    videos["dominant_emotion"] = pd.Categorical(videos["dominant_emotion"], categories=labels)
     faces["dominant_emotion"] = pd.Categorical(faces["dominant_emotion"].astype(object), categories=labels)
     settings = {"smooth": smooth_method, "window_s": window_s, "min_episode_s": min_episode_s,
                 "max_gap_s": max_gap_s, "intervals": intervals}
-    return Summary(videos=out, faces=faces, episodes=episodes, timeline=timeline, labels=labels,
+    return Summary(videos=videos, faces=faces, episodes=episodes, timeline=timeline, labels=labels,
                    settings=settings)
 
 

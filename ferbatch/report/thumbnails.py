@@ -1,11 +1,13 @@
 """Face thumbnails cut from the source video at chosen moments, for the per-video report.
 
-Frames are found by time, counted as the pipeline's decoder does (``(pts - stream.start_time) ×
-time_base``): seek to the timestamp (PyAV lands on an earlier keyframe), decode forward to the
-first frame at or after it, rotate it the way the player would
-(``VideoFrame.rotation``, counter-clockwise degrees), crop the face box (displayed-frame
-pixels, as in the faces table) with a margin, and encode a small JPEG. A missing or unreadable
-video never fails the report: the affected thumbnails come back as ``None`` with a reason.
+Frames are found and shown as the pipeline's decoder (:mod:`ferbatch.decode.pyav`) finds and
+shows them, through its own helpers: the same video stream (:func:`select_video_stream`), the
+same clock (:func:`pts_seconds`) and the same display rotation (:func:`rotate_to_display`, with
+the angle the pipeline recorded in the videos table when the caller passes it). Seek to the
+timestamp (PyAV lands on an earlier keyframe), decode forward to the first frame at or after it,
+rotate it, crop the face box (displayed-frame pixels, as in the faces table) with a margin, and
+encode a small JPEG. A missing or unreadable video never fails the report: the affected
+thumbnails come back as ``None`` with a reason, and a warning names the file and the reason.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
+
+from ..decode.pyav import pts_seconds, rotate_to_display, select_video_stream
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +75,13 @@ def crop_face(
     return buf.getvalue()
 
 
-def _displayed(frame) -> np.ndarray:
-    """RGB array of a decoded frame as displayed (display-matrix rotation applied)."""
-    img = frame.to_ndarray(format="rgb24")
-    rotation = int(round(getattr(frame, "rotation", 0) or 0))
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+def _display_angle(frame, rotation: int | None) -> int:
+    """The display rotation to apply: the pipeline's (``rotation``) when known, else the
+    frame's own display-matrix angle rounded to a quarter turn, as the decoder rounds it."""
+    if rotation is not None:
+        return int(rotation)
+    angle = float(getattr(frame, "rotation", 0) or 0)
+    return int(round(angle / 90.0)) * 90 if np.isfinite(angle) else 0
 
 
 def extract_thumbnails(
@@ -82,41 +89,46 @@ def extract_thumbnails(
     requests: Sequence[ThumbRequest],
     *,
     size: tuple[int | None, int | None] | None = None,
+    rotation: int | None = None,
     height: int = 112,
     max_frames: int = 20_000,
 ) -> dict[tuple, ThumbResult]:
     """Cut one JPEG per request from the video at ``path``; never raises for a bad video.
 
     ``size``: the displayed (width, height) the boxes refer to (the videos table's); when the
-    decoded frame differs, boxes are scaled to it. ``max_frames``: most frames decoded forward
-    from a seek point for one request (a file without a seek index seeks to its start).
+    decoded frame differs, boxes are scaled to it. ``rotation``: the display rotation the
+    pipeline applied (the videos table's ``rotation``); None: the frame's own. ``max_frames``:
+    most frames decoded forward from a seek point for one request (a file without a seek index
+    seeks to its start). Thumbnails that cannot be cut are logged as one warning per file.
     """
-    results: dict[tuple, ThumbResult] = {}
     if not requests:
-        return results
-    path = Path(path)
+        return {}
+    results = _extract(Path(path), requests, size, rotation, height, max_frames)
+    failed = [r for r in results.values() if r.error]
+    if failed:
+        log.warning("%s: %d of %d thumbnail(s) not extracted: %s", path, len(failed), len(results),
+                    "; ".join(sorted({r.error for r in failed}))[:300])
+    return results
+
+
+def _extract(path: Path, requests: Sequence[ThumbRequest], size, rotation: int | None,
+             height: int, max_frames: int) -> dict[tuple, ThumbResult]:
     if not path.is_file():
         return {r.key: ThumbResult(None, "video not found") for r in requests}
     try:
-        import av
-    except ImportError as exc:  # pragma: no cover - av is a dependency
-        return {r.key: ThumbResult(None, f"PyAV unavailable: {exc}") for r in requests}
-
-    try:
-        container = av.open(str(path))
+        container = av.open(str(path), metadata_errors="replace")
     except Exception as exc:  # av.error.* and OSError: any unreadable file
         return {r.key: ThumbResult(None, f"cannot open video: {exc}") for r in requests}
+    results: dict[tuple, ThumbResult] = {}
     try:
-        if not container.streams.video:
+        stream = select_video_stream(container)
+        if stream is None:
             return {r.key: ThumbResult(None, "no video stream") for r in requests}
-        stream = container.streams.video[0]
         stream.thread_type = "NONE"  # we stop early: frame threading can drop/deadlock
-        tb = stream.time_base
         for req in sorted(requests, key=lambda r: r.timestamp_s):
             try:
-                results[req.key] = _one(container, stream, tb, req, size, height, max_frames)
+                results[req.key] = _one(container, stream, req, size, rotation, height, max_frames)
             except Exception as exc:  # a corrupt stretch: this thumbnail only
-                log.debug("thumbnail %s at %.3fs failed: %s", path, req.timestamp_s, exc)
                 results[req.key] = ThumbResult(None, f"decode failed: {exc}")
     except Exception as exc:
         for req in requests:
@@ -126,23 +138,24 @@ def extract_thumbnails(
     return results
 
 
-def _one(container, stream, tb, req: ThumbRequest, size, height: int, max_frames: int) -> ThumbResult:
-    # time as the decoder of the pipeline counts it: (pts - stream.start_time) * time_base
+def _one(container, stream, req: ThumbRequest, size, rotation: int | None, height: int,
+         max_frames: int) -> ThumbResult:
+    tb = stream.time_base or Fraction(1, 90000)
     start = stream.start_time or 0
     target = float(req.timestamp_s)
-    container.seek(int(max(target, 0.0) / tb) + start if tb else 0, stream=stream, backward=True,
-                   any_frame=False)
+    # the inverse of pts_seconds: the pts of the target time
+    container.seek(int(max(target, 0.0) / tb) + start, stream=stream, backward=True, any_frame=False)
     best = None
     best_t = None
     for n, frame in enumerate(container.decode(stream)):
         if frame.pts is None:
             continue
-        best, best_t = frame, float((frame.pts - start) * tb)
+        best, best_t = frame, pts_seconds(frame.pts, stream.start_time, tb)
         if best_t >= target - 1e-3 or n >= max_frames:
             break
     if best is None:
         return ThumbResult(None, "no frame decoded at that time")
-    img = _displayed(best)
+    img = rotate_to_display(best.to_ndarray(format="rgb24"), _display_angle(best, rotation))
     box = req.box
     if size and size[0] and size[1]:
         h, w = img.shape[:2]

@@ -16,10 +16,13 @@ import numpy as np
 
 from ..config import DetectConfig
 from ..detect import FaceDetector
+from ..errors import DataError
 
 
 @dataclass
 class CropCalibration:
+    """The measured framing (medians over the faces found) and how many were found."""
+
     crop_scale: float  # training image side / detector box long side (median)
     crop_shift_y: float  # (image centre − box centre) / box height (median), positive = down
     found: int
@@ -28,7 +31,11 @@ class CropCalibration:
 
 
 def calibrate_crop(images: np.ndarray, upscale: int = 4, batch_size: int = 16) -> CropCalibration:
-    """Detect faces on uint8 N×S×S grey training images and return the median framing."""
+    """Detect faces on uint8 N×S×S grey training images and return the median framing.
+
+    Each image is upscaled ``upscale`` times and border-padded before detection (``batch_size``
+    images per detector call). Raises :class:`DataError` when no face is found at all.
+    """
     size = images.shape[-1] * upscale
     pad = size // 2
     detector = FaceDetector(DetectConfig(min_face_size=40, max_side=4 * size, min_score=0.9))
@@ -46,7 +53,7 @@ def calibrate_crop(images: np.ndarray, upscale: int = 4, batch_size: int = 16) -
                 scale.append(size / max(w, h))
                 shift.append((size / 2 - (y1 + y2) / 2) / h)
     if not scale:
-        raise ValueError("no face detected in the calibration images")
+        raise DataError(f"no face detected in the {len(images)} calibration image(s)")
     s = np.array(scale)
     return CropCalibration(crop_scale=float(np.median(s)), crop_shift_y=float(np.median(shift)),
                            found=len(s), total=len(images),

@@ -1,14 +1,14 @@
-"""Datasets as preloaded tensors: FER2013 CSV, FER+ votes, and image folders.
+"""What every dataset loader returns: :class:`FaceData`, one preloaded split, and the helpers
+the loaders share (file and content hashes, class selection).
 
-Every loader returns :class:`FaceData` per split: one ``uint8`` tensor ``N×H×W`` of grey faces
-and integer targets (or soft targets over the label set), so training augments whole batches
-with tensor ops and never touches files or PIL per image.
+A split is one ``uint8`` tensor ``N×H×W`` of grey faces and integer targets (or soft targets
+over the label set), so training augments whole batches with tensor ops and never touches files
+or PIL per image. The loaders themselves live in :mod:`ferbatch.train.datasets`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-
-FER2013_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-FER2013_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+from ..models.checkpoint import file_sha256
+from .labels import canonical_label
 
 
 @dataclass
@@ -43,98 +42,34 @@ class FaceData:
         """Integer class per sample (argmax of soft targets)."""
         return self.targets if self.targets.ndim == 1 else self.targets.argmax(1)
 
-    def subset(self, index: torch.Tensor | np.ndarray) -> "FaceData":
+    def subset(self, index: torch.Tensor | np.ndarray) -> FaceData:
         idx = torch.as_tensor(index, dtype=torch.long)
         return FaceData(self.images[idx], self.targets[idx], self.labels, self.source,
                         self.soft_sampling)
 
 
-def file_hash(path: Path) -> str:
-    """Short SHA-256 of a data file (recorded in checkpoints)."""
+def file_hash(path: str | Path) -> str:
+    """First 16 hex digits of a data file's SHA-256 (recorded in checkpoints)."""
+    return file_sha256(path)[:16]
+
+
+def content_hash(splits: dict[str, FaceData]) -> str:
+    """Short SHA-256 of what the trainer sees: labels, pixels and targets of every split."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    for name in sorted(splits):
+        data = splits[name]
+        digest.update(name.encode())
+        digest.update("\0".join(data.labels).encode())
+        digest.update(data.images.contiguous().numpy().tobytes())
+        digest.update(data.targets.contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
-def _parse_pixels(pixels: list[str], path: Path) -> np.ndarray:
-    """Space-separated grey levels → uint8 N×48×48."""
-    out = np.empty((len(pixels), 48 * 48), dtype=np.uint8)
-    for i, row in enumerate(pixels):
-        values = np.array(row.split(), dtype=np.uint8) if isinstance(row, str) else np.empty(0)
-        if values.size != 48 * 48:
-            raise DataError(f"{path}: row {i + 2} has {values.size} pixels, expected 2304")
-        out[i] = values
-    return out.reshape(-1, 48, 48)
-
-
-def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a FER2013 CSV (plain or .gz): images uint8 N×48×48, emotions int64 N, usage str N.
-
-    The parsed arrays are cached as ``.npz`` keyed by the file's hash (parsing takes ~20 s).
-    """
-    import pandas as pd
-
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"FER2013 CSV not found: {file}")
-    digest = file_hash(file)
-    cache = Path(cache_dir or Path.home() / ".cache" / "ferbatch") / f"fer2013-{digest}.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as npz:
-            return npz["images"], npz["emotion"], npz["usage"]
-    try:
-        frame = pd.read_csv(file, dtype={"emotion": "Int64", "pixels": str, "Usage": str})
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cannot read {file} as CSV: {exc}") from exc
-    missing = {"emotion", "pixels", "Usage"} - set(frame.columns)
-    if missing:
-        raise DataError(f"{file}: missing column(s) {sorted(missing)}; expected emotion,pixels,Usage")
-    if frame["emotion"].isna().any():
-        raise DataError(f"{file}: empty emotion value in row {int(frame['emotion'].isna().idxmax()) + 2}")
-    images = _parse_pixels(frame["pixels"].tolist(), file)
-    emotion = frame["emotion"].to_numpy(dtype=np.int64)
-    if emotion.min() < 0 or emotion.max() > 6:
-        raise DataError(f"{file}: emotion values must be 0..6")
-    usage = frame["Usage"].to_numpy(dtype=str)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, images=images, emotion=emotion, usage=usage)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(cache)
-    return images, emotion, usage
-
-
-def load_fer2013(path: str | Path, classes: list[str] | None = None,
-                 cache_dir: str | Path | None = None) -> dict[str, FaceData]:
-    """FER2013 splits ``train`` / ``val`` / ``test`` (Training / PublicTest / PrivateTest).
-
-    ``classes`` keeps a subset of the 7 labels (in the given order) and drops the other rows.
-    """
-    images, emotion, usage = read_fer2013(path, cache_dir)
-    labels = list(FER2013_LABELS)
-    if classes:
-        keep = select_classes(labels, classes)
-        remap = np.full(len(labels), -1, dtype=np.int64)
-        for new, old in enumerate(keep):
-            remap[old] = new
-        emotion = remap[emotion]
-        labels = [labels[i] for i in keep]
-    splits: dict[str, FaceData] = {}
-    for split, usage_name in FER2013_SPLITS.items():
-        mask = (usage == usage_name) & (emotion >= 0)
-        splits[split] = FaceData(torch.from_numpy(images[mask].copy()),
-                                 torch.from_numpy(emotion[mask].copy()), labels,
-                                 f"fer2013:{usage_name}")
-    return splits
-
-
 def select_classes(labels: list[str], classes: list[str]) -> list[int]:
-    """Indices in ``labels`` of the requested ``classes`` (aliases allowed)."""
-    from .labels import canonical_label
+    """Indices in ``labels`` of the requested ``classes`` (aliases allowed), in their order.
 
+    Raises :class:`DataError` for a class not in ``labels`` or one named twice.
+    """
     index = []
     for name in classes:
         canon = canonical_label(name)

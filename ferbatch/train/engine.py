@@ -1,8 +1,12 @@
-"""The training loop's two plain functions: ``train_one_epoch`` and ``evaluate``."""
+"""The training loop's two plain functions: ``train_one_epoch`` and ``evaluate``.
+
+Both take the run's :class:`~ferbatch.models.preprocess.Preprocess` (the one the checkpoint
+stores), so training, validation and the pipeline normalise faces the same way; reduced
+precision follows :func:`ferbatch.devices.training_autocast`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,26 +16,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import training_autocast
+from ..models.preprocess import Preprocess, center_crop
 from .data import FaceData
 from .metrics import classification_report, confusion_matrix
-from .transforms import AugmentPreset, augment_batch, center_crop, mixup, normalize, ten_crop_views
+from .transforms import AugmentPreset, augment_batch, mixup, ten_crop_views
 
 
 @dataclass
 class EpochStats:
+    """One training epoch: mean loss, accuracy (0–1, on augmented batches), the rate at its
+    end, throughput and wall time (s)."""
+
     loss: float
     accuracy: float
     lr: float
     images_per_s: float
     seconds: float
-
-
-def autocast_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the CPU, fp16 on CUDA; a no-op when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def _batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None,
@@ -52,15 +53,17 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
 
 
 def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Optimizer, *,
-                    device: torch.device, batch_size: int, input_size: int, mean: float,
-                    std: float, preset: AugmentPreset, class_weights: torch.Tensor | None,
+                    device: torch.device, batch_size: int, preprocess: Preprocess,
+                    preset: AugmentPreset, class_weights: torch.Tensor | None,
                     label_smoothing: float, mixup_alpha: float, amp: bool,
                     channels_last: bool, generator: torch.Generator,
                     scheduler_step: Callable[[], None] | None = None,
                     progress: Callable[[int], None] | None = None) -> EpochStats:
-    """One pass over ``data`` with batch augmentation; returns loss, accuracy, lr, images/s.
+    """One pass over ``data`` (full batches of ``batch_size``, shuffled by ``generator``) with
+    batch augmentation to ``preprocess.input_size`` px and ``preprocess``'s normalisation.
 
-    ``scheduler_step`` is called after every optimiser step (per-iteration schedules).
+    ``class_weights``: C per-class loss weights or ``None``; ``scheduler_step`` is called after
+    every optimiser step (per-iteration schedules); ``progress(n)`` after each batch of ``n``.
     """
     model.train()
     num_classes = len(data.labels)
@@ -73,7 +76,7 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
         if data.soft_sampling and target.ndim == 2:  # FER+ "probability": sample a hard label
             target = torch.multinomial(target.float(), 1, generator=generator).squeeze(1)
         target = target.to(device, non_blocking=True)
-        x = normalize(augment_batch(images, input_size, preset), mean, std)
+        x = preprocess.normalize(augment_batch(images, preprocess.input_size, preset))
         soft = target.float() if target.ndim == 2 else F.one_hot(target, num_classes).float()
         if label_smoothing > 0:
             soft = soft * (1 - label_smoothing) + label_smoothing / num_classes
@@ -81,7 +84,7 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
             x, soft = mixup(x, soft, mixup_alpha)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(device, amp):
+        with training_autocast(device, amp):
             logits = model(x)
         loss = soft_cross_entropy(logits, soft, weight)
         optimizer.zero_grad(set_to_none=True)
@@ -103,9 +106,11 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
 
 @torch.inference_mode()
 def predict_proba(model: nn.Module, images: torch.Tensor, *, device: torch.device,
-                  input_size: int, mean: float, std: float, batch_size: int = 512,
-                  tta: str = "none", amp: bool = False, channels_last: bool = False) -> torch.Tensor:
-    """Class probabilities for uint8 N×H×W faces; ``tta``: ``none``, ``flip`` or ``tencrop``."""
+                  preprocess: Preprocess, batch_size: int = 512, tta: str = "none",
+                  amp: bool = False, channels_last: bool = False) -> torch.Tensor:
+    """float32 N×C class probabilities (on the CPU) for uint8 N×H×W faces, centre-cropped and
+    normalised as ``preprocess`` says; ``tta``: ``none``, ``flip`` or ``tencrop`` (averaged)."""
+    input_size = preprocess.input_size
     model.eval()
     outputs = []
     for idx in _batches(images.shape[0], batch_size, False, None):
@@ -118,23 +123,23 @@ def predict_proba(model: nn.Module, images: torch.Tensor, *, device: torch.devic
                 views.append(views[0].flip(-1))
         probs = 0
         for view in views:
-            x = normalize(view, mean, std)
+            x = preprocess.normalize(view)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast_context(device, amp):
+            with training_autocast(device, amp):
                 probs = probs + F.softmax(model(x).float(), dim=1)
         outputs.append((probs / len(views)).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0, 0)
 
 
-def evaluate(model: nn.Module, data: FaceData, *, device: torch.device, input_size: int,
-             mean: float, std: float, tta: str = "none", amp: bool = False,
-             channels_last: bool = False, batch_size: int = 512) -> dict:
-    """Accuracy, macro-F1, per-class metrics and confusion matrix of ``model`` on ``data``;
-    also ``loss`` (cross-entropy of the averaged probabilities)."""
-    probs = predict_proba(model, data.images, device=device, input_size=input_size, mean=mean,
-                          std=std, batch_size=batch_size, tta=tta, amp=amp,
-                          channels_last=channels_last)
+def evaluate(model: nn.Module, data: FaceData, *, device: torch.device, preprocess: Preprocess,
+             tta: str = "none", amp: bool = False, channels_last: bool = False,
+             batch_size: int = 512) -> dict:
+    """Accuracy, macro-F1, per-class metrics and confusion matrix of ``model`` on ``data``
+    (see :func:`~ferbatch.train.metrics.classification_report`); also ``loss`` (cross-entropy
+    of the averaged probabilities) and ``tta``."""
+    probs = predict_proba(model, data.images, device=device, preprocess=preprocess,
+                          batch_size=batch_size, tta=tta, amp=amp, channels_last=channels_last)
     y = data.hard_targets
     pred = probs.argmax(1)
     cm = confusion_matrix(y.numpy(), pred.numpy(), len(data.labels))

@@ -11,8 +11,8 @@ classes only (``evaluated_labels``); the confusion matrix stays square over the 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import resolve_device
 from ..errors import ConfigError, DataError
 from ..models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+from ..output.atomic import atomic_write_text
+from .args import TTA_MODES
 from .data import FaceData
+from .datasets import get_dataset
 from .labels import canonical_label
 
 SPLITS = ("train", "val", "test")
-TTA_MODES = ("none", "flip", "tencrop")
 
 
 def resize_faces(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -61,35 +64,21 @@ def match_labels(data: FaceData, labels: list[str]) -> tuple[FaceData, list[str]
 
 def load_eval_data(data: str, dataset: str, split: str, labels: list[str], image_size: int,
                    ferplus: str | None = None) -> tuple[FaceData, list[str]]:
-    """The split to evaluate, re-indexed onto the model's ``labels``, and the skipped classes.
+    """The split to evaluate (uint8 faces of ``image_size`` px), re-indexed onto the model's
+    ``labels``, and the names of the classes skipped because the model lacks them.
 
-    Folders: ``data/<split>/<class>/…`` when that sub-folder exists, else ``data/<class>/…``.
-    FER+ uses majority labels (the protocol its paper reports).
+    The dataset comes from the registry (:func:`ferbatch.train.datasets.get_dataset`); folders
+    use ``data/<split>/<class>/…`` when that sub-folder exists, else ``data/<class>/…``; FER+
+    uses majority labels (the protocol its paper reports). Raises :class:`ConfigError` for an
+    unknown dataset or split, :class:`DataError` for unreadable data.
     """
     if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose train, val or test")
-    path = Path(data)
-    if dataset == "fer2013":
-        from .data import load_fer2013
-
-        face = load_fer2013(path)[split]
-    elif dataset == "ferplus":
-        from .datasets_extra import load_ferplus
-
-        if not ferplus:
-            raise ConfigError("--dataset ferplus needs --ferplus PATH/fer2013new.csv")
-        face = load_ferplus(path, Path(ferplus), "majority", None)[split]
-    elif dataset == "folder":
-        from .datasets_extra import load_folder
-
-        folder = path / split if (path / split).is_dir() else path
-        face, skipped = load_folder(folder, image_size, labels)
-        return face, skipped
-    else:
-        raise ConfigError(f"unknown dataset kind {dataset!r}; choose fer2013, ferplus or folder")
-    face, skipped = match_labels(face, labels)
-    return FaceData(resize_faces(face.images, image_size), face.targets, face.labels,
-                    face.source), skipped
+        raise ConfigError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    face, skipped = get_dataset(dataset).eval_split(Path(data), split, labels=labels,
+                                                    image_size=image_size, ferplus=ferplus)
+    face, more = match_labels(face, labels)
+    return (FaceData(resize_faces(face.images, image_size), face.targets, face.labels,
+                     face.source), sorted(set(skipped) | set(more)))
 
 
 def restrict_report(report: dict[str, Any], evaluated: list[int]) -> dict[str, Any]:
@@ -113,14 +102,10 @@ def restrict_report(report: dict[str, Any], evaluated: list[int]) -> dict[str, A
     return out
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """A readable per-class table plus the headline figures."""
-    lines = [f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-    for name, m in report["per_class"].items():
-        lines.append(f"{name:<12}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}"
-                     f"{m['support']:>10d}")
-    lines.append(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
-                 f"n {report['n']}  tta {report.get('tta', 'none')}")
+def format_summary(report: dict[str, Any]) -> str:
+    """The headline figures (accuracy, macro-F1, n, TTA) and what was left out."""
+    lines = [f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+             f"n {report['n']}  tta {report.get('tta', 'none')}"]
     if report.get("skipped_classes"):
         lines.append(f"skipped classes (not in the model): {', '.join(report['skipped_classes'])}")
     if report.get("predicted_outside"):
@@ -128,33 +113,66 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_report(report: dict[str, Any], per_class: bool = True) -> str:
+    """A readable per-class table (unless ``per_class`` is false) plus :func:`format_summary`."""
+    lines = []
+    if per_class:
+        lines.append(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+        for name, m in report["per_class"].items():
+            lines.append(f"{name:<12}{m['precision']:>10.4f}{m['recall']:>10.4f}"
+                         f"{m['f1']:>10.4f}{m['support']:>10d}")
+    lines.append(format_summary(report))
+    return "\n".join(lines)
+
+
 def write_confusion_csv(cm: np.ndarray, labels: list[str], path: Path) -> Path:
-    """Confusion matrix as CSV: header ``true\\predicted,<labels>``, one row per true class."""
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["true\\predicted", *labels])
-        for name, row in zip(labels, np.asarray(cm).tolist()):
-            writer.writerow([name, *row])
+    """Confusion matrix as CSV, written atomically: header ``true\\predicted,<labels>``, one
+    row per true class."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(["true\\predicted", *labels])
+    for name, row in zip(labels, np.asarray(cm).tolist()):
+        writer.writerow([name, *row])
+    atomic_write_text(path, buf.getvalue())
     return path
 
 
-def evaluate_main(model_path: str | None, data: str, dataset: str = "fer2013",
-                  split: str = "test", tta: str = "none", json_path: str | Path | None = None,
-                  out_dir: str | Path | None = None, ferplus: str | None = None,
-                  device: str = "auto", batch_size: int = 512, quiet: bool = False) -> dict[str, Any]:
-    """Evaluate a checkpoint (``None``: the bundled default) on one split of a dataset.
-
-    Writes the report as JSON to ``json_path`` and ``confusion_<split>.csv``/``.png`` into
-    ``out_dir`` (default: the JSON file's folder); prints a per-class table unless ``quiet``.
-    Returns the report (keys: accuracy, macro_f1, per_class, confusion_matrix, labels, n,
-    evaluated_labels, skipped_classes, model, data, split, tta, …).
-    """
-    from .engine import evaluate
-    from .main import resolve_device
+def _write_outputs(report: dict[str, Any], json_path: str | Path | None,
+                   out_dir: str | Path | None, title: str) -> None:
+    """The report as JSON, and ``confusion_<split>.csv`` / ``.png`` (all atomic but the PNG)."""
     from .plots import plot_confusion
 
+    if json_path is not None:
+        json_file = Path(json_path)
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json_file, json.dumps(report, indent=2))
+        out_dir = out_dir if out_dir is not None else json_file.parent
+    if out_dir is not None:
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        cm = np.asarray(report["confusion_matrix"])
+        split = report["split"]
+        write_confusion_csv(cm, report["labels"], folder / f"confusion_{split}.csv")
+        plot_confusion(cm, report["labels"], folder / f"confusion_{split}.png", title=title)
+
+
+def evaluate_main(model_path: str | None, data: str, *, dataset: str = "fer2013",
+                  split: str = "test", tta: str = "none", json_path: str | Path | None = None,
+                  out_dir: str | Path | None = None, ferplus: str | None = None,
+                  device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
+    """Evaluate a checkpoint (``None``: the bundled default) on one split of a dataset, with
+    the checkpoint's own preprocessing.
+
+    Writes the report as JSON to ``json_path`` and ``confusion_<split>.csv``/``.png`` into
+    ``out_dir`` (default: the JSON file's folder); prints nothing (see :func:`format_report`).
+    Returns the report (keys: accuracy, macro_f1, per_class, confusion_matrix, labels, n,
+    evaluated_labels, skipped_classes, model, data, split, tta, …). Raises
+    :class:`ConfigError`, :class:`DataError` or :class:`~ferbatch.errors.ModelError`.
+    """
+    from .engine import evaluate
+
     if tta not in TTA_MODES:
-        raise ConfigError(f"unknown TTA {tta!r}; choose none, flip or tencrop")
+        raise ConfigError(f"unknown TTA {tta!r}; choose {', '.join(TTA_MODES)}")
     ckpt = load_checkpoint(model_path)
     pre = ckpt.preprocess
     if tta == "tencrop" and pre.image_size <= pre.input_size:
@@ -165,28 +183,13 @@ def evaluate_main(model_path: str | None, data: str, dataset: str = "fer2013",
         raise DataError(f"{data}: nothing to evaluate in split {split!r} for the model's labels "
                         f"{ckpt.labels}" + (f" (skipped: {', '.join(skipped)})" if skipped else ""))
     dev = resolve_device(device)
-    model = ckpt.build().to(dev)
-    report = evaluate(model, face, device=dev, input_size=pre.input_size, mean=pre.mean,
-                      std=pre.std, tta=tta, batch_size=batch_size)
-    evaluated = sorted(set(face.targets.tolist()))
-    report = restrict_report(report, evaluated)
+    report = evaluate(ckpt.build().to(dev), face, device=dev, preprocess=pre, tta=tta,
+                      batch_size=batch_size)
+    report = restrict_report(report, sorted(set(face.targets.tolist())))
     report.update(model=str(model_path) if model_path else str(DEFAULT_WEIGHTS), arch=ckpt.arch,
                   data=str(data), dataset=dataset, split=split, tta=tta,
                   skipped_classes=skipped)
     if ferplus:
         report["ferplus"] = str(ferplus)
-    if json_path is not None:
-        json_file = Path(json_path)
-        json_file.parent.mkdir(parents=True, exist_ok=True)
-        json_file.write_text(json.dumps(report, indent=2))
-        out_dir = out_dir if out_dir is not None else json_file.parent
-    if out_dir is not None:
-        folder = Path(out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        cm = np.asarray(report["confusion_matrix"])
-        write_confusion_csv(cm, report["labels"], folder / f"confusion_{split}.csv")
-        plot_confusion(cm, report["labels"], folder / f"confusion_{split}.png",
-                       title=f"{Path(data).name} {split} ({tta})")
-    if not quiet:
-        print(format_report(report), file=sys.stdout, flush=True)
+    _write_outputs(report, json_path, out_dir, f"{Path(data).name} {split} ({tta})")
     return report

@@ -3,8 +3,9 @@
 Training augments whole uint8 batches on the training device: one ``affine_grid`` /
 ``grid_sample`` per batch does random scale (resized crop), shift, rotation and horizontal
 flip; brightness/contrast and random erasing are per-sample tensor ops; mixup is optional.
-Evaluation centre-crops ``input_size`` from ``image_size`` with the same sampling, so the
-geometry of train and test (and of the pipeline's face crops) cannot drift.
+Evaluation centre-crops ``input_size`` from ``image_size`` with the same sampling
+(:func:`ferbatch.models.preprocess.center_crop`, re-exported here), so the geometry of train and
+test (and of the pipeline's face crops) cannot drift.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..models.preprocess import affine_resample, center_crop, normalize
+
+__all__ = ["AugmentPreset", "PRESETS", "get_preset", "augment_batch", "mixup", "ten_crop_views",
+           "center_crop", "normalize"]
 
 
 @dataclass(frozen=True)
@@ -47,39 +51,11 @@ PRESETS: dict[str, AugmentPreset] = {
 
 
 def get_preset(name: str) -> AugmentPreset:
+    """The preset called ``name``; raises :class:`ConfigError` listing the valid names."""
     try:
         return PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown augmentation preset {name!r}; choose from {sorted(PRESETS)}") from None
-
-
-def normalize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 or [0, 255] float → normalised float32."""
-    return (x.float() / 255.0 - mean) / std
-
-
-def _sample(images: torch.Tensor, theta: torch.Tensor, out_size: int) -> torch.Tensor:
-    """Resample N×1×H×W float images through N×2×3 affine matrices (normalised coords)."""
-    grid = F.affine_grid(theta, [images.shape[0], 1, out_size, out_size], align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def center_crop(images: torch.Tensor, input_size: int) -> torch.Tensor:
-    """Centre crop N×H×W (or N×1×H×W) uint8/float faces to N×1×S×S float in [0, 255]."""
-    x = images.float()
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
-    h = x.shape[-1]
-    if h == input_size:
-        return x
-    off = (h - input_size) // 2
-    if (h - input_size) % 2 == 0:
-        return x[..., off:off + input_size, off:off + input_size]
-    ratio = input_size / h
-    theta = torch.zeros(x.shape[0], 2, 3, device=x.device)
-    theta[:, 0, 0] = ratio
-    theta[:, 1, 1] = ratio
-    return _sample(x, theta, input_size)
 
 
 def augment_batch(images: torch.Tensor, input_size: int, preset: AugmentPreset,
@@ -107,7 +83,7 @@ def augment_batch(images: torch.Tensor, input_size: int, preset: AugmentPreset,
     theta[:, 1, 1] = cos
     theta[:, 0, 2] = uniform(-preset.shift, preset.shift) * 2
     theta[:, 1, 2] = uniform(-preset.shift, preset.shift) * 2
-    x = _sample(x, theta, input_size)
+    x = affine_resample(x, theta, input_size)
 
     if preset.brightness > 0 or preset.contrast > 0:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)

@@ -1,14 +1,14 @@
 """Read a ferbatch output back into pandas: ``ferbatch.load(OUT)``.
 
-``OUT`` is a local folder or any URI :func:`ferbatch.write.resolve_output` accepts
+``OUT`` is a local folder or any URI :func:`ferbatch.output.location.resolve_output` accepts
 (``s3://bucket/prefix``, ``gs://…``, ``file:///…``); every read goes through its
-:class:`pyarrow.fs.FileSystem`. The output follows the contract of :mod:`ferbatch.schema`:
+:class:`pyarrow.fs.FileSystem`. The output follows the contract of :mod:`ferbatch.output` (schema and layout):
 ``videos.parquet``, Hive-partitioned ``frames/video_id=<id>/`` and ``faces/video_id=<id>/``
 folders, and ``_ferbatch.json``. Rows of ``_status/<video_id>.parquet`` (committed per video by
 the pipeline while it runs) take precedence over ``videos.parquet``, so a run still going or
 killed midway reads correctly: a video with a ``.pending`` marker and no status row is being
 (re)written and is left out entirely, and only the partition files a status row names are read
-(see :mod:`ferbatch.write`). Each partition is read on its own (so a partition written by another
+(see :mod:`ferbatch.output.commit`). Each partition is read on its own (so a partition written by another
 model, with other ``p_*`` columns, or a stray temp file cannot break the whole read) and
 ``video_id`` is restored from the folder name, as ``pd.read_parquet(OUT / "frames")`` would.
 """
@@ -16,13 +16,10 @@ model, with other ``p_*`` columns, or a stray temp file cannot break the whole r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import posixpath
-import re
-import sys
-import types
 import urllib.parse
-import warnings
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -33,16 +30,22 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .errors import ConfigError, OutputError
-from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema
-from .write import PENDING_SUFFIX, OutputLocation, committed_parts, resolve_output
+from ..errors import OutputError
+from . import layout
+from .commit import committed_parts
+from .location import OutputLocation, resolve_output
+from .schema import (
+    FRAMES_SCHEMA,
+    SCHEMA_VERSION,
+    VIDEOS_SCHEMA,
+    faces_schema,
+    labels_from_columns,
+    prob_column,
+)
 
-__all__ = ["Results", "OutputError", "load", "labels_from_columns", "META_FILE"]
+__all__ = ["Results", "load"]
 
-META_FILE = "_ferbatch.json"
-STATUS_DIR = "_status"  # the pipeline's per-video commit rows; videos.parquet is rebuilt from them
-_PROB_PREFIX = "p_"
-_PART_NAME = re.compile(r"^[^._].*\.parquet$")  # skip hidden / temp / _metadata files
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Results:
     @property
     def prob_columns(self) -> list[str]:
         """``p_<label>`` column names, in label order."""
-        return [_PROB_PREFIX + label for label in self.labels]
+        return [prob_column(label) for label in self.labels]
 
     def __repr__(self) -> str:  # DataFrames make the default repr unreadable
         return (
@@ -74,16 +77,11 @@ class Results:
         )
 
 
-def labels_from_columns(columns: list[str]) -> list[str]:
-    """Labels implied by ``p_<label>`` columns, in column order."""
-    return [c[len(_PROB_PREFIX):] for c in columns if c.startswith(_PROB_PREFIX)]
-
-
 def _read_meta(loc: OutputLocation) -> dict[str, Any]:
-    fs, path = loc.filesystem, loc.join(META_FILE)
+    fs, path = loc.filesystem, loc.join(layout.MANIFEST)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return {}
-    shown = loc.display(META_FILE)
+    shown = loc.display(layout.MANIFEST)
     try:
         with fs.open_input_stream(path) as stream:
             meta = json.loads(stream.read().decode("utf-8"))
@@ -113,7 +111,7 @@ def _read_status(loc: OutputLocation) -> _Status:
     """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``), sorted
     by path like ``videos.parquet``. Torn files are skipped."""
     fs = loc.filesystem
-    entries = fs.get_file_info(pafs.FileSelector(loc.join(STATUS_DIR), allow_not_found=True))
+    entries = fs.get_file_info(pafs.FileSelector(loc.join(layout.STATUS_DIR), allow_not_found=True))
     found = _Status()
     pending: set[str] = set()
     committed: set[str] = set()
@@ -122,8 +120,8 @@ def _read_status(loc: OutputLocation) -> _Status:
         name = info.base_name
         if info.type != pafs.FileType.File or name.startswith((".", "_")):
             continue
-        if name.endswith(PENDING_SUFFIX):
-            pending.add(name[: -len(PENDING_SUFFIX)])
+        if layout.pending_id(name) is not None:
+            pending.add(layout.pending_id(name))
             continue
         if not name.endswith(".parquet"):
             continue
@@ -163,9 +161,10 @@ def _partitions(loc: OutputLocation, table: str) -> list[tuple[str, list[str]]]:
                 continue
             rel = rel[len(prefix) + 1:]
         pieces = rel.split("/")
-        if len(pieces) != 2 or not pieces[0].startswith("video_id=") or not _PART_NAME.match(pieces[1]):
+        vid = layout.partition_id(pieces[0]) if len(pieces) == 2 else None
+        if vid is None or not layout.DATA_FILE.match(pieces[1]):
             continue
-        by_id.setdefault(urllib.parse.unquote(pieces[0][len("video_id="):]), []).append(info.path)
+        by_id.setdefault(urllib.parse.unquote(vid), []).append(info.path)
     return [(vid, sorted(by_id[vid])) for vid in sorted(by_id)]
 
 
@@ -190,7 +189,7 @@ def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str
             try:
                 table = pq.read_table(path, filesystem=fs)
             except (OSError, pa.ArrowException) as exc:
-                shown = loc.display(table_name, f"video_id={video_id}", posixpath.basename(path))
+                shown = loc.display(layout.partition_dir(table_name, video_id), posixpath.basename(path))
                 raise OutputError(f"{shown}: unreadable Parquet file ({exc})") from exc
             if "video_id" in table.column_names:
                 table = table.drop_columns(["video_id"])
@@ -215,15 +214,12 @@ def load(out: str | PathLike[str] | OutputLocation,
     ``out`` is a local folder, a URI pyarrow resolves (``s3://bucket/prefix``, ``gs://…``,
     ``file:///…``; credentials from the environment), an :class:`~ferbatch.write.OutputLocation`,
     or a path inside ``filesystem``. Only committed videos are read: partitions of a video
-    whose commit did not finish are ignored (see :mod:`ferbatch.write`). Labels come from
+    whose commit did not finish are ignored (see :mod:`ferbatch.output.commit`). Labels come from
     ``_ferbatch.json`` when present, else from the ``p_*`` columns of the faces table. Raises
     :class:`OutputError` (a :class:`~ferbatch.errors.FerbatchError`) when ``out`` cannot be
     reached or is not a ferbatch output folder.
     """
-    try:
-        loc = resolve_output(out, filesystem)
-    except ConfigError as exc:
-        raise OutputError(str(exc)) from exc
+    loc = resolve_output(out, filesystem)
     try:
         return _load(loc)
     except OSError as exc:  # a remote filesystem failing mid-read (network, credentials)
@@ -238,14 +234,14 @@ def _load(loc: OutputLocation) -> Results:
     if kind != pafs.FileType.Directory:
         raise OutputError(f"{loc.display()}: not a folder (expected a ferbatch output folder)")
     meta = _read_meta(loc)
-    videos_path = loc.join("videos.parquet")
-    videos_shown = loc.display("videos.parquet")
+    videos_path = loc.join(layout.VIDEOS_FILE)
+    videos_shown = loc.display(layout.VIDEOS_FILE)
     has_videos = fs.get_file_info(videos_path).type == pafs.FileType.File
-    partitions = {name: _partitions(loc, name) for name in ("frames", "faces")}
-    has_parts = bool(partitions["frames"] or partitions["faces"])
+    partitions = {name: _partitions(loc, name) for name in layout.TABLES}
+    has_parts = bool(any(partitions.values()))
     if not has_videos and not meta and not has_parts:
         raise OutputError(
-            f"{loc.display()}: not a ferbatch output folder (no videos.parquet, {META_FILE}, "
+            f"{loc.display()}: not a ferbatch output folder (no videos.parquet, {layout.MANIFEST}, "
             "frames/ or faces/)"
         )
 
@@ -270,29 +266,28 @@ def _load(loc: OutputLocation) -> Results:
         try:
             videos_tbl = pa.concat_tables([videos_tbl, status.table], promote_options="permissive")
         except pa.ArrowException as exc:
-            raise OutputError(f"{loc.display(STATUS_DIR)}: rows do not match videos.parquet ({exc})") from exc
+            raise OutputError(f"{loc.display(layout.STATUS_DIR)}: rows do not match videos.parquet ({exc})") from exc
     videos = videos_tbl.to_pandas()
     dup = videos["video_id"].duplicated(keep="last")
     if dup.any():  # e.g. rows appended by a re-run: the last row of a video wins
-        warnings.warn(f"{videos_shown}: {int(dup.sum())} duplicate video_id row(s); keeping the last",
-                      stacklevel=3)
+        log.warning("%s: %d duplicate video_id row(s); keeping the last", videos_shown, int(dup.sum()))
         videos = videos[~dup].reset_index(drop=True)
     for name in VIDEOS_SCHEMA.names:  # tolerate older/narrower tables
         if name not in videos.columns:
             videos[name] = pd.Series([None] * len(videos), dtype=object)
 
-    frames = _read_table(loc, "frames", partitions["frames"], FRAMES_SCHEMA, status).to_pandas()
-    faces_tbl = _read_table(loc, "faces", partitions["faces"], faces_schema(meta.get("labels") or []),
+    frames = _read_table(loc, layout.FRAMES, partitions[layout.FRAMES], FRAMES_SCHEMA, status).to_pandas()
+    faces_tbl = _read_table(loc, layout.FACES, partitions[layout.FACES], faces_schema(meta.get("labels") or []),
                             status)
 
     column_labels = labels_from_columns(faces_tbl.column_names)
     labels = [str(x) for x in meta.get("labels") or []] or column_labels
-    missing = [lb for lb in labels if _PROB_PREFIX + lb not in faces_tbl.column_names]
+    missing = [lb for lb in labels if prob_column(lb) not in faces_tbl.column_names]
     if missing and faces_tbl.num_rows:
         raise OutputError(f"{loc.display('faces')}: no probability column for label(s) {missing}")
     faces = faces_tbl.to_pandas()
     for label in missing:  # empty table: give it the columns the labels promise
-        faces[_PROB_PREFIX + label] = pd.Series(dtype="float32")
+        faces[prob_column(label)] = pd.Series(dtype="float32")
 
     # video_id: categories = videos in file order, then ids found only in partitions
     ids = [str(v) for v in videos["video_id"].tolist()]
@@ -300,11 +295,8 @@ def _load(loc: OutputLocation) -> Results:
         (set(frames["video_id"].astype(str)) | set(faces["video_id"].astype(str))) - set(ids)
     )
     if extra:
-        warnings.warn(
-            f"{loc.display()}: partitions without a videos.parquet row: {extra[:5]}"
-            + (" ..." if len(extra) > 5 else ""),
-            stacklevel=3,
-        )
+        log.warning("%s: partitions without a videos.parquet row: %s%s", loc.display(), extra[:5],
+                    " ..." if len(extra) > 5 else "")
         stub = pd.DataFrame({c: pd.Series([None] * len(extra), dtype=object) for c in videos.columns})
         stub["video_id"] = extra
         videos = pd.concat([videos, stub], ignore_index=True) if len(videos) else stub
@@ -319,16 +311,4 @@ def _load(loc: OutputLocation) -> Results:
     sort_keys = ["video_id", "frame_index"]
     frames = frames.sort_values(sort_keys, kind="stable").reset_index(drop=True)
     faces = faces.sort_values(sort_keys + ["face_id"], kind="stable").reset_index(drop=True)
-    return Results(out=loc.out, videos=videos, frames=frames, faces=faces, labels=labels, meta=meta)
-
-
-class _CallableModule(types.ModuleType):
-    """``ferbatch.load`` is both this module and its function: importing the submodule makes
-    the package attribute ``ferbatch.load`` the module, so the module itself forwards calls."""
-
-    def __call__(self, out: str | PathLike[str] | OutputLocation,
-                 filesystem: pafs.FileSystem | None = None) -> Results:
-        return load(out, filesystem)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    return Results(out=loc.public, videos=videos, frames=frames, faces=faces, labels=labels, meta=meta)

@@ -1,0 +1,361 @@
+"""Parquet output on a local folder, a shared filesystem or an object store, committed per video.
+
+File names: :mod:`ferbatch.output.layout`; where the output lives: :mod:`.location`.
+
+Commit protocol of one video (:meth:`OutputStore.commit`), the same on every filesystem:
+
+1. write the marker ``_status/<id>.pending``;
+2. delete ``_status/<id>.parquet`` (the video is now uncommitted);
+3. replace its ``frames`` and ``faces`` partitions (or delete them, for a failed video);
+4. write ``_status/<id>.parquet``, which names the partition files it commits in its Parquet
+   metadata (``ferbatch.parts``) — the commit point;
+5. delete the marker.
+
+How step 3 and single files are made safe depends on the filesystem, and is the job of one of
+two committers, chosen once per store:
+
+* :class:`LocalCommitter` (POSIX rename is atomic): every file is written under a hidden temp
+  name (readers skip names starting with ``.`` or ``_``) and renamed into place; a partition is
+  written into a hidden temp folder (``part-0.parquet``) and renamed over the old one. A plain
+  ``pd.read_parquet(OUT / "faces")`` never sees a torn file or a half-replaced partition.
+* :class:`ObjectStoreCommitter` (object stores: rename is a copy, neither atomic nor cheap): the
+  old partition is deleted, then the new file is written once under its final, unique name
+  ``part-<commit>.parquet``; a single-object PUT is atomic, so no file is ever seen torn, and
+  the status object is written last.
+
+What a reader sees: a video with a marker and no status row is uncommitted, and
+:func:`ferbatch.load` ignores its partitions and any stale ``videos.parquet`` row of it; files of
+a committed video that its status row does not name (left by a writer that died, or a zombie
+retry) are ignored too. The next run (:meth:`OutputStore.recover`) deletes that debris and,
+as the video has no status row, redoes it. On an object store, a plain ``pd.read_parquet`` of
+``OUT/faces`` may therefore show an interrupted video's partial files until the next run starts;
+read with :func:`ferbatch.load` while a run is going or after one was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..errors import ConfigError, OutputError
+from . import layout
+from .arrow import from_rows, to_rows
+from .atomic import TEMP_SUFFIX, atomic_write
+from .location import IO_ERRORS, OutputLocation, first_line, resolve_output
+from .schema import SCHEMA_VERSION, STATUS_FAILED, VIDEOS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+PARTS_KEY = b"ferbatch.parts"  # status-file metadata: JSON list of the partition files committed
+# object stores with no directories: writing a key needs no parent, create_dir adds marker objects
+_FLAT_STORES = {"s3", "gcs", "abfs"}
+_PARQUET: dict[str, Any] = {"compression": "zstd"}
+
+Writer = Callable[[str], None]
+
+
+class _Committer:
+    """Filesystem primitives shared by both committers."""
+
+    def __init__(self, location: OutputLocation) -> None:
+        self.location = location
+        self.fs = location.filesystem
+
+    def kind(self, path: str) -> pafs.FileType:
+        return self.fs.get_file_info(path).type
+
+    def mkdir(self, path: str) -> None:
+        if self.fs.type_name not in _FLAT_STORES:
+            self.fs.create_dir(path, recursive=True)
+
+    def listdir(self, path: str) -> list[pafs.FileInfo]:
+        return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+
+    def delete_file(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except FileNotFoundError:
+            pass
+
+    def write_table(self, table: pa.Table, path: str) -> None:
+        self.put(path, lambda p: pq.write_table(table, p, filesystem=self.fs, **_PARQUET))
+
+    # -- what differs ---------------------------------------------------------------------------
+    def put(self, path: str, write: Writer) -> None:
+        """Write one file so that no reader ever sees it torn."""
+        raise NotImplementedError
+
+    def delete_dir(self, path: str) -> None:
+        """Delete a partition folder (or prefix)."""
+        raise NotImplementedError
+
+    def publish(self, table: pa.Table, target: str, token: str) -> str:
+        """Replace the partition folder ``target`` by one holding ``table``; returns the
+        file name it committed."""
+        raise NotImplementedError
+
+    def remove_temp(self) -> None:
+        """Remove the temp files and folders a killed writer left."""
+
+
+class LocalCommitter(_Committer):
+    """Temp name + atomic rename for every file and partition folder (POSIX filesystems)."""
+
+    def put(self, path: str, write: Writer) -> None:
+        atomic_write(path, write)
+
+    def delete_dir(self, path: str) -> None:
+        """Moved aside first, so the folder vanishes at once, then deleted."""
+        if self.kind(path) != pafs.FileType.Directory:
+            return
+        head, name = os.path.split(path)
+        trash = os.path.join(head, f"{layout.TRASH_DIR_PREFIX}{name}-{uuid.uuid4().hex}")
+        self.fs.move(path, trash)
+        self.fs.delete_dir(trash)
+
+    def publish(self, table: pa.Table, target: str, token: str) -> str:
+        parent, name = os.path.split(target)
+        self.mkdir(parent)
+        tmp = os.path.join(parent, f"{layout.TEMP_DIR_PREFIX}{layout.partition_id(name)}-{token}")
+        self.mkdir(tmp)
+        try:
+            pq.write_table(table, os.path.join(tmp, layout.LOCAL_PART), filesystem=self.fs, **_PARQUET)
+            self.delete_dir(target)
+            self.fs.move(tmp, target)
+        except BaseException:
+            try:
+                self.fs.delete_dir(tmp)
+            except IO_ERRORS:
+                pass
+            raise
+        return layout.LOCAL_PART
+
+    def remove_temp(self) -> None:
+        for folder in (*layout.TABLES, layout.STATUS_DIR, ""):
+            for info in self.listdir(self.location.join(folder) if folder else self.location.path):
+                name = info.base_name
+                if info.type == pafs.FileType.Directory and name.startswith(
+                        (layout.TEMP_DIR_PREFIX, layout.TRASH_DIR_PREFIX)):
+                    self.fs.delete_dir(info.path)
+                elif name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                    self.delete_file(info.path)
+
+
+class ObjectStoreCommitter(_Committer):
+    """Unique file names written once, status object last (no rename needed)."""
+
+    def put(self, path: str, write: Writer) -> None:
+        write(path)
+
+    def delete_dir(self, path: str) -> None:
+        if self.kind(path) != pafs.FileType.Directory:
+            return
+        try:
+            self.fs.delete_dir(path)
+        except FileNotFoundError:
+            pass
+
+    def publish(self, table: pa.Table, target: str, token: str) -> str:
+        part = layout.object_part(token)
+        self.delete_dir(target)
+        self.mkdir(target)
+        pq.write_table(table, posixpath.join(target, part), filesystem=self.fs, **_PARQUET)
+        return part
+
+
+class OutputStore:
+    """Reads and writes one output (local or remote); safe against a crash at any point.
+
+    ``out``: a local folder, a URI or an :class:`OutputLocation` (:func:`resolve_output`).
+    Every method raises :class:`OutputError` naming the output when the filesystem fails.
+    """
+
+    def __init__(self, out: str | os.PathLike[str] | OutputLocation,
+                 filesystem: pafs.FileSystem | None = None) -> None:
+        self.location = resolve_output(out, filesystem)
+        self.fs = self.location.filesystem
+        kind = LocalCommitter if self.location.is_local else ObjectStoreCommitter
+        self.committer: _Committer = kind(self.location)
+
+    def _path(self, *parts: str) -> str:
+        return self.location.join(*parts)
+
+    def _error(self, what: str, exc: BaseException) -> OutputError:
+        return OutputError(f"{self.location.display()}: cannot {what}: {first_line(exc)}")
+
+    def _write_bytes(self, data: bytes, path: str) -> None:
+        def write(p: str) -> None:
+            with self.fs.open_output_stream(p) as stream:
+                stream.write(data)
+
+        self.committer.put(path, write)
+
+    def _read_small(self, path: str) -> pa.Table:
+        """One small Parquet file, read whole. ``ParquetFile`` rather than ``pq.read_table``:
+        the latter imports ``pyarrow.dataset`` and pandas (~1 s of a short run's start-up)."""
+        with self.fs.open_input_file(path) as f:
+            return pq.ParquetFile(f).read()
+
+    # -- manifest -------------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The parsed ``_ferbatch.json``, or ``None`` when there is none."""
+        path = self._path(layout.MANIFEST)
+        try:
+            if self.committer.kind(path) != pafs.FileType.File:
+                return None
+            with self.fs.open_input_stream(path) as stream:
+                return json.loads(stream.read().decode())
+        except (*IO_ERRORS, ValueError) as exc:
+            raise self._error(f"read {layout.MANIFEST}", exc) from exc
+
+    def write_manifest(self, labels: Sequence[str], model: str, overwrite: bool = False) -> None:
+        """Create the output and its manifest; refuse to mix label sets in one output.
+
+        Raises :class:`OutputError` naming the output when it cannot be written (missing
+        credentials, no such bucket, a file in the way), :class:`ConfigError` when it holds
+        another label set (another ``--out``, or ``--overwrite``).
+        """
+        try:
+            self.committer.mkdir(self.location.path)
+            self.committer.mkdir(self._path(layout.STATUS_DIR))
+        except IO_ERRORS as exc:
+            raise self._error("write the output", exc) from exc
+        old = self.read_manifest()
+        if old is not None and not overwrite and list(old.get("labels", [])) != list(labels):
+            raise ConfigError(
+                f"{self.location.display()} holds results with labels {old.get('labels')}, "
+                f"but this model has {list(labels)}; use --overwrite or another --out")
+        text = json.dumps({"schema_version": SCHEMA_VERSION, "labels": list(labels),
+                           "model": model, "ferbatch_version": __version__}, indent=2)
+        try:
+            self._write_bytes(text.encode(), self._path(layout.MANIFEST))
+        except IO_ERRORS as exc:
+            raise self._error("write the output", exc) from exc
+
+    # -- per-video commit -----------------------------------------------------------------------
+    def status_path(self, video_id: str) -> str:
+        """Path of the status file of ``video_id`` inside the filesystem."""
+        return self._path(layout.status_file(video_id))
+
+    def pending_path(self, video_id: str) -> str:
+        """Path of the marker of an unfinished commit of ``video_id``."""
+        return self._path(layout.pending_file(video_id))
+
+    def read_status(self, video_id: str) -> dict[str, Any] | None:
+        """The committed status row of ``video_id``, or ``None`` (also for a torn file)."""
+        path = self.status_path(video_id)
+        try:
+            if self.committer.kind(path) != pafs.FileType.File:
+                return None
+            rows = to_rows(self._read_small(path))
+        except IO_ERRORS:
+            return None
+        return rows[0] if rows else None
+
+    def commit(self, video_row: dict[str, Any], frames: pa.Table | None,
+               faces: pa.Table | None) -> None:
+        """Publish one video's partitions, then its status row (the commit point).
+
+        Raises :class:`OutputError` when the filesystem fails; the video then stays
+        uncommitted and is redone by the next run.
+        """
+        video_id = video_row["video_id"]
+        token = uuid.uuid4().hex[:16]
+        c = self.committer
+        try:
+            self._write_bytes(token.encode(), self.pending_path(video_id))
+            c.delete_file(self.status_path(video_id))
+            parts: list[str] = []
+            for name, table in zip(layout.TABLES, (frames, faces)):
+                target = self._path(layout.partition_dir(name, video_id))
+                if table is None or video_row["status"] == STATUS_FAILED:
+                    c.delete_dir(target)
+                    continue
+                parts = [c.publish(table, target, token)]
+            schema = VIDEOS_SCHEMA.with_metadata({PARTS_KEY: json.dumps(parts).encode()})
+            c.write_table(from_rows([video_row], schema), self.status_path(video_id))
+            c.delete_file(self.pending_path(video_id))
+        except IO_ERRORS as exc:
+            raise self._error(f"commit {video_id}", exc) from exc
+        log.debug("committed %s (%s)", video_id, video_row["status"])
+
+    # -- videos table ---------------------------------------------------------------------------
+    def write_videos_table(self) -> pa.Table:
+        """Rebuild ``videos.parquet`` from every committed status row, sorted by path."""
+        rows: list[dict[str, Any]] = []
+        try:
+            entries = self.committer.listdir(self._path(layout.STATUS_DIR))
+        except IO_ERRORS as exc:
+            raise self._error("list the status rows", exc) from exc
+        for info in sorted(entries, key=lambda i: i.base_name):
+            if info.type != pafs.FileType.File or not layout.is_status_file(info.base_name):
+                continue
+            try:
+                rows.extend(to_rows(self._read_small(info.path)))
+            except IO_ERRORS:
+                continue  # a torn file from a crashed writer: that video is redone next run
+        rows.sort(key=lambda r: (r["path"], r["video_id"]))
+        table = from_rows(rows, VIDEOS_SCHEMA)
+        try:
+            self.committer.write_table(table, self._path(layout.VIDEOS_FILE))
+        except IO_ERRORS as exc:
+            raise self._error(f"write {layout.VIDEOS_FILE}", exc) from exc
+        return table
+
+    def recover(self) -> None:
+        """Settle what killed runs left: temp files and folders, and the partitions of videos
+        whose commit did not finish (a ``.pending`` marker and no status row: they are redone)
+        or files their status row does not name."""
+        try:
+            self.committer.remove_temp()
+            for info in self.committer.listdir(self._path(layout.STATUS_DIR)):
+                video_id = layout.pending_id(info.base_name)
+                if info.type == pafs.FileType.File and video_id is not None:
+                    self._settle(video_id)
+        except IO_ERRORS as exc:
+            raise self._error("clean up after an earlier run", exc) from exc
+
+    def _settle(self, video_id: str) -> None:
+        """Settle an interrupted commit of ``video_id``: without a (readable) status row its
+        partitions go (the video is redone); with one, only the files it names stay."""
+        c = self.committer
+        status = self.status_path(video_id)
+        committed, parts = False, None
+        if c.kind(status) == pafs.FileType.File:
+            try:
+                parts = committed_parts(pq.read_schema(status, filesystem=self.fs))
+                committed = True
+            except IO_ERRORS:
+                c.delete_file(status)  # torn
+        for name in layout.TABLES:
+            target = self._path(layout.partition_dir(name, video_id))
+            if not committed:
+                c.delete_dir(target)
+            elif parts is not None:
+                for info in c.listdir(target):
+                    if info.type == pafs.FileType.File and info.base_name not in parts:
+                        c.delete_file(info.path)
+        c.delete_file(self.pending_path(video_id))
+        log.info("settled an interrupted commit of %s", video_id)
+
+
+def committed_parts(schema: pa.Schema) -> list[str] | None:
+    """The partition file names a status file commits (``None``: not recorded, older output)."""
+    raw = (schema.metadata or {}).get(PARTS_KEY)
+    if raw is None:
+        return None
+    try:
+        parts = json.loads(raw)
+    except ValueError:
+        return None
+    return [str(p) for p in parts] if isinstance(parts, list) else None

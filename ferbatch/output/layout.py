@@ -1,0 +1,84 @@
+"""Every file and folder name of a ferbatch output, defined once (no pyarrow import).
+
+::
+
+    OUT/_ferbatch.json                      manifest: labels, model and schema version
+    OUT/_logs/run-<UTC time>-<pid>.log      one log per run, tracebacks of failed videos included
+    OUT/videos.parquet                      one row per input file (rebuilt from OUT/_status)
+    OUT/_status/<video_id>.parquet          that row, one file per video: the commit point
+    OUT/_status/<video_id>.pending          marker of a commit in progress (or killed midway)
+    OUT/frames/video_id=<id>/part-*.parquet one row per analysed frame
+    OUT/faces/video_id=<id>/part-*.parquet  one row per face per analysed frame
+
+Readers (``pd.read_parquet``, DuckDB, Spark, :func:`ferbatch.load`) skip names that start with
+``.`` or ``_``, so the manifest, the status rows, logs and temp files never look like data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+MANIFEST = "_ferbatch.json"
+LOG_DIR = "_logs"
+VIDEOS_FILE = "videos.parquet"
+STATUS_DIR = "_status"
+STATUS_SUFFIX = ".parquet"
+PENDING_SUFFIX = ".pending"
+FRAMES = "frames"
+FACES = "faces"
+TABLES = (FRAMES, FACES)
+PARTITION_KEY = "video_id"
+#: the partition file of a local output (written in a temp folder, renamed into place)
+LOCAL_PART = "part-0.parquet"
+#: hidden temp folders of the local committer: a partition being written / one being removed
+TEMP_DIR_PREFIX = ".tmp-"
+TRASH_DIR_PREFIX = ".old-"
+#: a data file a reader takes: ``*.parquet`` not starting with ``.`` or ``_``
+DATA_FILE = re.compile(r"^[^._].*\.parquet$")
+
+
+def object_part(token: str) -> str:
+    """The partition file name of one commit on an object store (unique per commit)."""
+    return f"part-{token}.parquet"
+
+
+def partition_dir(table: str, video_id: str) -> str:
+    """Relative folder of one video's partition of ``frames`` or ``faces`` (Hive style)."""
+    return f"{table}/{PARTITION_KEY}={video_id}"
+
+
+def partition_id(folder_name: str) -> str | None:
+    """The ``video_id`` of a partition folder name ``video_id=<id>``, else ``None``."""
+    prefix = PARTITION_KEY + "="
+    return folder_name[len(prefix):] if folder_name.startswith(prefix) else None
+
+
+def status_file(video_id: str) -> str:
+    """Relative path of the status row (commit point) of ``video_id``."""
+    return f"{STATUS_DIR}/{video_id}{STATUS_SUFFIX}"
+
+
+def pending_file(video_id: str) -> str:
+    """Relative path of the marker of an unfinished commit of ``video_id``."""
+    return f"{STATUS_DIR}/{video_id}{PENDING_SUFFIX}"
+
+
+def is_status_file(name: str) -> bool:
+    """True for the base name of a committed status row."""
+    return name.endswith(STATUS_SUFFIX) and not name.startswith((".", "_"))
+
+
+def pending_id(name: str) -> str | None:
+    """The ``video_id`` of a pending-marker base name, else ``None``."""
+    return name[: -len(PENDING_SUFFIX)] if name.endswith(PENDING_SUFFIX) else None
+
+
+def video_id_for(path: str | os.PathLike[str]) -> str:
+    """Stable, unique, folder-safe id of a video: its file stem plus a hash of its resolved
+    absolute path (symlinks followed, so two names of one file share an id)."""
+    resolved = str(Path(path).resolve())
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("._-")[:48] or "video"
+    return f"{stem}-{hashlib.sha1(resolved.encode()).hexdigest()[:10]}"

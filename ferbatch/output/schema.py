@@ -1,0 +1,150 @@
+"""The output contract's columns and rows, defined once.
+
+Arrow schemas of ``videos``, ``frames`` and ``faces`` (``faces`` has one ``p_<label>`` column per
+class of the model's label set, so its schema is built from the labels the checkpoint
+carries), the status values, the :class:`Provenance` of a run and :func:`new_video_row`, the
+one constructor of a ``videos.parquet`` row (the pipeline, the Ray pool's failure rows and the
+segment merge all start from it). File names are in :mod:`ferbatch.output.layout`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from .. import __version__
+
+SCHEMA_VERSION = "1.0"
+
+STATUS_OK = "ok"
+STATUS_PARTIAL = "partial"
+STATUS_FAILED = "failed"
+
+VIDEOS_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("duration_s", pa.float64()),
+        ("fps", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("rotation", pa.int16()),
+        ("codec", pa.string()),
+        ("frames_decoded", pa.int64()),
+        ("frames_analyzed", pa.int64()),
+        ("faces_detected", pa.int64()),
+        ("tracks", pa.int32()),
+        ("processing_s", pa.float64()),
+        ("model", pa.string()),
+        # provenance: what produced these rows
+        ("model_sha256", pa.string()),
+        ("detector", pa.string()),
+        ("sampling", pa.string()),
+        ("settings_fingerprint", pa.string()),
+        ("file_size", pa.int64()),
+        ("file_mtime_ns", pa.int64()),
+        ("schema_version", pa.string()),
+        ("ferbatch_version", pa.string()),
+        ("finished_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+FRAMES_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("frame_index", pa.int64()),
+        ("timestamp_s", pa.float64()),
+        ("num_faces", pa.int16()),
+    ]
+)
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+LANDMARK_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in ("x", "y"))
+
+_FACE_BASE = [
+    ("video_id", pa.string()),
+    ("frame_index", pa.int64()),
+    ("timestamp_s", pa.float64()),
+    ("face_id", pa.int32()),
+    ("det_score", pa.float32()),
+    ("x1", pa.float32()),
+    ("y1", pa.float32()),
+    ("x2", pa.float32()),
+    ("y2", pa.float32()),
+    *[(name, pa.float32()) for name in LANDMARK_COLUMNS],
+    ("emotion", pa.string()),
+    ("confidence", pa.float32()),
+]
+
+
+def prob_column(label: str) -> str:
+    """Column name of the probability of ``label``."""
+    return f"{PROB_PREFIX}{label}"
+
+
+def faces_schema(labels: Sequence[str]) -> pa.Schema:
+    """Schema of the faces table for a model with these class labels."""
+    return pa.schema(_FACE_BASE + [(prob_column(label), pa.float32()) for label in labels])
+
+
+PROB_PREFIX = "p_"
+
+
+def labels_from_columns(columns: Sequence[str]) -> list[str]:
+    """Labels implied by ``p_<label>`` columns, in column order."""
+    return [c[len(PROB_PREFIX):] for c in columns if c.startswith(PROB_PREFIX)]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produces a run's rows: the model, the detector and sampling settings, versions.
+
+    Built once per run (:func:`ferbatch.pipeline.run_provenance` on the driver, from the
+    checkpoint's metadata; :class:`ferbatch.pipeline.Stages` in a worker, from its loaded
+    models) and copied into every ``videos.parquet`` row.
+    """
+
+    model: str
+    model_sha256: str
+    labels: tuple[str, ...]
+    detector: str
+    sampling: str
+    settings_fingerprint: str
+    schema_version: str = SCHEMA_VERSION
+    ferbatch_version: str = __version__
+
+    def row_fields(self) -> dict[str, Any]:
+        """The provenance columns of a ``videos.parquet`` row."""
+        fields = dataclasses.asdict(self)
+        del fields["labels"]
+        return fields
+
+
+def new_video_row(path: str | os.PathLike[str], video_id: str, provenance: Provenance,
+                  error: str | None = None) -> dict[str, Any]:
+    """A ``videos.parquet`` row of ``path`` before analysis: ``failed`` with ``error``, counts
+    zero, file size and mtime from ``stat`` (``None`` when it fails), provenance filled in.
+
+    ``path`` is stored absolute (:func:`os.path.abspath`, symlinks kept as given).
+    """
+    row: dict[str, Any] = {
+        "video_id": video_id, "path": os.path.abspath(path), "status": STATUS_FAILED,
+        "error": error, "duration_s": None, "fps": None, "width": None, "height": None,
+        "rotation": None, "codec": None, "frames_decoded": 0, "frames_analyzed": 0,
+        "faces_detected": 0, "tracks": 0, "processing_s": 0.0,
+        "file_size": None, "file_mtime_ns": None, "finished_at": None,
+        **provenance.row_fields(),
+    }
+    try:
+        st = os.stat(path)
+        row["file_size"], row["file_mtime_ns"] = st.st_size, st.st_mtime_ns
+    except OSError:
+        pass
+    return {name: row[name] for name in VIDEOS_SCHEMA.names}

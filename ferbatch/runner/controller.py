@@ -1,0 +1,113 @@
+"""The run's bookkeeping, once for both executors: prepare the output, execute the plan, finish.
+
+:func:`execute` takes a :class:`~ferbatch.runner.plan.RunPlan` and an :class:`Executor`
+(:class:`~ferbatch.runner.local.LocalExecutor` or :class:`~ferbatch.runner.ray_pool.RayExecutor`):
+it writes the manifest (refusing another label set), settles what killed runs left, reports and
+keeps the skipped rows, commits the plan's failed rows, lets the executor analyse and commit the
+rest, rebuilds ``videos.parquet`` and returns the :class:`RunSummary`. :func:`run_videos` is
+what ``ferbatch run`` and the Ray job call: plan, choose the executor, execute.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .. import __version__
+from ..config import PoolConfig, RunConfig
+from ..logs import run_log
+from ..output.location import OutputLocation
+from ..progress import RunHook
+from .plan import Action, PlannedVideo, RunPlan, describe, plan_run
+from .summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """Analyses and commits the videos of a plan; returns each one's row by ``video_id``."""
+
+    def execute(self, plan: RunPlan, todo: list[PlannedVideo],
+                hook: RunHook) -> dict[str, dict[str, Any]]: ...
+
+
+def execute(plan: RunPlan, executor: Executor, hook: RunHook | None = None) -> RunSummary:
+    """Run ``plan`` with ``executor`` (see the module doc). Raises :class:`OutputError` when
+    the output cannot be written, :class:`ConfigError` for an executor that cannot start."""
+    plan.store.write_manifest(plan.provenance.labels, plan.provenance.model,
+                              overwrite=plan.overwrite)
+    with run_log(plan.location) as log_path:
+        log.info("ferbatch %s into %s (log %s); plan: %s; executor: %s", __version__,
+                 plan.location, log_path, describe(plan), type(executor).__name__)
+        return _execute(plan, executor, hook or RunHook())
+
+
+def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
+    started = time.perf_counter()
+    store = plan.store
+    store.recover()
+    summary = RunSummary(out=plan.location.public)
+    hook.on_start(len(plan.videos))
+    rows: dict[str, dict[str, Any]] = {}
+    for video in plan.videos:
+        if video.action is Action.SKIP:
+            assert video.row is not None
+            rows[video.video_id] = video.row
+            summary.skipped.append(str(video.path))
+            hook.on_skip(video.row)
+        elif video.action is Action.FAIL:
+            assert video.row is not None
+            log.warning("%s", video.row["error"])
+            store.commit(video.row, None, None)
+            rows[video.video_id] = video.row
+            hook.on_done(video.row)
+    todo = plan.todo
+    if todo:
+        done = executor.execute(plan, todo, hook)
+        for video in todo:
+            row = done[video.video_id]
+            rows[video.video_id] = row
+            summary.frames += int(row.get("frames_analyzed") or 0)
+    summary.rows = [rows[v.video_id] for v in plan.videos]
+    store.write_videos_table()
+    summary.seconds = time.perf_counter() - started
+    log.info("run finished in %.1f s: %d video(s), %d failed, %d frames", summary.seconds,
+             len(summary.rows), len(summary.failed), summary.frames)
+    return summary
+
+
+def wants_ray(plan: RunPlan, use_ray: bool | None, address: str | None) -> bool:
+    """``use_ray`` decides when set; unset: Ray for a cluster address (or ``$RAY_ADDRESS``),
+    more than one video to analyse, or one long enough to split into segments on a multi-core
+    machine. Any other single video runs in-process: a local Ray start costs seconds that one
+    worker cannot win back."""
+    if use_ray is not None:
+        return use_ray
+    if address or os.environ.get("RAY_ADDRESS"):
+        return True
+    todo = plan.todo
+    if len(todo) > 1:
+        return True
+    return len(todo) == 1 and (os.cpu_count() or 1) > 1 and plan.splittable(todo[0])
+
+
+def run_videos(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
+               config: RunConfig | None = None, *, overwrite: bool = False,
+               pool: PoolConfig | None = None, use_ray: bool | None = None,
+               hook: RunHook | None = None) -> RunSummary:
+    """Plan a run and execute it in-process or on Ray (:func:`wants_ray`), as ``ferbatch run``
+    does. ``pool``: the Ray pool's settings (also its ``segment_s`` for the plan)."""
+    pool = (pool or PoolConfig()).validate()
+    plan = plan_run(inputs, out, config, overwrite=overwrite, segment_s=pool.segment_s)
+    if wants_ray(plan, use_ray, pool.address):
+        from .ray_pool import RayExecutor
+
+        executor: Executor = RayExecutor(pool)
+    else:
+        from .local import LocalExecutor
+
+        executor = LocalExecutor()
+    return execute(plan, executor, hook)

@@ -1,0 +1,67 @@
+"""The in-process executor, and :func:`run`, ``ferbatch.run`` of the Python API.
+
+One process, the models loaded once (:class:`~ferbatch.pipeline.Stages`), the videos analysed
+one after the other, each committed as soon as it is done. Long videos are analysed whole
+(splitting pays only when several workers share a video: :mod:`ferbatch.runner.ray_pool`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ..config import RunConfig
+from ..output.location import OutputLocation
+from ..pipeline import Stages, process_video
+from ..progress import RunHook
+from .controller import execute
+from .plan import PlannedVideo, RunPlan, plan_run
+from .summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+class LocalExecutor:
+    """Analyses the plan's videos in this process with one set of loaded models."""
+
+    def __init__(self, stages: Stages | None = None) -> None:
+        self.stages = stages
+
+    def execute(self, plan: RunPlan, todo: list[PlannedVideo],
+                hook: RunHook) -> dict[str, dict[str, Any]]:
+        """Analyse and commit every video of ``todo``; one bad video never stops the rest."""
+        stages = self.stages or Stages(plan.config)
+        self.stages = stages
+        rows: dict[str, dict[str, Any]] = {}
+        for video in todo:
+            hook.on_video(video.path)
+            result = process_video(video.path, plan.config, stages, progress=hook.on_frames)
+            plan.store.commit(result.row, result.frames, result.faces)
+            rows[video.video_id] = result.row
+            hook.on_done(result.row)
+        return rows
+
+
+def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
+        config: RunConfig | None = None, overwrite: bool = False,
+        hook: RunHook | None = None, stages: Stages | None = None) -> RunSummary:
+    """Process every video under ``inputs`` into ``out`` on this machine, in this process.
+
+    ``inputs``: video files (any extension) and folders (searched recursively for video
+    extensions). ``out``: a local folder, a URI pyarrow's filesystems resolve
+    (``s3://bucket/prefix``, ``gs://…``, ``file:///…``) or an
+    :class:`~ferbatch.output.location.OutputLocation`. Videos already complete in ``out``
+    (same file, model and settings) are skipped unless ``overwrite``. ``hook``: a
+    :class:`~ferbatch.progress.RunHook` for progress displays. ``stages``: loaded models to
+    reuse (their config must be ``config``'s).
+
+    Raises :class:`~ferbatch.errors.FerbatchError` subclasses for bad options, inputs that do not
+    exist or an output that cannot be written; a bad *video* never raises: its row says
+    ``failed`` or ``partial`` with the reason.
+    """
+    config = config or (stages.config if stages is not None else RunConfig())
+    plan = plan_run(inputs, out, config, overwrite=overwrite,
+                    provenance=stages.provenance if stages is not None else None)
+    return execute(plan, LocalExecutor(stages), hook)

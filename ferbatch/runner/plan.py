@@ -1,0 +1,209 @@
+"""One plan of a run, made once and executed in-process or on Ray by the same controller.
+
+:func:`plan_run` discovers the inputs, looks at each one once, gives it its ``video_id`` and
+decides what happens to it:
+
+* :attr:`Action.SKIP` — a committed row records this very file (size, mtime) done with the
+  same model and settings (:func:`is_complete`); the row is reused;
+* :attr:`Action.FAIL` — the input cannot be analysed at all and must not be opened (a FIFO,
+  a device, a socket: opening one blocks or reads forever); the plan carries its failed row;
+* :attr:`Action.PROCESS` — analyse it. With ``segment_s > 0`` the container header is read
+  once here (:func:`ferbatch.segments.header_duration`), so the executor knows, without
+  opening the file again, whether the video is long enough to be split into segments.
+
+The plan has no side effects on the output: :func:`ferbatch.runner.controller.execute` writes
+the manifest, settles interrupted commits, commits the plan's failed rows, has an executor
+analyse the rest and rebuilds ``videos.parquet`` (as Hugging Face ``datasets`` prepares one
+split with the same per-job function in-process or in a pool).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import VIDEO_EXTENSIONS, RunConfig
+from ..errors import ConfigError
+from ..output.commit import OutputStore
+from ..output.layout import video_id_for
+from ..output.location import OutputLocation
+from ..output.schema import STATUS_FAILED, Provenance, new_video_row
+
+log = logging.getLogger(__name__)
+
+
+def discover_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files given directly, plus video files found recursively in given folders.
+
+    Files named explicitly are kept whatever their extension (the user asked for them); in
+    folders only known video extensions are picked up and hidden files and folders are skipped.
+    Order is stable; duplicates (the same resolved file) removed. Raises :class:`ConfigError`
+    for an input that does not exist.
+    """
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            candidates: Iterable[Path] = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.exists() or path.is_symlink():
+            candidates = [path]
+        else:
+            raise ConfigError(f"input not found: {path}")
+        for candidate in candidates:
+            key = candidate.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(candidate)
+    return found
+
+
+def is_complete(row: dict[str, Any] | None, path: Path, fingerprint: str) -> bool:
+    """True when ``row`` records this very file (size, mtime) done with the same settings."""
+    if row is None or row.get("status") == STATUS_FAILED:
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return (row.get("settings_fingerprint") == fingerprint and row.get("file_size") == st.st_size
+            and row.get("file_mtime_ns") == st.st_mtime_ns)
+
+
+class Action(enum.Enum):
+    """What the run does with one input."""
+
+    SKIP = "skip"
+    FAIL = "fail"
+    PROCESS = "process"
+
+
+@dataclass(frozen=True)
+class PlannedVideo:
+    """One input of the run: its path as found, its id, the decision and what it rests on.
+
+    ``row``: the committed row (SKIP) or the failed row to commit (FAIL). ``duration_s``: the
+    container header's duration, read only when splitting is on (PROCESS).
+    """
+
+    path: Path
+    video_id: str
+    action: Action
+    row: dict[str, Any] | None = None
+    duration_s: float | None = None
+
+    @property
+    def abspath(self) -> str:
+        """The path as rows store it."""
+        return os.path.abspath(self.path)
+
+
+@dataclass
+class RunPlan:
+    """Every input of a run with its decision, and what executing it needs."""
+
+    store: OutputStore
+    config: RunConfig
+    provenance: Provenance
+    videos: list[PlannedVideo] = field(default_factory=list)
+    overwrite: bool = False
+    segment_s: float = 0.0
+
+    @property
+    def location(self) -> OutputLocation:
+        return self.store.location
+
+    @property
+    def todo(self) -> list[PlannedVideo]:
+        """The videos to analyse, in input order."""
+        return [v for v in self.videos if v.action is Action.PROCESS]
+
+    def splittable(self, video: PlannedVideo) -> bool:
+        """True when ``video`` is long enough (by its header) to be cut into segments."""
+        return (self.segment_s > 0 and video.duration_s is not None
+                and video.duration_s >= 2 * self.segment_s)
+
+    def may_split(self, video: PlannedVideo) -> bool:
+        """True when a worker should plan ``video``'s segments before analysing it: splitting
+        is on and its header says it is long enough, or says nothing (the packets will tell)."""
+        return self.segment_s > 0 and (video.duration_s is None or self.splittable(video))
+
+    def expected_units(self, video: PlannedVideo) -> int:
+        """Work units ``video`` will probably make: 1, or its expected number of segments."""
+        if not self.splittable(video):
+            return 1
+        assert video.duration_s is not None
+        return max(1, int(video.duration_s // self.segment_s))
+
+
+def _not_regular(path: Path) -> str | None:
+    """Why ``path`` must not be opened (a FIFO, device or socket), or ``None``."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # missing or unreadable: the decoder reports it with its own words
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device"
+            if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"{path}: not a regular file ({kind}); ferbatch reads video files only"
+
+
+def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
+    video_id = video_id_for(path)
+    reason = _not_regular(path)
+    if reason is not None:
+        row = new_video_row(path, video_id, plan.provenance, error=reason)
+        row["finished_at"] = datetime.now(timezone.utc)
+        return PlannedVideo(path, video_id, Action.FAIL, row)
+    old = plan.store.read_status(video_id)
+    if not plan.overwrite and is_complete(old, path, plan.provenance.settings_fingerprint):
+        return PlannedVideo(path, video_id, Action.SKIP, old)
+    duration = None
+    if plan.segment_s > 0:
+        from ..segments import header_duration
+
+        duration = header_duration(path)
+    return PlannedVideo(path, video_id, Action.PROCESS, duration_s=duration)
+
+
+def plan_run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
+             config: RunConfig | None = None, *, overwrite: bool = False, segment_s: float = 0.0,
+             provenance: Provenance | None = None) -> RunPlan:
+    """Plan a run of ``inputs`` into ``out`` (see the module doc). Reads, never writes, ``out``.
+
+    ``provenance`` defaults to the one of ``config``'s model, read from the checkpoint's
+    metadata (:func:`ferbatch.pipeline.run_provenance`: no model is built). Raises
+    :class:`ConfigError` for a bad option or a missing input, :class:`OutputError` for an
+    output that cannot be resolved, :class:`ModelError` for a bad checkpoint.
+    """
+    config = (config or RunConfig()).validate()
+    if segment_s < 0:
+        raise ConfigError(f"--segment-s must be >= 0, got {segment_s}")
+    paths = discover_videos(inputs)
+    store = OutputStore(out)  # a bad URI fails here, before any model is read
+    if provenance is None:
+        from ..pipeline import run_provenance
+
+        provenance = run_provenance(config)
+    plan = RunPlan(store, config, provenance, overwrite=overwrite, segment_s=segment_s)
+    plan.videos = [_plan_one(path, plan) for path in paths]
+    return plan
+
+
+def describe(plan: RunPlan) -> str:
+    """One line: how many inputs the plan analyses, skips and fails."""
+    counts = {a: sum(v.action is a for v in plan.videos) for a in Action}
+    return (f"{len(plan.videos)} input(s): {counts[Action.PROCESS]} to analyse, "
+            f"{counts[Action.SKIP]} already done, {counts[Action.FAIL]} cannot be read")

@@ -1,0 +1,99 @@
+"""Connecting to Ray: join a cluster, or start a private local instance on 127.0.0.1 only.
+
+Used by the Ray executor (:mod:`ferbatch.runner.ray_pool`), the tuner
+(:mod:`ferbatch.train.tune`) and the test session's shared instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Environment variable read by ``ray._private.ray_constants`` at import time. When it is false,
+#: ``ray.init`` keeps ``_node_ip_address="127.0.0.1"`` instead of rewriting it to the machine's
+#: routable address, and every Ray server (GCS, raylet, workers, dashboard agent) then listens
+#: on 127.0.0.1 only. Measured with Ray 2.60 (``ss -ltn``): without it they listen on 0.0.0.0.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _short_temp_dir() -> str:
+    """A fresh, short temp dir: Ray's Unix socket paths must stay under 107 characters."""
+    base = tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix="ferray-", dir=base)
+
+
+@contextmanager
+def connect(address: str | None = None, num_cpus: int | None = None,
+            num_gpus: int | None = None) -> Iterator[bool]:
+    """Use Ray for the duration of the block; yields ``True`` when this call started/joined it.
+
+    * Ray already initialised in this process (a test session, a notebook): reuse it, leave it up.
+    * ``address`` (``"auto"``, ``"host:port"``, ``"ray://…"``) or ``$RAY_ADDRESS``: join that
+      cluster, disconnect at the end.
+    * Otherwise: start a private single-machine instance bound to 127.0.0.1 with a temp dir of
+      its own and no dashboard, and shut it down (and remove its temp dir) at the end.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    temp_dir: str | None = None
+    try:
+        if address:
+            try:
+                ray.init(address=address, logging_level="WARNING")
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
+        else:
+            temp_dir = _short_temp_dir()
+            init_local(num_cpus, num_gpus, temp_dir=temp_dir)
+        yield True
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def init_local(num_cpus: int | None = None, num_gpus: int | None = None,
+               temp_dir: str | None = None) -> str:
+    """``ray.init`` a private single-machine instance whose servers listen on 127.0.0.1 only.
+
+    Returns its temp dir (a fresh short one unless given). Ray 2.60 rewrites
+    ``_node_ip_address="127.0.0.1"`` to the machine's routable address unless
+    ``ray_constants.ENABLE_RAY_CLUSTER`` is false (read from :data:`LOOPBACK_ENV` at import):
+    this sets both, the variable for the Ray processes it starts.
+    """
+    import ray
+    from ray._private import ray_constants
+
+    temp_dir = temp_dir or _short_temp_dir()
+    # "Token authentication is enabled" is Ray's default for a new instance: no news to a user.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
+    saved = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(LOOPBACK_ENV)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[LOOPBACK_ENV] = "0"  # inherited by the GCS, raylet and workers started here
+    try:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
+                 include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
+                 logging_level="WARNING")
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved[0]
+        if saved[1] is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = saved[1]
+    return temp_dir

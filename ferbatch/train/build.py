@@ -1,0 +1,144 @@
+"""The setup shared by ``ferbatch train`` and every ``ferbatch tune`` trial.
+
+:func:`build_training` turns a :class:`~ferbatch.train.args.TrainArgs` and the training split
+into everything an epoch needs (model, optimiser, schedule, class weights, preprocessing,
+augmentation, generator, device), and :func:`run_epoch` runs one epoch plus validation, so a
+change to the trainer (a new optimiser, EMA weights, …) is made once and tuning measures the
+trainer that ships.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..devices import resolve_device
+from ..errors import ConfigError
+from ..models import create_model
+from ..models.preprocess import Preprocess
+from .args import CLASS_WEIGHTS, OPTIMIZERS, TrainArgs
+from .data import FaceData
+from .engine import evaluate, train_one_epoch
+from .schedule import LRSchedule
+from .transforms import AugmentPreset, get_preset
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, numpy's and torch's global RNGs; return a torch CPU generator seeded the
+    same way (it shuffles and augments the batches)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def compute_class_weights(data: FaceData, mode: str) -> torch.Tensor | None:
+    """Per-class loss weights (float32, C) from the training counts, normalised to mean 1:
+    ``balanced`` ∝ 1/count, ``sqrt`` ∝ 1/√count; ``none`` → ``None``. An empty class counts 1.
+
+    Raises :class:`ConfigError` for another ``mode``.
+    """
+    if mode == "none":
+        return None
+    counts = torch.bincount(data.hard_targets, minlength=len(data.labels)).float().clamp_min(1)
+    if mode == "balanced":
+        w = 1.0 / counts
+    elif mode == "sqrt":
+        w = 1.0 / counts.sqrt()
+    else:
+        raise ConfigError(f"unknown class weighting {mode!r}; choose {', '.join(CLASS_WEIGHTS)}")
+    return w * (len(w) / w.sum())
+
+
+def build_optimizer(model: torch.nn.Module, *, name: str, lr: float, weight_decay: float,
+                    momentum: float = 0.9) -> torch.optim.Optimizer:
+    """``sgd`` (Nesterov, ``momentum``) or ``adamw`` over ``model``'s parameters; weight decay
+    applies to weights of 2+ dimensions only (no decay on biases and norm scales).
+
+    Raises :class:`ConfigError` for another ``name``.
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    raise ConfigError(f"unknown optimizer {name!r}; choose {', '.join(OPTIMIZERS)}")
+
+
+@dataclass
+class Training:
+    """Everything one run (or one tuning trial) trains with."""
+
+    args: TrainArgs
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    class_weights: torch.Tensor | None
+    preprocess: Preprocess
+    preset: AugmentPreset
+    generator: torch.Generator
+    device: torch.device
+
+
+def build_training(args: TrainArgs, train: FaceData,
+                   device: torch.device | None = None) -> Training:
+    """Seed, then build the model for ``train.labels`` on ``device`` (default: ``args.device``
+    through :func:`ferbatch.devices.resolve_device`), its optimiser, the per-step schedule
+    (``len(train) // batch_size`` steps an epoch), class weights, preprocessing and preset.
+
+    Raises :class:`ConfigError` / :class:`~ferbatch.errors.ModelError` for bad options.
+    """
+    device = device if device is not None else resolve_device(args.device)
+    preset = get_preset(args.augment)
+    generator = seed_everything(args.seed)  # before the model: its initial weights are drawn
+    extra = {"pretrained_path": args.pretrained} if args.pretrained else {}
+    model = create_model(args.model, num_classes=len(train.labels), input_size=args.input_size,
+                         **extra, **args.model_kwargs).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, name=args.optimizer, lr=args.lr,
+                                weight_decay=args.weight_decay, momentum=args.momentum)
+    steps = max(1, len(train) // args.batch_size)
+    schedule = LRSchedule(optimizer, base_lr=args.lr, total_steps=args.epochs * steps,
+                          warmup_steps=args.warmup_epochs * steps, mode=args.schedule)
+    return Training(args=args, model=model, optimizer=optimizer, schedule=schedule,
+                    class_weights=compute_class_weights(train, args.class_weights),
+                    preprocess=args.preprocess(), preset=preset, generator=generator,
+                    device=device)
+
+
+def run_epoch(run: Training, train: FaceData, val: FaceData | None, epoch: int,
+              tta: str = "none") -> dict[str, Any]:
+    """Train one epoch, then validate on ``val`` (with ``tta``) and feed the schedule.
+
+    Returns the history record: ``epoch`` (1-based), ``train_loss``, ``train_acc``, ``lr``,
+    ``images_per_s``, ``seconds`` and, with a non-empty ``val``, ``val_loss``, ``val_acc``,
+    ``val_macro_f1``.
+    """
+    args = run.args
+    stats = train_one_epoch(
+        run.model, train, run.optimizer, device=run.device, batch_size=args.batch_size,
+        preprocess=run.preprocess, preset=run.preset, class_weights=run.class_weights,
+        label_smoothing=args.label_smoothing, mixup_alpha=args.mixup, amp=args.amp,
+        channels_last=args.channels_last, generator=run.generator,
+        scheduler_step=run.schedule.step)
+    record: dict[str, Any] = {"epoch": epoch, "train_loss": stats.loss,
+                              "train_acc": stats.accuracy, "lr": stats.lr,
+                              "images_per_s": stats.images_per_s, "seconds": stats.seconds}
+    if val is not None and len(val):
+        report = evaluate(run.model, val, device=run.device, preprocess=run.preprocess, tta=tta,
+                          channels_last=args.channels_last)
+        record.update(val_loss=report["loss"], val_acc=report["accuracy"],
+                      val_macro_f1=report["macro_f1"])
+        run.schedule.epoch_end(report["accuracy"])
+    return record

@@ -1,0 +1,108 @@
+"""FER2013: one CSV (``emotion,pixels,Usage``; plain or ``.gz``) with the three splits.
+
+Usage ``Training`` / ``PublicTest`` / ``PrivateTest`` become ``train`` / ``val`` / ``test``.
+Parsing the 36k rows takes ~20 s, so the arrays are cached as ``.npz`` keyed by the file's hash.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ...errors import DataError
+from ...output.atomic import atomic_write_bytes
+from ..data import FaceData, file_hash, select_classes
+
+if TYPE_CHECKING:
+    from ..args import TrainArgs
+
+FER2013_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+FER2013_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+def _parse_pixels(pixels: list[str], path: Path) -> np.ndarray:
+    """Space-separated grey levels → uint8 N×48×48."""
+    out = np.empty((len(pixels), 48 * 48), dtype=np.uint8)
+    for i, row in enumerate(pixels):
+        values = np.array(row.split(), dtype=np.uint8) if isinstance(row, str) else np.empty(0)
+        if values.size != 48 * 48:
+            raise DataError(f"{path}: row {i + 2} has {values.size} pixels, expected 2304")
+        out[i] = values
+    return out.reshape(-1, 48, 48)
+
+
+def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a FER2013 CSV (plain or .gz): images uint8 N×48×48, emotions int64 N, usage str N.
+
+    The parsed arrays are cached as ``.npz`` keyed by the file's hash (parsing takes ~20 s).
+    """
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"FER2013 CSV not found: {file}")
+    digest = file_hash(file)
+    cache = Path(cache_dir or Path.home() / ".cache" / "ferbatch") / f"fer2013-{digest}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as npz:
+            return npz["images"], npz["emotion"], npz["usage"]
+    try:
+        frame = pd.read_csv(file, dtype={"emotion": "Int64", "pixels": str, "Usage": str})
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {file} as CSV: {exc}") from exc
+    missing = {"emotion", "pixels", "Usage"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{file}: missing column(s) {sorted(missing)}; expected emotion,pixels,Usage")
+    if frame["emotion"].isna().any():
+        raise DataError(f"{file}: empty emotion value in row {int(frame['emotion'].isna().idxmax()) + 2}")
+    images = _parse_pixels(frame["pixels"].tolist(), file)
+    emotion = frame["emotion"].to_numpy(dtype=np.int64)
+    if emotion.min() < 0 or emotion.max() > 6:
+        raise DataError(f"{file}: emotion values must be 0..6")
+    usage = frame["Usage"].to_numpy(dtype=str)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, images=images, emotion=emotion, usage=usage)
+    atomic_write_bytes(cache, buf.getvalue())
+    return images, emotion, usage
+
+
+def load_fer2013(path: str | Path, classes: list[str] | None = None,
+                 cache_dir: str | Path | None = None) -> dict[str, FaceData]:
+    """FER2013 splits ``train`` / ``val`` / ``test`` (Training / PublicTest / PrivateTest).
+
+    ``classes`` keeps a subset of the 7 labels (in the given order) and drops the other rows.
+    """
+    images, emotion, usage = read_fer2013(path, cache_dir)
+    labels = list(FER2013_LABELS)
+    if classes:
+        keep = select_classes(labels, classes)
+        remap = np.full(len(labels), -1, dtype=np.int64)
+        for new, old in enumerate(keep):
+            remap[old] = new
+        emotion = remap[emotion]
+        labels = [labels[i] for i in keep]
+    splits: dict[str, FaceData] = {}
+    for split, usage_name in FER2013_SPLITS.items():
+        mask = (usage == usage_name) & (emotion >= 0)
+        splits[split] = FaceData(torch.from_numpy(images[mask].copy()),
+                                 torch.from_numpy(emotion[mask].copy()), labels,
+                                 f"fer2013:{usage_name}")
+    return splits
+
+
+def train_splits(args: TrainArgs) -> tuple[dict[str, FaceData], str]:
+    """The registry's training entry: splits of ``args.data`` and the file's hash."""
+    path = Path(args.data)
+    return load_fer2013(path, args.classes), file_hash(path)
+
+
+def eval_split(path: Path, split: str, *, labels: list[str], image_size: int,
+               ferplus: str | None = None) -> tuple[FaceData, list[str]]:
+    """The registry's evaluation entry: split ``split`` as stored (no class skipped here)."""
+    del labels, image_size, ferplus
+    return load_fer2013(path)[split], []

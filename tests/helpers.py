@@ -1,0 +1,115 @@
+"""Helpers shared by the test modules (fixtures live in ``conftest.py``).
+
+* :class:`Events` — a :class:`~ferbatch.progress.RunHook` that records every event (and can act
+  on one, e.g. kill the worker a video was just handed to);
+* :func:`read_output` / :func:`assert_same_frame` / :func:`assert_same_output` — compare two
+  runs' Parquet rows column by column, except the timing columns;
+* :func:`process_segments_locally` — every segment of a plan analysed here, then merged (what
+  the Ray executor does across workers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ferbatch.config import RunConfig
+from ferbatch.pipeline import Stages, VideoResult, process_video
+from ferbatch.progress import Retry, RunHook, SegmentStart, Unsplit, WorkerInfo
+from ferbatch.segments import SegmentError, SegmentPlan, merge_segments, process_segment
+
+#: the only columns allowed to differ between two runs of the same inputs and settings
+VARYING = ["processing_s", "finished_at"]
+
+
+class Events(RunHook):
+    """Records ``(kind, payload)`` for every event; ``react(kind, payload)`` runs after each."""
+
+    def __init__(self, react: Callable[[str, Any], None] | None = None) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.pids: list[int] = []
+        self.react = react
+
+    def _add(self, kind: str, payload: Any) -> None:
+        self.events.append((kind, payload))
+        if self.react is not None:
+            self.react(kind, payload)
+
+    def of(self, kind: str) -> list[Any]:
+        return [p for e, p in self.events if e == kind]
+
+    def on_start(self, n_videos: int) -> None:
+        self._add("start", n_videos)
+
+    def on_skip(self, row: dict[str, Any]) -> None:
+        self._add("skip", row)
+
+    def on_video(self, path: Path) -> None:
+        self._add("video", path)
+
+    def on_frames(self, n: int) -> None:
+        self._add("frames", n)
+
+    def on_done(self, row: dict[str, Any]) -> None:
+        self._add("done", row)
+
+    def on_worker(self, info: WorkerInfo) -> None:
+        self.pids.append(info.pid)
+        self._add("worker", info)
+
+    def on_retry(self, retry: Retry) -> None:
+        self._add("retry", retry)
+
+    def on_segment(self, segment: SegmentStart) -> None:
+        self._add("segment", segment)
+
+    def on_unsplit(self, unsplit: Unsplit) -> None:
+        self._add("unsplit", unsplit)
+
+
+def read_output(out: Path) -> dict[str, pd.DataFrame]:
+    """``videos`` (without :data:`VARYING`), ``frames`` and ``faces`` of an output, sorted."""
+    videos = pd.read_parquet(out / "videos.parquet").drop(columns=VARYING)
+    tables = {"videos": videos.sort_values("path").reset_index(drop=True)}
+    for name, keys in (("frames", ["video_id", "frame_index"]),
+                       ("faces", ["video_id", "frame_index", "face_id"])):
+        if (out / name).exists():
+            df = pd.read_parquet(out / name)
+            df["video_id"] = df["video_id"].astype(str)
+            tables[name] = df.sort_values(keys).reset_index(drop=True)
+    return tables
+
+
+def assert_same_frame(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-3) -> None:
+    """Equal columns and rows; floats to ``atol`` (batch sizes and thread counts may differ)."""
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for col in a.columns:
+        if pd.api.types.is_float_dtype(a[col]):
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), atol=atol, err_msg=col)
+        else:
+            assert a[col].tolist() == b[col].tolist(), col
+
+
+def assert_same_output(ours: Path, theirs: Path, atol: float = 1e-3) -> None:
+    a, b = read_output(ours), read_output(theirs)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert_same_frame(a[name], b[name], atol)
+
+
+def process_segments_locally(path: str | os.PathLike[str], plan: SegmentPlan, config: RunConfig,
+                             stages: Stages) -> VideoResult:
+    """Analyse every segment of ``plan`` here, one after the other, and merge them; the whole
+    video instead when the segments cannot be merged (as the Ray executor falls back)."""
+    if not plan.split:
+        return process_video(path, config, stages)
+    results = [process_segment(path, span, config, stages) for span in plan.spans]
+    try:
+        return merge_segments(plan, results)
+    except SegmentError:
+        return process_video(path, config, stages)

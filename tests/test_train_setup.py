@@ -1,0 +1,130 @@
+"""The setup shared by train and tune: LR schedule, class weights, optimisers, build_training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ferbatch.errors import ConfigError
+from ferbatch.models import create_model
+from ferbatch.train.build import build_optimizer, build_training, compute_class_weights
+from ferbatch.train.data import FaceData
+from ferbatch.train.schedule import LRSchedule
+
+from train_fixtures import TINY_MODEL, one_torch_thread, tiny_args  # noqa: F401
+
+
+def _optimizer(lr: float = 1.0) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+
+
+def _lrs(schedule: LRSchedule, steps: int) -> list[float]:
+    out = [schedule.optimizer.param_groups[0]["lr"]]
+    for _ in range(steps):
+        schedule.step()
+        out.append(schedule.optimizer.param_groups[0]["lr"])
+    return out
+
+
+def test_warmup_then_cosine() -> None:
+    opt = _optimizer()
+    schedule = LRSchedule(opt, base_lr=0.1, total_steps=10, warmup_steps=2, mode="cosine")
+    lrs = _lrs(schedule, 10)
+    assert lrs[:2] == pytest.approx([0.05, 0.1])  # (step + 1) / warmup
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * (s - 2) / 8)) for s in range(2, 11)]
+    assert lrs[2:] == pytest.approx(expected)
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    schedule.step()  # past the end: stays at the floor
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_constant_and_plateau() -> None:
+    flat = LRSchedule(_optimizer(), base_lr=0.05, total_steps=4, warmup_steps=0, mode="none")
+    assert _lrs(flat, 4) == [0.05] * 5
+    opt = _optimizer()
+    plateau = LRSchedule(opt, base_lr=0.1, total_steps=100, mode="plateau")
+    for acc in (0.5, 0.6, 0.6, 0.60005, 0.59):  # three epochs without a gain > 1e-4
+        plateau.epoch_end(acc)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert plateau.bad_epochs == 0 and plateau.best == pytest.approx(0.6)
+    for acc in (0.5, 0.5, 0.5):
+        plateau.epoch_end(acc)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.025)
+    cosine = LRSchedule(_optimizer(), base_lr=0.1, total_steps=10, mode="cosine")
+    for _ in range(5):
+        cosine.epoch_end(0.1)  # the plateau rule is off in other modes
+    assert cosine.scale == 1.0
+    with pytest.raises(ConfigError, match="unknown schedule"):
+        LRSchedule(_optimizer(), base_lr=0.1, total_steps=10, mode="step")
+
+
+def test_schedule_state_dict_format_and_round_trip() -> None:
+    a = LRSchedule(_optimizer(), base_lr=0.1, total_steps=20, warmup_steps=3, mode="plateau")
+    for _ in range(7):
+        a.step()
+    a.epoch_end(0.4)
+    state = a.state_dict()
+    # the keys last.pt stores under "schedule" (runs written by earlier versions resume)
+    assert set(state) == {"step_count", "scale", "best", "bad_epochs"}
+    opt = _optimizer()
+    b = LRSchedule(opt, base_lr=0.1, total_steps=20, warmup_steps=3, mode="plateau")
+    b.load_state_dict(state)
+    assert b.state_dict() == state
+    assert opt.param_groups[0]["lr"] == pytest.approx(a.current_lr())
+
+
+def _data(counts: list[int]) -> FaceData:
+    targets = torch.cat([torch.full((n,), i) for i, n in enumerate(counts)])
+    images = torch.zeros(len(targets), 48, 48, dtype=torch.uint8)
+    return FaceData(images, targets, [f"c{i}" for i in range(len(counts))], "t")
+
+
+def test_class_weights() -> None:
+    data = _data([10, 40, 0])
+    assert compute_class_weights(data, "none") is None
+    balanced = compute_class_weights(data, "balanced")
+    raw = torch.tensor([1 / 10, 1 / 40, 1.0])  # an empty class counts once
+    assert torch.allclose(balanced, raw * 3 / raw.sum())
+    assert float(balanced.mean()) == pytest.approx(1.0)
+    sqrt = compute_class_weights(data, "sqrt")
+    raw = 1 / torch.tensor([10.0, 40.0, 1.0]).sqrt()
+    assert torch.allclose(sqrt, raw * 3 / raw.sum())
+    assert float(sqrt[0] / sqrt[1]) == pytest.approx(2.0)
+    with pytest.raises(ConfigError, match="class weighting"):
+        compute_class_weights(data, "inverse")
+
+
+def test_optimizers() -> None:
+    model = create_model("vgg_gap", num_classes=3, input_size=40, **TINY_MODEL)
+    adamw = build_optimizer(model, name="adamw", lr=1e-3, weight_decay=0.01)
+    assert isinstance(adamw, torch.optim.AdamW)
+    decay, no_decay = adamw.param_groups
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
+    assert decay["lr"] == 1e-3
+    sgd = build_optimizer(model, name="sgd", lr=0.05, weight_decay=5e-4, momentum=0.8)
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.param_groups[0]["nesterov"] and sgd.param_groups[0]["momentum"] == 0.8
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        build_optimizer(model, name="lamb", lr=0.1, weight_decay=0.0)
+
+
+def test_build_training_follows_args(tmp_path) -> None:
+    args = tiny_args(tmp_path, tmp_path, optimizer="adamw", lr=0.002, epochs=3, batch_size=8,
+                     warmup_epochs=1, schedule="cosine", class_weights="sqrt", mean=0.4,
+                     std=0.3, input_size=36, device="cpu")
+    data = _data([20, 12])
+    run = build_training(args, data)
+    assert isinstance(run.optimizer, torch.optim.AdamW)
+    assert run.schedule.total == 3 * 4 and run.schedule.warmup == 4  # 32 images / 8
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.002 / 4)  # warm-up step 1
+    assert run.class_weights is not None and run.class_weights.shape == (2,)
+    assert run.preprocess == args.preprocess()
+    assert (run.preprocess.mean, run.preprocess.std, run.preprocess.input_size) == (0.4, 0.3, 36)
+    assert run.device == torch.device("cpu")
+    # seeded: the same args build the same initial weights
+    again = build_training(args, data)
+    first = next(iter(run.model.state_dict().values()))
+    assert torch.equal(first, next(iter(again.model.state_dict().values())))
