@@ -1,8 +1,8 @@
 """Emotion classification stage: batched PyTorch inference on face crops.
 
 Loads a checkpoint once (``None`` = the bundled default); its label set and preprocessing
-travel with it, and the centre crop and normalisation are the trainer's own functions, so
-inference cannot drift from training. Batches are padded to a few bucketed sizes
+travel with it, and the centre crop and normalisation are :mod:`ferbatch.models.preprocess`'s,
+the functions the trainer runs, so inference cannot drift from training. Batches are padded to a few bucketed sizes
 (:mod:`ferbatch.batching`) so the CPU backend's per-shape kernel cache stays small.
 """
 
@@ -46,6 +46,15 @@ class EmotionClassifier:
     def model_name(arch: str, path: Path, sha256: str) -> str:
         """The ``model`` column: ``<arch>:<file name>:<sha256[:12]>``."""
         return f"{arch}:{path.name}:{sha256[:12]}"
+
+    def top_labels(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The top label (object array of str) and its probability (float32) per row of an
+        N×C array of this model's probabilities."""
+        if not len(probs):
+            return np.zeros(0, dtype=object), np.zeros(0, np.float32)
+        top = probs.argmax(1)
+        return (np.asarray(self.labels, dtype=object)[top],
+                probs[np.arange(len(probs)), top].astype(np.float32))
 
     @torch.inference_mode()
     def __call__(self, faces: np.ndarray) -> np.ndarray:

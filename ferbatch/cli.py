@@ -136,7 +136,7 @@ def build_pool(opts: dict[str, Any]) -> PoolConfig:
 @ray_options()
 def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
     """Analyse video files and folders (recursively) into Parquet timelines in OUT."""
-    from .decode.pyav import quiet_ffmpeg
+    from .decode.av_util import quiet_ffmpeg
     from .logs import configure_console
     from .progress import ConsoleProgress, format_summary
     from .runner.controller import run_videos
@@ -160,7 +160,7 @@ def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
 @click.option("--quiet", "-q", is_flag=True)
 def demo_command(out: str, quiet: bool) -> None:
     """Write demo clips of a real face (scikit-image's astronaut photo) and analyse them."""
-    from .decode.pyav import quiet_ffmpeg
+    from .decode.av_util import quiet_ffmpeg
     from .demo import run_demo
 
     quiet_ffmpeg()

@@ -42,3 +42,11 @@ class TrainError(FerbatchError):
 
 class RunError(FerbatchError):
     """A run could not go on (e.g. no Ray worker could start); not a problem of one video."""
+
+
+class SpanMismatchError(DecodeError):
+    """A span of a video decoded differently from its plan (frame count, order or timestamps)."""
+
+
+class SegmentError(DecodeError):
+    """Segment results that cannot be merged; the video is then analysed whole."""

@@ -301,7 +301,6 @@ def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
     probs = _cat(cols.probs, np.float32, (len(labels),))
     boxes = _cat(cols.boxes, np.float32, (4,))
     marks = _cat(cols.landmarks, np.float32, (10,))
-    top = probs.argmax(1) if len(probs) else np.zeros(0, dtype=np.int64)
     data: dict[str, Any] = {
         "frame_index": _cat(cols.face_frame, np.int64),
         "timestamp_s": _cat(cols.face_ts, np.float64),
@@ -311,8 +310,7 @@ def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
     }
     for j, name in enumerate(LANDMARK_COLUMNS):
         data[name] = marks[:, j]
-    data["emotion"] = np.asarray(labels, dtype=object)[top] if len(top) else np.zeros(0, dtype=object)
-    data["confidence"] = probs.max(1) if len(probs) else np.zeros(0, np.float32)
+    data["emotion"], data["confidence"] = stages.classifier.top_labels(probs)
     for j, label in enumerate(labels):
         data[prob_column(label)] = probs[:, j]
     return frames, from_columns(data, stages.faces_schema.remove(0))

@@ -52,9 +52,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import DecodeConfig, RunConfig
+from .decode.av_util import pts_seconds, select_video_stream
 from .decode.base import FrameSampler
-from .decode.pyav import FrameSpan, PyAVStream, pts_seconds, select_video_stream
-from .errors import DecodeError
+from .decode.pyav import PyAVStream
+from .decode.span import FrameSpan
+from .errors import SegmentError
 from .output.arrow import from_numpy
 
 if TYPE_CHECKING:
@@ -64,10 +66,6 @@ if TYPE_CHECKING:
 
 #: a warm-up detection and an already merged one on the same frame are the same face from this IoU
 LINK_IOU = 0.5
-
-
-class SegmentError(DecodeError):
-    """Segment results that cannot be merged; the video is then analysed whole."""
 
 
 @dataclass(frozen=True)
@@ -309,32 +307,24 @@ def process_segment(path: str | os.PathLike[str], span: FrameSpan, config: RunCo
 
 
 # -- merging ----------------------------------------------------------------------------------
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from .track import iou_matrix
-
-    return iou_matrix(a.astype(np.float64), b.astype(np.float64))
-
-
 def _link(warm_frames: np.ndarray, warm_ids: np.ndarray, warm_boxes: np.ndarray,
           g_frames: np.ndarray, g_ids: np.ndarray, g_boxes: np.ndarray) -> dict[int, int]:
-    """Local id -> global id, from detections matched on the warm-up frames, latest first."""
+    """Local id -> global id, from detections matched on the warm-up frames, latest first
+    (each local and each global id linked once)."""
+    from .track import greedy_assign, iou_matrix
+
     mapping: dict[int, int] = {}
-    taken: set[int] = set()
     for f in np.unique(warm_frames)[::-1]:
         local = np.flatnonzero(warm_frames == f)
         lo, hi = np.searchsorted(g_frames, [f, f + 1])
         if hi <= lo:
             continue
-        iou = _iou(warm_boxes[local], g_boxes[lo:hi])
-        for flat in np.argsort(iou, axis=None)[::-1]:
-            d, g = divmod(int(flat), iou.shape[1])
-            if iou[d, g] < LINK_IOU:
-                break
-            a, b = int(warm_ids[local[d]]), int(g_ids[lo + g])
-            if a in mapping or b in taken:
-                continue
-            mapping[a] = b
-            taken.add(b)
+        iou = iou_matrix(warm_boxes[local].astype(np.float64), g_boxes[lo:hi].astype(np.float64))
+        taken = set(mapping.values())
+        iou[[warm_ids[i] in mapping for i in local], :] = -1.0  # linked on a later frame
+        iou[:, [g in taken for g in g_ids[lo:hi]]] = -1.0
+        for d, g in greedy_assign(iou, at_least=LINK_IOU):
+            mapping[int(warm_ids[local[d]])] = int(g_ids[lo + g])
     return mapping
 
 

@@ -73,16 +73,7 @@ class IoUTracker:
             iou = iou_matrix(boxes, prev)
             # IoU decides; proximity only fills in where boxes moved too far to overlap much.
             score = np.where(iou >= self.config.iou_threshold, 1.0 + iou, _proximity(boxes, prev) * 0.99)
-            used_det: set[int] = set()
-            used_track: set[int] = set()
-            for flat in np.argsort(score, axis=None)[::-1]:
-                d, t = divmod(int(flat), score.shape[1])
-                if score[d, t] <= 0.2:
-                    break
-                if d in used_det or t in used_track:
-                    continue
-                used_det.add(d)
-                used_track.add(t)
+            for d, t in greedy_assign(score, above=0.2):
                 ids[d] = live[t].face_id
                 live[t].box = boxes[d].copy()
                 live[t].last_seen_s = timestamp_s
@@ -92,3 +83,27 @@ class IoUTracker:
             self._tracks.append(_Track(self._next_id, boxes[d].copy(), timestamp_s))
             self._next_id += 1
         return ids
+
+
+def greedy_assign(score: np.ndarray, above: float | None = None,
+                  at_least: float | None = None) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of rows to columns by descending ``score`` (R×C).
+
+    Pairs are taken best first, each row and each column once, while the score is ``> above``
+    (or ``>= at_least``). Used by the tracker (detections × tracks) and by the segment merge
+    (warm-up detections × merged detections, :func:`ferbatch.segments.merge_segments`).
+    """
+    pairs: list[tuple[int, int]] = []
+    used_rows: set[int] = set()
+    used_cols: set[int] = set()
+    for flat in np.argsort(score, axis=None)[::-1]:
+        r, c = divmod(int(flat), score.shape[1])
+        value = score[r, c]
+        if (above is not None and value <= above) or (at_least is not None and value < at_least):
+            break
+        if r in used_rows or c in used_cols:
+            continue
+        used_rows.add(r)
+        used_cols.add(c)
+        pairs.append((r, c))
+    return pairs

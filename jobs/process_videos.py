@@ -32,7 +32,7 @@ from ferbatch.errors import FerbatchError
 @ray_options(local_flag=False)
 def main(inputs: tuple[str, ...], **opts: Any) -> None:
     """Analyse INPUTS (video files and folders, recursively) into Parquet timelines in OUT."""
-    from ferbatch.decode.pyav import quiet_ffmpeg
+    from ferbatch.decode.av_util import quiet_ffmpeg
     from ferbatch.logs import configure_console
     from ferbatch.progress import LineProgress, RunHook, format_summary
     from ferbatch.runner.controller import run_videos

@@ -32,10 +32,8 @@ Design notes, each one a pitfall met on real files:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,95 +41,26 @@ import av
 import numpy as np
 
 from ..config import DecodeConfig
-from ..errors import DecodeError, VideoOpenError
+from ..errors import DecodeError, SpanMismatchError, VideoOpenError
+from .av_util import (
+    AV_ERRORS,
+    av_reason,
+    normalise_rotation,
+    pts_seconds,
+    quiet_ffmpeg,
+    rotate_to_display,
+    select_video_stream,
+    to_rgb,
+)
 from .base import Frame, FrameSampler, VideoInfo, VideoStream
+from .damage import DamageLog
+from .span import FrameSpan, SpanCheck
 
-# Errors from av.open / decoding. av.FFmpegError covers every FFmpeg error code; the others are
-# raised by PyAV itself for odd inputs (bad metadata encodings, unsupported formats).
-_AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, UnicodeError)
-
-
-class SpanMismatchError(DecodeError):
-    """A span decoded differently from its plan (frame count, order or timestamps)."""
-
-
-@dataclass(frozen=True)
-class FrameSpan:
-    """A contiguous run of a video's frames that decodes on its own; pts in stream time base.
-
-    Own frames are ``[first_index, end_index)`` (presentation order, global indices).
-    ``[warm_index, first_index)`` are warm-up frames before it, yielded too (for a tracker to
-    catch up), and ``sampler_state`` is the :attr:`FrameSampler.state` just before frame
-    ``warm_index``. Decoding starts at the keyframe packet with pts ``key_pts`` (found by seeking
-    to ``seek_ts``; ``None``: read from the start of the file, no seek) and stops before the
-    keyframe packet with pts ``end_pts`` (``None``: the end of the file). The planner guarantees
-    both keyframes are *clean cuts*: every packet before one in decode order has a smaller pts,
-    every packet after it a larger one.
-    """
-
-    index: int
-    first_index: int
-    end_index: int
-    warm_index: int
-    warm_pts: int
-    start_pts: int
-    end_pts: int | None
-    key_pts: int | None
-    seek_ts: int | None
-    sampler_state: float | None
-    is_last: bool
-
-    @property
-    def n_frames(self) -> int:
-        """Frames the span owns (warm-up excluded)."""
-        return self.end_index - self.first_index
-
-
-def pts_seconds(pts: int, start_pts: int | None, time_base: Fraction) -> float:
-    """Seconds of ``pts`` since the stream start; the one formula decode and planning share."""
-    return float((pts - (start_pts or 0)) * time_base)
-
-
-def select_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    """The first real video stream of ``container`` (cover art is not video), or ``None``."""
-    return next((s for s in container.streams.video
-                 if not (s.disposition & av.stream.Disposition.attached_pic)), None)
-
-
-def rotate_to_display(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Rotate a stored frame to how a player displays it.
-
-    ``rotation`` is FFmpeg's display-matrix angle, counter-clockwise degrees, as returned by
-    ``av_display_rotation_get`` / PyAV's ``VideoFrame.rotation`` and written by
-    ``VideoStream.set_display_rotation``. The ``ffmpeg`` CLI's autorotate computes
-    ``theta = -rotation`` and turns the picture *clockwise* by ``theta`` (``theta == 90`` →
-    ``transpose=clock``), i.e. it turns it counter-clockwise by ``rotation``. ``np.rot90`` with
-    ``k > 0`` turns counter-clockwise too, so the displayed image is ``np.rot90(image,
-    rotation // 90)``. Example: a phone held upright records landscape pixels with rotation
-    -90 (= 270, legacy ``rotate=90`` tag); the player turns them 90° clockwise into portrait.
-    Mirroring flags in the matrix are not applied (PyAV reports only the angle).
-    """
-    k = (rotation // 90) % 4
-    return image if k == 0 else np.rot90(image, k)
-
-
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """Convert a decoded frame to an H×W×3 uint8 RGB array (swscale; the costly step)."""
-    return frame.to_ndarray(format="rgb24")
-
-
-def _normalise_rotation(degrees: float | int | None) -> int:
-    """Round a display angle to a multiple of 90 in [0, 360)."""
-    if degrees is None or not math.isfinite(degrees):
-        return 0
-    return int(round(degrees / 90.0)) * 90 % 360
-
-
-def _reason(exc: BaseException) -> str:
-    """FFmpeg's sentence for an av error ("Invalid data found when processing input")."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).rstrip(".")
-
+# re-exported: the names callers used before the helpers moved to av_util / span
+__all__ = ["PyAVStream", "FrameSpan", "SpanMismatchError", "pts_seconds", "select_video_stream",
+           "rotate_to_display", "quiet_ffmpeg"]
+_AV_ERRORS = AV_ERRORS
+_reason = av_reason
 
 class PyAVStream(VideoStream):
     """A video opened with PyAV; see the module docstring for the behaviour on damaged files.
@@ -153,11 +82,7 @@ class PyAVStream(VideoStream):
         self.threads = int(threads)
         self.max_consecutive_errors = max(1, int(max_consecutive_errors))
         self.frames_decoded = 0
-        self.error: str | None = None
-        self._error_parts: dict[str, str] = {}  # one message per kind of trouble, in order
-        self._last_exc: BaseException | None = None
-        self._first_damage = ""
-        self._tail_cut = False  # the last packet was incomplete (file cut short)
+        self._damage = DamageLog(self.max_consecutive_errors)
         self._container: av.container.InputContainer | None = None
         self._raw: Iterator[av.VideoFrame] | None = None
         self._first: av.VideoFrame | None = None
@@ -165,10 +90,13 @@ class PyAVStream(VideoStream):
         self._started = False
         self._flushed = False
         self._last_t = 0.0
-        self._damaged = 0
-        self._consecutive = 0
         self._conversion_stopped = False  # set by _display_image when it gives up
         self._open()
+
+    @property
+    def error(self) -> str | None:  # type: ignore[override]
+        """Why decoding ended early or what it skipped (:class:`DamageLog`); ``None``: clean."""
+        return self._damage.error
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], config: DecodeConfig,
@@ -239,7 +167,7 @@ class PyAVStream(VideoStream):
         if self._start_pts is None:
             self._start_pts = self._first.pts if self._first.pts is not None else 0
 
-        rotation = _normalise_rotation(getattr(self._first, "rotation", 0))
+        rotation = normalise_rotation(getattr(self._first, "rotation", 0))
         width, height = self._first.width, self._first.height
         if rotation in (90, 270):
             width, height = height, width
@@ -335,37 +263,14 @@ class PyAVStream(VideoStream):
             self._close_container()
 
     def _span_frames(self, sampler: FrameSampler, span: FrameSpan) -> Iterator[Frame]:
-        """Frames ``[warm_index, end_index)`` of ``span``, checked against the plan as they come.
-
-        Frames before ``warm_pts`` (decoded from the keyframe only as references) are dropped
-        unseen by the sampler; the index of every other frame is ``warm_index`` plus the frames
-        yielded before it, which the pts checks prove equal to its index in the whole video.
-        """
-        seen = 0
-        last_pts: int | None = None
-        expected = span.end_index - span.warm_index
-
-        def mismatch(what: str) -> SpanMismatchError:
-            return SpanMismatchError(f"{self.path}: segment {span.index} (frames "
-                                     f"{span.first_index}-{span.end_index - 1}) {what}")
-
+        """Frames ``[warm_index, end_index)`` of ``span``, checked against the plan as they come
+        (:class:`~ferbatch.decode.span.SpanCheck`)."""
+        check = SpanCheck(span, self.path)
         try:
             for av_frame in self._all_av_frames():
-                pts = av_frame.pts
-                if pts is None:
-                    raise mismatch("decoded a frame without a timestamp")
-                if pts < span.warm_pts:
-                    continue
-                if last_pts is not None and pts <= last_pts:
-                    raise mismatch(f"decoded pts {pts} after {last_pts} (not in order)")
-                if span.end_pts is not None and pts >= span.end_pts:
-                    raise mismatch(f"decoded pts {pts} past its end pts {span.end_pts}")
-                index = span.warm_index + seen
-                if (index == span.warm_index and pts != span.warm_pts) or (
-                        index == span.first_index and pts != span.start_pts):
-                    raise mismatch(f"expected frame {index} but decoded pts {pts}")
-                seen += 1
-                last_pts = pts
+                index = check.index_of(av_frame.pts)
+                if index is None:
+                    continue  # decoded from the keyframe only as a reference
                 t = self._timestamp(av_frame, index)
                 self._last_t = t
                 if index >= span.first_index:
@@ -379,8 +284,8 @@ class PyAVStream(VideoStream):
                     continue
                 yield Frame(index=index, timestamp_s=t, image=image)
             else:
-                if self.error is None and seen != expected:
-                    raise mismatch(f"decoded {seen} frames where the plan has {expected}")
+                if self.error is None:
+                    check.finish()
                 if span.is_last:
                     self._check_complete(decoded=span.end_index)
         finally:
@@ -421,7 +326,7 @@ class PyAVStream(VideoStream):
             except StopIteration:
                 break
             except _AV_ERRORS as exc:  # the container itself is damaged here
-                self._stop(exc, " while reading the file")
+                self._damage.stop(exc, self._where(), " while reading the file")
                 break
             if skip_until_pts is not None:
                 if packet.pts != skip_until_pts or packet.size == 0:
@@ -440,7 +345,7 @@ class PyAVStream(VideoStream):
                 continue
             if held is not None:
                 if is_flush:
-                    self._note_truncated_tail()
+                    self._damage.tail_cut = True
                 else:
                     yield from self._decode(held)
                 held = None
@@ -450,11 +355,11 @@ class PyAVStream(VideoStream):
             if is_flush:
                 self._flushed = True
             yield from self._decode(packet)
-            if self._consecutive >= self.max_consecutive_errors:
-                self._stop(None)
+            if self._damage.exhausted:
+                self._damage.stop(None, self._where())
                 break
         if held is not None:
-            self._note_truncated_tail()
+            self._damage.tail_cut = True
         if not self._flushed:
             self._flushed = True
             yield from self._decode(None)
@@ -465,26 +370,15 @@ class PyAVStream(VideoStream):
         except av.error.EOFError:
             return  # decoder already drained
         except _AV_ERRORS as exc:
-            self._note_damage(exc, "decoding")
+            self._damage.note(exc, "decoding", self._where())
             return
         if packet is not None and packet.size:
-            self._consecutive = 0
+            self._damage.good_packet()
         yield from decoded
 
     # ------------------------------------------------------------------ error reporting
     def _where(self) -> str:
         return f"frame {self.frames_decoded} (t={self._last_t:.2f} s)"
-
-    def _note_damage(self, exc: BaseException, doing: str) -> None:
-        if "stop" in self._error_parts:
-            return  # errors while draining the decoder after giving up add nothing
-        self._damaged += 1
-        self._consecutive += 1
-        self._last_exc = exc
-        if self._damaged == 1:
-            self._first_damage = f"{self._where()}: {_reason(exc)}"
-        self._set_error(f"skipped {self._damaged} damaged packet(s) ({doing}), "
-                        f"the first at {self._first_damage}", key="damage")
 
     def _display_image(self, av_frame: av.VideoFrame) -> np.ndarray | None:
         """The frame as displayed (RGB, rotation applied), or ``None`` when it cannot be
@@ -492,62 +386,20 @@ class PyAVStream(VideoStream):
         ``max_consecutive_errors`` in a row decoding stops (``_conversion_stopped``)."""
         self._conversion_stopped = False
         try:
-            image = _to_rgb(av_frame)
+            image = to_rgb(av_frame)
         except _AV_ERRORS as exc:
-            self._note_damage(exc, "converting a frame")
-            if self._consecutive >= self.max_consecutive_errors:
-                self._stop(exc, " while converting frames to RGB")
+            self._damage.note(exc, "converting a frame", self._where())
+            if self._damage.exhausted:
+                self._damage.stop(exc, self._where(), " while converting frames to RGB")
                 self._conversion_stopped = True
             return None
         return np.ascontiguousarray(rotate_to_display(image, self._rotation))
 
-    def _stop(self, exc: BaseException | None, context: str = "") -> None:
-        exc = exc or self._last_exc
-        reason = _reason(exc) if exc is not None else "unknown error"
-        if self._consecutive > 1:
-            context += f" ({self._consecutive} damaged packets in a row)"
-        if self._damaged == self._consecutive:  # no earlier, recovered damage worth its own note
-            self._error_parts.pop("damage", None)
-        self._set_error(f"decoding stopped at {self._where()}: {reason}{context}", key="stop")
-
-    def _note_truncated_tail(self) -> None:
-        self._tail_cut = True
-
     def _check_complete(self, decoded: int | None = None) -> None:
-        """At the end of the file: say so if it was cut short.
-
-        Two signs: the demuxer flagged the last packet incomplete (MP4/MOV cut short), or the
-        decode ended cleanly but long before the length the container promises (Matroska and
-        AVI files cut short end without any FFmpeg error). The promised length is the video
-        stream's duration (or the container's, when it holds only this stream), else the
-        frame-count estimate; only a shortfall beyond max(0.5 s, 2 %, 3 frames) counts, so
-        frame-count estimates that are a few frames off, and trimmed phone videos (edit lists
-        report the trimmed duration), do not trip it.
-        """
-        if "stop" in self._error_parts:
-            return  # already explained: we gave up on purpose
-        decoded = self.frames_decoded if decoded is None else decoded
-        fps = self.info.fps
-        frame_s = 1.0 / fps if fps else 0.0
-        ended = self._last_t + frame_s
-        promised = self._stream_duration_s
-        count = self.info.frame_count
-        if promised:
-            got = f"decoded {decoded} frames up to t={ended:.2f} s of {promised:.2f} s"
-            short = ended < promised - max(0.5, 0.02 * promised, 3 * frame_s)
-        else:
-            got = f"decoded {decoded} frames up to t={ended:.2f} s"
-            if count:
-                got = f"decoded {decoded} of ~{count} frames up to t={ended:.2f} s"
-            short = bool(count) and decoded < count - max(3, 0.02 * count)
-        if self._tail_cut:
-            self._set_error(f"file cut short: its last packet is incomplete; {got}", key="end")
-        elif short:
-            self._set_error(f"file ends early: {got} (truncated file?)", key="end")
-
-    def _set_error(self, message: str, key: str) -> None:
-        self._error_parts[key] = message
-        self.error = "; ".join(self._error_parts.values())
+        """At the end of the file: let the damage log say whether it was cut short."""
+        self._damage.check_complete(self.frames_decoded if decoded is None else decoded,
+                                    self._last_t, self.info.fps, self._stream_duration_s,
+                                    self.info.frame_count)
 
     # ------------------------------------------------------------------ closing
     def _close_container(self) -> None:
@@ -569,12 +421,3 @@ class PyAVStream(VideoStream):
             except ValueError:  # "generator already executing": called from within it
                 pass
         self._close_container()
-
-
-def quiet_ffmpeg() -> None:
-    """Keep FFmpeg's per-packet warnings out of terminals and worker logs: the problems that
-    matter reach the user through the videos table (``status``/``error``)."""
-    import logging
-
-    av.logging.set_level(av.logging.PANIC)
-    logging.getLogger("libav").setLevel(logging.ERROR)

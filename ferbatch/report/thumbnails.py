@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..decode.pyav import pts_seconds, rotate_to_display, select_video_stream
+from ..decode.av_util import normalise_rotation, pts_seconds, rotate_to_display, select_video_stream
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ def _display_angle(frame, rotation: int | None) -> int:
     frame's own display-matrix angle rounded to a quarter turn, as the decoder rounds it."""
     if rotation is not None:
         return int(rotation)
-    angle = float(getattr(frame, "rotation", 0) or 0)
-    return int(round(angle / 90.0)) * 90 if np.isfinite(angle) else 0
+    return normalise_rotation(getattr(frame, "rotation", 0))
 
 
 def extract_thumbnails(

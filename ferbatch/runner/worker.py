@@ -21,7 +21,7 @@ from ..config import RunConfig
 from ..progress import WorkerInfo
 
 if TYPE_CHECKING:
-    from ..decode.pyav import FrameSpan
+    from ..decode.span import FrameSpan
     from ..output.location import OutputLocation
     from ..segments import SegmentPlan
 
@@ -63,7 +63,7 @@ class VideoWorker:
     :meth:`RunConfig.to_dict` of the run (the device already resolved by the driver)."""
 
     def __init__(self, out: str | OutputLocation, config: dict[str, Any]) -> None:
-        from ..decode.pyav import quiet_ffmpeg
+        from ..decode.av_util import quiet_ffmpeg
         from ..output.commit import OutputStore
         from ..pipeline import Stages
 
