@@ -10,6 +10,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from .base import VideoInfo
+
 # Errors from av.open / decoding. av.FFmpegError covers every FFmpeg error code; the others are
 # raised by PyAV itself for odd inputs (bad metadata encodings, unsupported formats).
 AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, UnicodeError)
@@ -66,3 +68,30 @@ def quiet_ffmpeg() -> None:
     matter reach the user through the videos table (``status``/``error``)."""
     av.logging.set_level(av.logging.PANIC)
     logging.getLogger("libav").setLevel(logging.ERROR)
+
+
+def describe_stream(path: str, container: av.container.InputContainer,
+                    stream: av.video.stream.VideoStream,
+                    first: av.VideoFrame) -> tuple[VideoInfo, float | None]:
+    """The :class:`VideoInfo` of ``stream`` (displayed size from the ``first`` frame's display
+    rotation), and the duration the video stream itself promises in seconds (its own, or the
+    container's when the container holds only this stream; ``None`` when unknown), which the
+    truncation check compares with where decoding ended."""
+    rotation = normalise_rotation(getattr(first, "rotation", 0))
+    width, height = first.width, first.height
+    if rotation in (90, 270):
+        width, height = height, width
+    rate = stream.average_rate or stream.guessed_rate
+    stream_s: float | None = None
+    if stream.duration and stream.time_base:
+        stream_s = float(stream.duration * stream.time_base)
+    elif container.duration and len(container.streams) == 1:
+        stream_s = container.duration / av.time_base
+    duration = stream_s
+    if duration is None and container.duration:
+        duration = container.duration / av.time_base
+    info = VideoInfo(path=path, width=int(width), height=int(height), rotation=rotation,
+                     fps=float(rate) if rate else None, duration_s=duration,
+                     frame_count=int(stream.frames) if stream.frames else None,
+                     codec=stream.codec_context.name)
+    return info, stream_s

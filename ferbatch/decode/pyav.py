@@ -45,14 +45,14 @@ from ..errors import DecodeError, SpanMismatchError, VideoOpenError
 from .av_util import (
     AV_ERRORS,
     av_reason,
-    normalise_rotation,
+    describe_stream,
     pts_seconds,
     quiet_ffmpeg,
     rotate_to_display,
     select_video_stream,
     to_rgb,
 )
-from .base import Frame, FrameSampler, VideoInfo, VideoStream
+from .base import Frame, FrameSampler, VideoStream
 from .damage import DamageLog
 from .span import FrameSpan, SpanCheck
 
@@ -167,31 +167,8 @@ class PyAVStream(VideoStream):
         if self._start_pts is None:
             self._start_pts = self._first.pts if self._first.pts is not None else 0
 
-        rotation = normalise_rotation(getattr(self._first, "rotation", 0))
-        width, height = self._first.width, self._first.height
-        if rotation in (90, 270):
-            width, height = height, width
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else None
-        self._stream_duration_s: float | None = None
-        if stream.duration and stream.time_base:
-            self._stream_duration_s = float(stream.duration * stream.time_base)
-        elif container.duration and len(container.streams) == 1:
-            self._stream_duration_s = container.duration / av.time_base
-        duration = self._stream_duration_s
-        if duration is None and container.duration:
-            duration = container.duration / av.time_base
-        self._rotation = rotation
-        self.info = VideoInfo(
-            path=self.path,
-            width=int(width),
-            height=int(height),
-            rotation=rotation,
-            fps=fps,
-            duration_s=duration,
-            frame_count=int(stream.frames) if stream.frames else None,
-            codec=cc.name,
-        )
+        self.info, self._stream_duration_s = describe_stream(self.path, container, stream, self._first)
+        self._rotation = self.info.rotation
         span = self.span
         if span is not None and span.key_pts is not None:
             self._seek_to(span)

@@ -227,36 +227,54 @@ def load(out: str | PathLike[str] | OutputLocation,
 
 
 def _load(loc: OutputLocation) -> Results:
-    fs = loc.filesystem
-    kind = fs.get_file_info(loc.path).type
+    kind = loc.filesystem.get_file_info(loc.path).type
     if kind == pafs.FileType.NotFound:
         raise OutputError(f"{loc.display()}: no such folder")
     if kind != pafs.FileType.Directory:
         raise OutputError(f"{loc.display()}: not a folder (expected a ferbatch output folder)")
     meta = _read_meta(loc)
-    videos_path = loc.join(layout.VIDEOS_FILE)
-    videos_shown = loc.display(layout.VIDEOS_FILE)
-    has_videos = fs.get_file_info(videos_path).type == pafs.FileType.File
+    has_videos = loc.filesystem.get_file_info(loc.join(layout.VIDEOS_FILE)).type == pafs.FileType.File
     partitions = {name: _partitions(loc, name) for name in layout.TABLES}
-    has_parts = bool(any(partitions.values()))
-    if not has_videos and not meta and not has_parts:
+    if not has_videos and not meta and not any(partitions.values()):
         raise OutputError(
             f"{loc.display()}: not a ferbatch output folder (no videos.parquet, {layout.MANIFEST}, "
             "frames/ or faces/)"
         )
+    status = _read_status(loc)
+    videos = _read_videos(loc, has_videos, status)
+    frames = _read_table(loc, layout.FRAMES, partitions[layout.FRAMES], FRAMES_SCHEMA, status).to_pandas()
+    faces_tbl = _read_table(loc, layout.FACES, partitions[layout.FACES], faces_schema(meta.get("labels") or []),
+                            status)
+    labels = [str(x) for x in meta.get("labels") or []] or labels_from_columns(faces_tbl.column_names)
+    missing = [lb for lb in labels if prob_column(lb) not in faces_tbl.column_names]
+    if missing and faces_tbl.num_rows:
+        raise OutputError(f"{loc.display(layout.FACES)}: no probability column for label(s) {missing}")
+    faces = faces_tbl.to_pandas()
+    for label in missing:  # empty table: give it the columns the labels promise
+        faces[prob_column(label)] = pd.Series(dtype="float32")
+    videos = _categorize(loc, videos, frames, faces)
+    emotions = faces["emotion"].astype(object) if "emotion" in faces else pd.Series([], dtype=object)
+    unknown = sorted(set(emotions.dropna()) - set(labels))
+    faces["emotion"] = pd.Categorical(emotions, categories=labels + unknown)
+    sort_keys = ["video_id", "frame_index"]
+    frames = frames.sort_values(sort_keys, kind="stable").reset_index(drop=True)
+    faces = faces.sort_values(sort_keys + ["face_id"], kind="stable").reset_index(drop=True)
+    return Results(out=loc.public, videos=videos, frames=frames, faces=faces, labels=labels, meta=meta)
 
+
+def _read_videos(loc: OutputLocation, has_videos: bool, status: _Status) -> pd.DataFrame:
+    """``videos.parquet`` with the newer per-video status rows in place of its rows; a video
+    whose commit is unfinished has no row at all; the last row of a duplicated id wins."""
+    videos_shown = loc.display(layout.VIDEOS_FILE)
     if has_videos:
         try:
-            videos_tbl = pq.read_table(videos_path, filesystem=fs)
+            videos_tbl = pq.read_table(loc.join(layout.VIDEOS_FILE), filesystem=loc.filesystem)
         except (OSError, pa.ArrowException) as exc:
             raise OutputError(f"{videos_shown}: unreadable Parquet file ({exc})") from exc
         if "video_id" not in videos_tbl.column_names:
             raise OutputError(f"{videos_shown}: no video_id column; not a ferbatch videos table")
     else:
         videos_tbl = VIDEOS_SCHEMA.empty_table()
-    status = _read_status(loc)
-    # per-video commit rows are newer than a stale/missing videos.parquet; a video whose commit
-    # is unfinished has no valid row at all
     drop = status.uncommitted | (
         set(status.table.column("video_id").to_pylist()) if status.table is not None else set())
     if drop:
@@ -275,21 +293,13 @@ def _load(loc: OutputLocation) -> Results:
     for name in VIDEOS_SCHEMA.names:  # tolerate older/narrower tables
         if name not in videos.columns:
             videos[name] = pd.Series([None] * len(videos), dtype=object)
+    return videos
 
-    frames = _read_table(loc, layout.FRAMES, partitions[layout.FRAMES], FRAMES_SCHEMA, status).to_pandas()
-    faces_tbl = _read_table(loc, layout.FACES, partitions[layout.FACES], faces_schema(meta.get("labels") or []),
-                            status)
 
-    column_labels = labels_from_columns(faces_tbl.column_names)
-    labels = [str(x) for x in meta.get("labels") or []] or column_labels
-    missing = [lb for lb in labels if prob_column(lb) not in faces_tbl.column_names]
-    if missing and faces_tbl.num_rows:
-        raise OutputError(f"{loc.display('faces')}: no probability column for label(s) {missing}")
-    faces = faces_tbl.to_pandas()
-    for label in missing:  # empty table: give it the columns the labels promise
-        faces[prob_column(label)] = pd.Series(dtype="float32")
-
-    # video_id: categories = videos in file order, then ids found only in partitions
+def _categorize(loc: OutputLocation, videos: pd.DataFrame, frames: pd.DataFrame,
+                faces: pd.DataFrame) -> pd.DataFrame:
+    """``video_id`` as one Categorical in all three tables: the videos in file order, then ids
+    found only in partitions (each gets a stub row in ``videos``, with a warning)."""
     ids = [str(v) for v in videos["video_id"].tolist()]
     extra = sorted(
         (set(frames["video_id"].astype(str)) | set(faces["video_id"].astype(str))) - set(ids)
@@ -303,12 +313,4 @@ def _load(loc: OutputLocation) -> Results:
         ids += extra
     for df in (videos, frames, faces):
         _categorical_ids(df, ids)
-
-    emotions = faces["emotion"].astype(object) if "emotion" in faces else pd.Series([], dtype=object)
-    unknown = sorted(set(emotions.dropna()) - set(labels))
-    faces["emotion"] = pd.Categorical(emotions, categories=labels + unknown)
-
-    sort_keys = ["video_id", "frame_index"]
-    frames = frames.sort_values(sort_keys, kind="stable").reset_index(drop=True)
-    faces = faces.sort_values(sort_keys + ["face_id"], kind="stable").reset_index(drop=True)
-    return Results(out=loc.public, videos=videos, frames=frames, faces=faces, labels=labels, meta=meta)
+    return videos

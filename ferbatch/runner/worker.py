@@ -116,8 +116,9 @@ class VideoWorker:
         or say why the segments cannot stand for the whole video (nothing committed then)."""
         import ray
 
+        from ..errors import SegmentError
         from ..pipeline import VideoResult
-        from ..segments import SegmentError, merge_segments
+        from ..segments import merge_segments
 
         started = time.perf_counter()
         tables = ray.get(parts)
