@@ -17,18 +17,24 @@ import torch.nn.functional as F
 
 from .batching import pad_rows
 from .devices import inference_autocast, resolve_device
-from .models.checkpoint import DEFAULT_WEIGHTS, Checkpoint, file_sha256, load_checkpoint
+from .models.bundled import resolve_model
+from .models.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from .models.preprocess import center_crop, normalize
 
 _BUCKET = 32
 
 
 class EmotionClassifier:
-    """Callable stage: uint8 N×S×S grey face crops → float32 N×C class probabilities."""
+    """Callable stage: uint8 N×S×S grey face crops → float32 N×C class probabilities.
+
+    The probabilities are ``softmax(logits / T)`` with the checkpoint's calibrated temperature
+    ``T`` (temperature scaling, Guo et al. 2017; ``T = 1`` for an uncalibrated checkpoint),
+    so the ``p_<label>`` columns can be read as probabilities; the top label is unchanged.
+    """
 
     def __init__(self, checkpoint: str | os.PathLike[str] | None = None, device: str = "auto",
                  batch_size: int = 256, tta_flip: bool = False) -> None:
-        path = Path(checkpoint) if checkpoint is not None else DEFAULT_WEIGHTS
+        path = resolve_model(checkpoint)
         self.checkpoint: Checkpoint = load_checkpoint(path)
         self.path = path
         self.sha256 = file_sha256(path)
@@ -37,6 +43,8 @@ class EmotionClassifier:
         self.tta_flip = tta_flip
         self.labels: list[str] = list(self.checkpoint.labels)
         self.preprocess = self.checkpoint.preprocess
+        #: softmax temperature stored with the weights (1.0: the checkpoint is uncalibrated)
+        self.temperature = self.checkpoint.temperature
         self.model = self.checkpoint.build().to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -70,9 +78,10 @@ class EmotionClassifier:
             x = normalize(center_crop(batch.to(self.device), pre.input_size), pre.mean, pre.std)
             if self.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
+            t = self.temperature
             with inference_autocast(self.device):
-                probs = F.softmax(self.model(x).float(), dim=1)
+                probs = F.softmax(self.model(x).float() / t, dim=1)
                 if self.tta_flip:
-                    probs = (probs + F.softmax(self.model(x.flip(-1)).float(), dim=1)) / 2
+                    probs = (probs + F.softmax(self.model(x.flip(-1)).float() / t, dim=1)) / 2
             out[start:start + rows] = probs[:rows].cpu().numpy()
         return out

@@ -50,7 +50,7 @@ def run_options(fn: Any) -> Any:
                           "credentials from the environment)."),
         click.option("--fps", type=float, default=None, help="Analyse N frames per second (time-based)."),
         click.option("--every", type=int, default=None, help="Analyse every N-th frame."),
-        click.option("--model", default=None, help="Emotion checkpoint (default: the bundled model)."),
+        click.option("--model", default=None, metavar="NAME|PATH", help="Emotion model: a bundled model's name (`ferbatch models`) or a checkpoint file.  [default: default]"),
         click.option("--device", default=RunConfig.device, show_default=True, help=DEVICE_HELP),
         click.option("--min-face", default=DetectConfig.min_face_size, show_default=True,
                      help="Smallest face, in pixels of the displayed frame."),
@@ -88,12 +88,15 @@ def _apply(options: list[Callable[[Any], Any]], fn: Any) -> Any:
 
 
 def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
-    """click options of the Ray executor's pool (:class:`PoolConfig`); ``local_flag`` adds
-    ``--ray/--local``."""
+    """click options of the Ray executor's pool (:class:`PoolConfig`). ``local_flag``: add
+    ``--ray/--local`` (``ferbatch run``); without it (the Ray job) ``--address`` defaults to
+    ``auto``, the cluster the job runs on."""
+    address_help = ("Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: "
+                    + ("$RAY_ADDRESS, else a private local instance)." if local_flag else
+                       "auto, the cluster this job runs on)."))
     options = [
-        click.option("--address", default=None, metavar="ADDR",
-                     help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT "
-                          "(default: $RAY_ADDRESS, else a private local instance)."),
+        click.option("--address", default=None if local_flag else "auto", metavar="ADDR",
+                     help=address_help),
         click.option("--workers", type=click.IntRange(min=1), default=None,
                      help="Worker actors (default: cluster CPUs // --cpus-per-worker, "
                           "at most one per video)."),

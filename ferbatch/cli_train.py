@@ -189,7 +189,7 @@ def train_command(**opts: Any) -> None:
 @click.option("--ferplus", default=None, help="fer2013new.csv (FER+ votes) for --dataset ferplus.")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
               help="Folders: uses DATA/<split>/ when it exists, else DATA itself.")
-@click.option("--model", "model_path", default=None, help="Checkpoint (.pt); default: the bundled model.")
+@click.option("--model", "model_path", default=None, metavar="NAME|PATH", help="A bundled model's name (`ferbatch models`) or a checkpoint file; default: the bundled default.")
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True)
 @click.option("--json", "json_path", required=True, help="Write the metrics here (JSON).")
 @click.option("--out-dir", default=None, help="Confusion matrix CSV/PNG folder; default: the JSON's folder.")
@@ -290,11 +290,24 @@ def model_summaries() -> dict[str, str]:
 
 @click.command("models")
 def models_command() -> None:
-    """List the registered emotion-model architectures."""
+    """List the bundled models (usable as --model NAME) and the registered architectures."""
+    from .models.bundled import bundled_models
+
+    click.echo("bundled models (--model NAME):")
+    for m in bundled_models():
+        acc = m.metrics.get("accuracy")
+        figures = [f"test acc {acc:.2%}" if acc is not None else "test acc -"]
+        if "macro_f1" in m.metrics:
+            figures.append(f"macro-F1 {m.metrics['macro_f1']:.2%}")
+        if "temperature" in m.metrics:
+            figures.append(f"temperature {m.metrics['temperature']:.3f}")
+        click.echo(f"  {m.name:<10} {m.arch:<10} {m.size_mb:4.1f} MB  {len(m.labels)} classes: "
+                   f"{' '.join(m.labels)}  ({', '.join(figures)})")
+    click.echo("architectures (ferbatch train --model ARCH):")
     summaries = model_summaries()
     width = max(map(len, summaries), default=0)
     for name, doc in summaries.items():
-        click.echo(f"{name:<{width}}  {doc}")
+        click.echo(f"  {name:<{width}}  {doc}")
 
 
 @click.command("calibrate-crop")
@@ -326,4 +339,45 @@ def calibrate_command(data: str, split: str, count: int, checkpoint: str | None)
         raise click.ClickException(str(exc)) from exc
 
 
-COMMANDS = [train_command, evaluate_command, tune_command, models_command, calibrate_command]
+@click.command("calibrate-temperature")
+@click.option("--data", required=True, help="Dataset to fit on: FER2013 CSV, FER+'s, or an image folder.")
+@click.option("--dataset", type=click.Choice(dataset_names()), default="fer2013", show_default=True)
+@click.option("--ferplus", default=None, help="fer2013new.csv (FER+ votes) for --dataset ferplus.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True,
+              help="Fit on the validation split (FER2013 PublicTest); never on the test split you report.")
+@click.option("--checkpoint", required=True, help="Checkpoint to calibrate (rewritten in place unless --out).")
+@click.option("--out", default=None, help="Write the calibrated checkpoint here instead.")
+@click.option("--device", default="auto", show_default=True)
+def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, split: str,
+                                  checkpoint: str, out: str | None, device: str) -> None:
+    """Fit the softmax temperature of a checkpoint (temperature scaling, Guo et al. 2017) on a
+    held-out split and store it with the weights, so ferbatch's p_<label> columns are calibrated.
+
+    Prints ECE (15 bins), NLL and Brier score on that split before and after; the top label of
+    every face is unchanged.
+    """
+    from .devices import resolve_device
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .train.calibration import calibrate_temperature
+    from .train.evaluate import load_eval_data
+
+    try:
+        ckpt = load_checkpoint(checkpoint)
+        face, skipped = load_eval_data(data, dataset, split, ckpt.labels,
+                                       ckpt.preprocess.image_size, ferplus)
+        cal = calibrate_temperature(ckpt, face, resolve_device(device), f"{dataset}:{split}")
+        cal["data"] = str(data)
+        target = out or checkpoint
+        save_checkpoint(ckpt, target)
+    except FerbatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    b, a = cal["before"], cal["after"]
+    click.echo(f"temperature {cal['temperature']:.4f} fitted on {cal['n']} faces ({dataset} {split})"
+               + (f"; skipped classes: {', '.join(skipped)}" if skipped else ""))
+    click.echo(f"ECE {b['ece']:.4f} -> {a['ece']:.4f}  NLL {b['nll']:.4f} -> {a['nll']:.4f}  "
+               f"Brier {b['brier']:.4f} -> {a['brier']:.4f}")
+    click.echo(f"wrote the calibration into {target}")
+
+
+COMMANDS = [train_command, evaluate_command, tune_command, models_command, calibrate_command,
+            calibrate_temperature_command]

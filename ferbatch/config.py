@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -100,7 +99,8 @@ class TrackConfig:
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    """Emotion model: a checkpoint path, or ``None`` for the bundled default.
+    """Emotion model: a bundled model's name (``ferbatch models``), a checkpoint path, or ``None``
+    for the bundled default (:func:`ferbatch.models.bundled.resolve_model`).
 
     ``batch_size``: faces classified at once; ``None`` picks 256 on a GPU and 32 on the CPU,
     where small batches let classification overlap detection instead of trailing it.
@@ -111,8 +111,14 @@ class ClassifyConfig:
     tta_flip: bool = False
 
     def validate(self) -> None:
-        if self.model is not None and not Path(self.model).is_file():
-            raise ConfigError(f"model checkpoint not found: {self.model}")
+        if self.model is not None:
+            from .errors import ModelError
+            from .models.bundled import resolve_model
+
+            try:
+                resolve_model(self.model)
+            except ModelError as exc:
+                raise ConfigError(f"--model: {exc}") from exc
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"classify batch size must be >= 1, got {self.batch_size}")
 

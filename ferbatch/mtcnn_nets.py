@@ -6,7 +6,7 @@ of start-up per process for nothing the pipeline uses. The networks are small an
 is fixed by the paper and by the state dicts in facenet-pytorch's wheel
 (``facenet_pytorch/data/{pnet,rnet,onet}.pt``), which are found with
 :func:`importlib.util.find_spec` (that does not run the package) and loaded with
-``weights_only=True``. ``tests/test_stages.py`` checks these modules give exactly facenet-pytorch's
+``weights_only=True``. ``tests/test_detect.py`` checks these modules give exactly facenet-pytorch's
 outputs.
 
 The fully connected layers of R-Net / O-Net were converted from Caffe, which flattens feature

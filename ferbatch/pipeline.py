@@ -32,7 +32,8 @@ from .decode import Frame, FrameSampler, VideoStream, open_video
 from .detect import Detections, FaceDetector
 from .devices import default_batch_sizes, detect_concurrency, resolve_device, shared_threads
 from .errors import FerbatchError
-from .models.checkpoint import DEFAULT_WEIGHTS, file_sha256, load_checkpoint
+from .models.bundled import resolve_model
+from .models.checkpoint import file_sha256, load_checkpoint
 from .output.arrow import from_columns
 from .output.layout import video_id_for
 from .output.schema import (
@@ -68,7 +69,7 @@ def run_provenance(config: RunConfig) -> Provenance:
 
     Raises :class:`~ferbatch.errors.ModelError` for a missing or unreadable checkpoint.
     """
-    path = Path(config.classify.model) if config.classify.model else DEFAULT_WEIGHTS
+    path = resolve_model(config.classify.model)
     ckpt = load_checkpoint(path)
     sha = file_sha256(path)
     return make_provenance(config, EmotionClassifier.model_name(ckpt.arch, path, sha), sha,

@@ -114,7 +114,8 @@ class ConsoleProgress(RunHook):
 
         self.total = n_videos
         self.bar = tqdm(total=None, unit="frame", dynamic_ncols=True, file=sys.stderr,
-                        desc=f"0/{self.total} videos")
+                        desc=f"0/{self.total} videos",
+                        bar_format="{desc} | {n_fmt} frames [{elapsed}, {rate_fmt}]{postfix}")
 
     def on_video(self, path: Path) -> None:
         if self.bar is not None:
@@ -131,7 +132,7 @@ class ConsoleProgress(RunHook):
         if self.bar is None:
             return
         self.done += 1
-        self.bar.set_description(f"{self.done}/{self.total} videos")
+        self.bar.set_description_str(f"{self.done}/{self.total} videos")
         if row["status"] == STATUS_FAILED:
             self.bar.write(f"FAILED {row['error']}", file=sys.stderr)
 

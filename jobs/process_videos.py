@@ -39,7 +39,6 @@ def main(inputs: tuple[str, ...], **opts: Any) -> None:
 
     quiet_ffmpeg()
     configure_console(max(opts["verbose"], 0 if opts["quiet"] else 1))
-    opts["address"] = opts["address"] or "auto"
     try:
         config = build_config(opts)
         pool = build_pool(opts)

@@ -318,6 +318,7 @@ def make_face_clip(
     motion: bool = True,
     codec: str = "libx264",
     face_height: float = 0.6,
+    rotation: int = 0,
 ) -> ClipSpec:
     """Paste a real face photo (H×W×3 uint8 RGB) onto a plain background, with gentle motion.
 
@@ -325,7 +326,9 @@ def make_face_clip(
     sideways and its scale breathes ±8 % over the clip, so a tracker sees one face moving
     smoothly. ``ClipSpec.boxes`` holds the pasted image's (x1, y1, x2, y2) per frame, in
     displayed pixels: the face lies inside it. Use e.g. ``skimage.data.astronaut()`` or
-    ``../shared/images/single_face.jpg``.
+    ``../shared/images/single_face.jpg``. ``rotation`` (counter-clockwise degrees, a multiple
+    of 90) writes a phone-style display-rotation tag and stores each frame turned the other
+    way, so the clip *displays* as ``size`` with the face upright.
     """
     from PIL import Image
 
@@ -358,10 +361,46 @@ def make_face_clip(
             img = background.copy()
             img[y1:y1 + fh, x1:x1 + fw] = np.asarray(src.resize((fw, fh), Image.BILINEAR))
             boxes.append((x1, y1, x1 + fw, y1 + fh))
-            yield i, img
+            yield i, np.rot90(img, -(rotation // 90)) if rotation else img
 
     time_base = Fraction(1, int(round(fps))) if float(fps).is_integer() else 1 / Fraction(fps).limit_denominator(1001)
-    _encode(path, frames(), codec=enc, fps=fps, size=size, time_base=time_base)
+    rotation %= 360
+    if rotation % 90:
+        raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
+    stored = (h, w) if rotation in (90, 270) else (w, h)
+    _encode(path, frames(), codec=enc, fps=fps, size=stored, time_base=time_base,
+            rotation=rotation)
     pts_s = [float(i * time_base) for i in range(n_frames)]
-    return ClipSpec(path, n_frames, float(fps), w, h, 0, _DECODER_NAME.get(enc, enc), pts_s,
+    return ClipSpec(path, n_frames, float(fps), w, h, rotation, _DECODER_NAME.get(enc, enc), pts_s,
                     boxes=boxes)
+
+
+# ---------------------------------------------------------------------------- a real face
+#: the head-and-shoulders crop (rows, columns) of scikit-image's astronaut photo
+ASTRONAUT_CROP = (slice(20, 330), slice(110, 400))
+
+
+def astronaut_face() -> np.ndarray:
+    """Eileen Collins' head and shoulders from scikit-image's ``astronaut.png`` (310×290 RGB
+    uint8, read-only): a real, smiling face shipped with scikit-image, nothing downloaded."""
+    from skimage import data
+
+    face = np.ascontiguousarray(data.astronaut()[ASTRONAUT_CROP])
+    face.flags.writeable = False
+    return face
+
+
+def face_scene(face: np.ndarray | None, at: tuple[int, int] | None = None,
+               size: tuple[int, int] = (480, 360), face_h: int = 200) -> np.ndarray:
+    """A plain grey-blue RGB frame of ``size`` (width, height), with ``face`` resized to
+    ``face_h`` pixels high pasted with its top-left corner at ``at`` (no face when either is
+    ``None``)."""
+    import cv2
+
+    w, h = size
+    frame = np.full((h, w, 3), (70, 90, 120), np.uint8)
+    if face is not None and at is not None:
+        fw = int(face_h * face.shape[1] / face.shape[0])
+        x, y = at
+        frame[y:y + face_h, x:x + fw] = cv2.resize(face, (fw, face_h))
+    return frame

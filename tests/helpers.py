@@ -1,11 +1,15 @@
 """Helpers shared by the test modules (fixtures live in ``conftest.py``).
 
+* :data:`REPO_ROOT` and :func:`shared_path` — the repository and the ``../shared`` data folder;
 * :class:`Events` — a :class:`~ferbatch.progress.RunHook` that records every event (and can act
   on one, e.g. kill the worker a video was just handed to);
 * :func:`read_output` / :func:`assert_same_frame` / :func:`assert_same_output` — compare two
   runs' Parquet rows column by column, except the timing columns;
 * :func:`process_segments_locally` — every segment of a plan analysed here, then merged (what
-  the Ray executor does across workers).
+  the Ray executor does across workers);
+* :class:`MemoryStream` — a :class:`~ferbatch.decode.VideoStream` over frames held in memory;
+* :func:`video_row`, :func:`small_tables`, :func:`output_files` — rows, tables and the file
+  listing of an output, for the committer tests.
 """
 
 from __future__ import annotations
@@ -17,14 +21,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
 
 from ferbatch.config import RunConfig
+from ferbatch.decode import Frame, FrameSampler, VideoInfo, VideoStream
+from ferbatch.errors import SegmentError
+from ferbatch.output.location import OutputLocation
+from ferbatch.output.schema import VIDEOS_SCHEMA
 from ferbatch.pipeline import Stages, VideoResult, process_video
 from ferbatch.progress import Retry, RunHook, SegmentStart, Unsplit, WorkerInfo
-from ferbatch.segments import SegmentError, SegmentPlan, merge_segments, process_segment
+from ferbatch.segments import SegmentPlan, merge_segments, process_segment
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: the only columns allowed to differ between two runs of the same inputs and settings
 VARYING = ["processing_s", "finished_at"]
+
+
+def shared_path() -> Path:
+    """``../shared`` next to the repository, or ``$FERBATCH_SHARED`` (it may not exist)."""
+    env = os.environ.get("FERBATCH_SHARED")
+    return Path(env).expanduser() if env else REPO_ROOT.parent / "shared"
 
 
 class Events(RunHook):
@@ -113,3 +131,67 @@ def process_segments_locally(path: str | os.PathLike[str], plan: SegmentPlan, co
         return merge_segments(plan, results)
     except SegmentError:
         return process_video(path, config, stages)
+
+
+class MemoryStream(VideoStream):
+    """A video held in memory: ``images`` at ``fps``, as a decoder backend would yield them.
+
+    ``error`` is what :attr:`VideoStream.error` reports once the frames are exhausted (damage
+    a real backend would have met). ``closed`` tells whether :meth:`close` was called.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], images: list[np.ndarray], fps: float = 10.0,
+                 error: str | None = None) -> None:
+        h, w = images[0].shape[:2]
+        self.info = VideoInfo(path=str(path), width=w, height=h, rotation=0, fps=fps,
+                              duration_s=len(images) / fps, frame_count=len(images),
+                              codec="memory")
+        self.images = images
+        self.fps = fps
+        self.frames_decoded = 0
+        self.error = None
+        self._error_at_end = error
+        self.closed = False
+
+    def frames(self, sampler: FrameSampler | None = None):
+        sampler = sampler or FrameSampler()
+        sampler.reset()
+        for i, image in enumerate(self.images):
+            if self.closed:
+                return
+            self.frames_decoded += 1
+            if sampler.keep(i, i / self.fps):
+                yield Frame(index=i, timestamp_s=i / self.fps, image=image)
+        self.error = self._error_at_end
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def video_row(video_id: str, status: str = "ok") -> dict[str, Any]:
+    """A ``videos.parquet`` row with only its id, path and status set."""
+    row: dict[str, Any] = {name: None for name in VIDEOS_SCHEMA.names}
+    row.update(video_id=video_id, path=f"/in/{video_id}.mp4", status=status)
+    return row
+
+
+def small_tables(n: int, tag: float = 0.9) -> tuple[pa.Table, pa.Table]:
+    """``frames`` and ``faces`` tables of ``n`` frames with one face each (labels happy, sad;
+    ``p_happy`` = ``tag``), without the ``video_id`` column (the partition gives it)."""
+    frames = pa.table({"frame_index": pa.array(range(n), pa.int64()),
+                       "timestamp_s": [i / 10 for i in range(n)],
+                       "num_faces": pa.array([1] * n, pa.int16())})
+    faces = pa.table({"frame_index": pa.array(range(n), pa.int64()),
+                      "timestamp_s": [i / 10 for i in range(n)],
+                      "face_id": pa.array([0] * n, pa.int32()), "emotion": ["happy"] * n,
+                      "p_happy": pa.array([tag] * n, pa.float32()),
+                      "p_sad": pa.array([1 - tag] * n, pa.float32())})
+    return frames, faces
+
+
+def output_files(loc: OutputLocation, folder: str) -> list[str]:
+    """Names of the files under ``folder`` of the output, relative to it, sorted."""
+    root = loc.join(folder).strip("/")
+    infos = loc.filesystem.get_file_info(pafs.FileSelector(loc.join(folder), allow_not_found=True,
+                                                           recursive=True))
+    return sorted(i.path.strip("/")[len(root) + 1:] for i in infos if i.type == pafs.FileType.File)

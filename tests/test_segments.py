@@ -22,7 +22,6 @@ from PIL import Image
 
 from ferbatch.config import DecodeConfig, RunConfig
 from ferbatch.decode import FrameSampler, open_video
-from ferbatch.demo import astronaut_face
 from ferbatch.pipeline import Stages, process_video
 from ferbatch.runner.local import run
 from ferbatch.segments import open_segment, plan_segments
@@ -70,13 +69,12 @@ def _pattern_clip(path: Path, vfr: bool = False, gop: int = GOP) -> Path:
     return _encode(path, images, (160, 120), pts, tb, gop)
 
 
-def _two_face_clip(path: Path) -> Path:
+def _two_face_clip(path: Path, face: np.ndarray) -> Path:
     """Face A drifts through the whole clip; face B shows in frames 18-44 and again 70-95.
 
     B is away for over a second (the tracker's memory), so it comes back with a new id; the
     cuts at 24, 48 and 72 fall while A is visible, while B is and right before B returns.
     """
-    face = astronaut_face()
     w, h = 320, 240
     big = np.asarray(Image.fromarray(face).resize((120, 128), Image.BILINEAR))
     small = np.asarray(Image.fromarray(face).resize((90, 96), Image.BILINEAR))
@@ -97,12 +95,12 @@ def _two_face_clip(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def folder(tmp_path_factory: pytest.TempPathFactory, face_image: np.ndarray) -> Path:
     root = tmp_path_factory.mktemp("segclips")
     _pattern_clip(root / "cfr.mp4")
     _pattern_clip(root / "vfr.mp4", vfr=True)
     _pattern_clip(root / "one_gop.mp4", gop=250)
-    _two_face_clip(root / "faces.mp4")
+    _two_face_clip(root / "faces.mp4", face_image)
     clip = _pattern_clip(root / "damaged.mp4")
     data = bytearray(clip.read_bytes())
     rng = np.random.default_rng(3)
@@ -204,11 +202,6 @@ def test_split_in_process_with_fps_sampling_matches_whole(folder: Path) -> None:
 
 
 # -- split Ray runs -----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def stages() -> Stages:
-    return Stages(RunConfig(device="cpu"))
-
-
 def test_split_ray_run_matches_the_unsplit_local_run(folder: Path, tmp_path: Path,
                                                      stages: Stages, ray_session: None) -> None:
     video = folder / "faces.mp4"
@@ -262,28 +255,3 @@ def test_damaged_segment_makes_the_video_run_whole(folder: Path, tmp_path: Path,
     assert len(events.of("unsplit")) == 1
     assert events.of("unsplit")[0].reason.startswith("segment ")
     assert_same_output(tmp_path / "ray", tmp_path / "local")
-
-
-def test_segment_option_is_shared_by_the_cli_and_the_job() -> None:
-    """`ferbatch run` and the Ray job parse --segment-s into the same PoolConfig field, with the
-    PoolConfig default."""
-    import importlib.util
-
-    from click.testing import CliRunner
-
-    from ferbatch.cli import build_pool, cli
-    from ferbatch.config import PoolConfig
-
-    spec = importlib.util.spec_from_file_location(
-        "process_videos", Path(__file__).resolve().parents[1] / "jobs" / "process_videos.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
-    for command, args in ((cli, ["run", "--help"]), (job.main, ["--help"])):
-        result = CliRunner().invoke(command, args)
-        assert result.exit_code == 0, result.output
-        assert "--segment-s" in result.output and f"{PoolConfig.segment_s:g}" in result.output
-    seen: dict[str, object] = {}
-    params = {p.name: p.default for p in job.main.params}
-    params.update(segment_s=0.0, workers=3)
-    seen["pool"] = build_pool(params)
-    assert seen["pool"] == PoolConfig(workers=3, segment_s=0.0)

@@ -34,11 +34,6 @@ CLIPS = [
 
 
 @pytest.fixture(scope="module")
-def stages() -> Stages:
-    return Stages(RunConfig())
-
-
-@pytest.fixture(scope="module")
 def results(shared_dir: Path, stages: Stages) -> dict[str, VideoResult]:
     return {c.file: process_video(shared_dir / "videos" / c.file, RunConfig(), stages) for c in CLIPS}
 

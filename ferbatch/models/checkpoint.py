@@ -45,6 +45,14 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     code_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: probability calibration fitted after training, e.g. ``{"method": "temperature",
+    #: "temperature": 0.87, "fitted_on": "PublicTest", ...}`` (:mod:`ferbatch.train.calibration`)
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        """The softmax temperature to apply to the logits (1.0: uncalibrated)."""
+        return float(self.calibration.get("temperature", 1.0))
 
     def build(self) -> nn.Module:
         """The model with its weights loaded, in eval mode, on the CPU."""
@@ -69,6 +77,7 @@ class Checkpoint:
             "metrics": self.metrics,
             "code_version": self.code_version,
             "extra": self.extra,
+            "calibration": self.calibration,
         }
 
 
@@ -83,10 +92,12 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
-    """Read a checkpoint safely (``weights_only=True``); ``None`` loads the bundled default."""
-    file = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if not file.is_file():
-        raise ModelError(f"model checkpoint not found: {file}")
+    """Read a checkpoint safely (``weights_only=True``): a file, or a bundled model's name
+    (:func:`~ferbatch.models.bundled.resolve_model`; ``None``: the bundled default). Raises
+    :class:`ModelError` for a missing, unreadable or foreign file or an unknown name."""
+    from .bundled import resolve_model
+
+    file = resolve_model(path)
     try:
         data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
@@ -105,6 +116,7 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
             metrics=dict(data.get("metrics", {})),
             code_version=data.get("code_version", ""),
             extra=dict(data.get("extra", {})),
+            calibration=dict(data.get("calibration", {})),
         )
     except (KeyError, TypeError) as exc:
         raise ModelError(f"{file} is missing checkpoint field {exc}") from exc

@@ -16,8 +16,6 @@ seconds on screen. Two faces on screen for 10 s count as 20 face-seconds.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import OutputError
+from ..output.atomic import atomic_write
 from ..output.read import Results
 from ..output.schema import prob_column
 from .defaults import (
@@ -40,7 +39,7 @@ from .defaults import (
 from .episodes import find_episodes
 from .smoothing import sampling_intervals, smooth
 
-__all__ = ["Summary", "summarize", "write_summary", "atomic_write", "share_column", "mean_column"]
+__all__ = ["Summary", "summarize", "write_summary", "share_column", "mean_column"]
 
 
 def share_column(label: str) -> str:
@@ -204,24 +203,6 @@ def summarize(
                    settings=settings)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write ``path`` via ``write(tmp)`` to a temp file in the same folder, then ``os.replace``.
-
-    Readers never see a half-written file; a failed write leaves the old file in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # not mkstemp: its 0600 mode would stick to the final file; the writer creates it normally
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
     """Categoricals → plain strings, so every Parquet/CSV reader sees simple columns."""
     df = df.copy()
@@ -233,7 +214,13 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> Path:
     table = pa.Table.from_pandas(_plain(df), preserve_index=False)
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return path
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    atomic_write(path, lambda tmp: _plain(df).to_csv(tmp, index=False))
+    return path
 
 
 def write_summary(summary: Summary, out: str | os.PathLike[str]) -> dict[str, Path]:
@@ -244,8 +231,7 @@ def write_summary(summary: Summary, out: str | os.PathLike[str]) -> dict[str, Pa
         raise OutputError(f"{out}: output folder does not exist")
     paths = {
         "summary": _write_parquet(summary.videos, out / "summary.parquet"),
-        "summary_csv": atomic_write(out / "summary.csv",
-                                    lambda tmp: _plain(summary.videos).to_csv(tmp, index=False)),
+        "summary_csv": _write_csv(summary.videos, out / "summary.csv"),
         "summary_faces": _write_parquet(summary.faces, out / "summary_faces.parquet"),
         "episodes": _write_parquet(summary.episodes, out / "episodes.parquet"),
     }

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..devices import training_autocast
 from ..models.preprocess import Preprocess, center_crop
+from .calibration import calibration_metrics, reliability_bins
 from .data import FaceData
 from .metrics import classification_report, confusion_matrix
 from .transforms import AugmentPreset, augment_batch, mixup, ten_crop_views
@@ -107,9 +108,14 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
 @torch.inference_mode()
 def predict_proba(model: nn.Module, images: torch.Tensor, *, device: torch.device,
                   preprocess: Preprocess, batch_size: int = 512, tta: str = "none",
-                  amp: bool = False, channels_last: bool = False) -> torch.Tensor:
+                  amp: bool = False, channels_last: bool = False,
+                  temperature: float = 1.0, logits: bool = False) -> torch.Tensor:
     """float32 N×C class probabilities (on the CPU) for uint8 N×H×W faces, centre-cropped and
-    normalised as ``preprocess`` says; ``tta``: ``none``, ``flip`` or ``tencrop`` (averaged)."""
+    normalised as ``preprocess`` says; ``tta``: ``none``, ``flip`` or ``tencrop`` (averaged).
+
+    ``temperature``: softmax temperature (calibration). ``logits=True``: the raw logits of the
+    views averaged instead of probabilities (what :func:`~ferbatch.train.calibration.fit_temperature`
+    fits on)."""
     input_size = preprocess.input_size
     model.eval()
     outputs = []
@@ -127,19 +133,22 @@ def predict_proba(model: nn.Module, images: torch.Tensor, *, device: torch.devic
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with training_autocast(device, amp):
-                probs = probs + F.softmax(model(x).float(), dim=1)
+                out = model(x).float()
+            probs = probs + (out if logits else F.softmax(out / temperature, dim=1))
         outputs.append((probs / len(views)).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0, 0)
 
 
 def evaluate(model: nn.Module, data: FaceData, *, device: torch.device, preprocess: Preprocess,
              tta: str = "none", amp: bool = False, channels_last: bool = False,
-             batch_size: int = 512) -> dict:
+             batch_size: int = 512, temperature: float = 1.0) -> dict:
     """Accuracy, macro-F1, per-class metrics and confusion matrix of ``model`` on ``data``
     (see :func:`~ferbatch.train.metrics.classification_report`); also ``loss`` (cross-entropy
-    of the averaged probabilities) and ``tta``."""
+    of the averaged probabilities), ``tta`` and ``calibration`` (ECE, NLL, Brier and the
+    reliability bins of the probabilities at ``temperature``, :mod:`ferbatch.train.calibration`)."""
     probs = predict_proba(model, data.images, device=device, preprocess=preprocess,
-                          batch_size=batch_size, tta=tta, amp=amp, channels_last=channels_last)
+                          batch_size=batch_size, tta=tta, amp=amp, channels_last=channels_last,
+                          temperature=temperature)
     y = data.hard_targets
     pred = probs.argmax(1)
     cm = confusion_matrix(y.numpy(), pred.numpy(), len(data.labels))
@@ -147,4 +156,7 @@ def evaluate(model: nn.Module, data: FaceData, *, device: torch.device, preproce
     picked = probs[torch.arange(len(y)), y].clamp_min(1e-8)
     report["loss"] = float(-np.log(picked.numpy()).mean()) if len(y) else 0.0
     report["tta"] = tta
+    report["calibration"] = {"temperature": float(temperature),
+                             **calibration_metrics(probs.numpy(), y.numpy()),
+                             "reliability": reliability_bins(probs.numpy(), y.numpy())}
     return report

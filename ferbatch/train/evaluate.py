@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from ..devices import resolve_device
 from ..errors import ConfigError, DataError
-from ..models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+from ..models.bundled import resolve_model
+from ..models.checkpoint import load_checkpoint
 from ..output.atomic import atomic_write_text
 from .args import TTA_MODES
 from .data import FaceData
@@ -103,9 +104,17 @@ def restrict_report(report: dict[str, Any], evaluated: list[int]) -> dict[str, A
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    """The headline figures (accuracy, macro-F1, n, TTA) and what was left out."""
+    """The headline figures (accuracy, macro-F1, n, TTA; ECE, NLL, Brier) and what was left out."""
     lines = [f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
              f"n {report['n']}  tta {report.get('tta', 'none')}"]
+    cal = report.get("calibration")
+    if cal:
+        line = (f"ECE {cal['ece']:.4f} ({cal['bins']} bins)  NLL {cal['nll']:.4f}  "
+                f"Brier {cal['brier']:.4f}  temperature {cal['temperature']:.3f}")
+        raw = cal.get("uncalibrated")
+        if raw:
+            line += f"  (at T = 1: ECE {raw['ece']:.4f}  NLL {raw['nll']:.4f}  Brier {raw['brier']:.4f})"
+        lines.append(line)
     if report.get("skipped_classes"):
         lines.append(f"skipped classes (not in the model): {', '.join(report['skipped_classes'])}")
     if report.get("predicted_outside"):
@@ -139,8 +148,9 @@ def write_confusion_csv(cm: np.ndarray, labels: list[str], path: Path) -> Path:
 
 def _write_outputs(report: dict[str, Any], json_path: str | Path | None,
                    out_dir: str | Path | None, title: str) -> None:
-    """The report as JSON, and ``confusion_<split>.csv`` / ``.png`` (all atomic but the PNG)."""
-    from .plots import plot_confusion
+    """The report as JSON, ``confusion_<split>.csv`` / ``.png`` and the reliability diagram
+    ``reliability_<split>.png`` (all atomic but the PNGs)."""
+    from .plots import plot_confusion, plot_reliability
 
     if json_path is not None:
         json_file = Path(json_path)
@@ -154,6 +164,8 @@ def _write_outputs(report: dict[str, Any], json_path: str | Path | None,
         split = report["split"]
         write_confusion_csv(cm, report["labels"], folder / f"confusion_{split}.csv")
         plot_confusion(cm, report["labels"], folder / f"confusion_{split}.png", title=title)
+        if report.get("calibration"):
+            plot_reliability(report["calibration"], folder / f"reliability_{split}.png", title=title)
 
 
 def evaluate_main(model_path: str | None, data: str, *, dataset: str = "fer2013",
@@ -183,10 +195,15 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str = "fer2013"
         raise DataError(f"{data}: nothing to evaluate in split {split!r} for the model's labels "
                         f"{ckpt.labels}" + (f" (skipped: {', '.join(skipped)})" if skipped else ""))
     dev = resolve_device(device)
-    report = evaluate(ckpt.build().to(dev), face, device=dev, preprocess=pre, tta=tta,
-                      batch_size=batch_size)
+    model = ckpt.build().to(dev)
+    report = evaluate(model, face, device=dev, preprocess=pre, tta=tta, batch_size=batch_size,
+                      temperature=ckpt.temperature)
+    if ckpt.temperature != 1.0:  # what the calibration bought: the same figures at T = 1
+        raw = evaluate(model, face, device=dev, preprocess=pre, tta=tta, batch_size=batch_size)
+        report["calibration"]["uncalibrated"] = {
+            k: raw["calibration"][k] for k in ("ece", "mce", "nll", "brier")}
     report = restrict_report(report, sorted(set(face.targets.tolist())))
-    report.update(model=str(model_path) if model_path else str(DEFAULT_WEIGHTS), arch=ckpt.arch,
+    report.update(model=str(resolve_model(model_path)), arch=ckpt.arch,
                   data=str(data), dataset=dataset, split=split, tta=tta,
                   skipped_classes=skipped)
     if ferplus:

@@ -138,28 +138,37 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
             _say(args, f"early stop: no validation gain for {args.patience} epochs")
             break
     return finalize(out, args, train.labels, progress.history, progress.best_epoch, test,
-                    run.device, run.preprocess)
+                    run.device, run.preprocess, val=val)
 
 
 def finalize(out: Path, args: TrainArgs, labels: list[str], history: list[dict[str, Any]],
              best_epoch: int, test: FaceData | None, device: torch.device,
-             preprocess: Preprocess) -> dict[str, Any]:
-    """Evaluate ``best.pt`` once on the test split with the run's ``preprocess`` (and
-    ``args.eval_tta``); store the metrics in it and in ``metrics.json``; plot the curves."""
+             preprocess: Preprocess, val: FaceData | None = None) -> dict[str, Any]:
+    """Fit ``best.pt``'s softmax temperature on the validation split (temperature scaling,
+    :mod:`ferbatch.train.calibration`), evaluate it once on the test split with the run's
+    ``preprocess`` (and ``args.eval_tta``); store the metrics in it and in ``metrics.json``;
+    plot the curves."""
     from ..models.checkpoint import load_checkpoint
+    from .calibration import calibrate_temperature
     from .plots import plot_confusion, plot_curves
 
     ckpt = load_checkpoint(out / "best.pt")
+    if val is not None and len(val):
+        cal = calibrate_temperature(ckpt, val, device, "val")
+        _say(args, f"temperature {cal['temperature']:.3f} fitted on the validation split: "
+                   f"ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}")
     model = ckpt.build().to(device)
     speeds = [h["images_per_s"] for h in history]
     metrics: dict[str, Any] = {"best_epoch": best_epoch, "epochs_run": len(history),
                                "val": history[best_epoch - 1] if best_epoch > 0 else {},
                                "mean_images_per_s": float(np.mean(speeds)) if speeds else 0.0}
     if test is not None and len(test):
-        metrics["test"] = evaluate(model, test, device=device, preprocess=preprocess)
+        t = ckpt.temperature
+        metrics["test"] = evaluate(model, test, device=device, preprocess=preprocess, temperature=t)
         if args.eval_tta != "none":
             metrics[f"test_{args.eval_tta}"] = evaluate(model, test, device=device,
-                                                        preprocess=preprocess, tta=args.eval_tta)
+                                                        preprocess=preprocess, tta=args.eval_tta,
+                                                        temperature=t)
         plot_confusion(np.array(metrics["test"]["confusion_matrix"]), labels,
                        out / "confusion_test.png", title="test split")
     ckpt.metrics = metrics

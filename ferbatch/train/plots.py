@@ -63,3 +63,37 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Path, title: str
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_reliability(calibration: dict[str, Any], path: Path, title: str = "") -> Path:
+    """Reliability diagram: accuracy against mean confidence per confidence bin (bars, with the
+    diagonal of perfect calibration), sample counts below; ECE / NLL / Brier in the title."""
+    plt = _pyplot()
+    rel = calibration["reliability"]
+    edges = np.asarray(rel["edges"])
+    centers = (edges[:-1] + edges[1:]) / 2
+    width = edges[1] - edges[0]
+    acc = np.nan_to_num(np.asarray(rel["accuracy"], dtype=float))
+    conf = np.asarray(rel["confidence"], dtype=float)
+    count = np.asarray(rel["count"], dtype=float)
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    ax.bar(centers, acc, width=width * 0.95, color="#4c72b0", label="accuracy")
+    gap_bottom = np.where(np.isnan(conf), 0, np.minimum(acc, np.nan_to_num(conf)))
+    ax.bar(centers, np.abs(np.nan_to_num(conf) - acc), bottom=gap_bottom, width=width * 0.95,
+           color="#dd8452", alpha=0.5, label="gap to confidence")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title((f"{title}\n" if title else "") +
+                 f"ECE {calibration['ece']:.3f}  NLL {calibration['nll']:.3f}  "
+                 f"Brier {calibration['brier']:.3f}  T {calibration.get('temperature', 1.0):.3f}",
+                 fontsize=9)
+    ax_n.bar(centers, count, width=width * 0.95, color="#8c8c8c")
+    ax_n.set_xlabel("confidence (top-class probability)")
+    ax_n.set_ylabel("samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,4 +1,5 @@
-"""Small datasets and tiny training runs for the trainer's tests.
+"""Small datasets and tiny training settings for the trainer's tests (plain functions; the
+fixtures built from them are in ``tests/train/conftest.py``).
 
 ``write_fer_csv`` writes a ~300-row FER2013 CSV (and the row-aligned FER+ votes): the first rows
 of the real files when ``../shared`` is present, synthetic pixels and votes otherwise, with the
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import shared_path
+
 VOTE_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                 "contempt", "unknown", "NF"]
 TINY_MODEL = {"width": 4, "convs_per_block": 1}
@@ -26,8 +26,7 @@ TINY_MODEL = {"width": 4, "convs_per_block": 1}
 def find_shared() -> Path | None:
     """``../shared`` (or ``$FERBATCH_SHARED``, as in conftest's ``shared_dir``) when it holds
     the FER data; ``None`` otherwise (callers fall back to synthetic data instead of skipping)."""
-    env = os.environ.get("FERBATCH_SHARED")
-    path = Path(env).expanduser() if env else REPO.parent / "shared"
+    path = shared_path()
     return path if (path / "data" / "fer2013" / "fer2013.csv.gz").is_file() else None
 
 
@@ -136,45 +135,3 @@ def tiny_args(data: Path, out: Path, **overrides: Any):
                               augment="light", amp=False, quiet=True, seed=0)
     kw.update(overrides)
     return TrainArgs(**kw)
-
-
-_CACHE: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="session")
-def fer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(FER2013 CSV, FER+ votes) with 300 rows: 200 train, 50 val, 50 test."""
-    if "fer" not in _CACHE:
-        _CACHE["fer"] = write_fer_csv(tmp_path_factory.mktemp("fer"), 300)
-    return _CACHE["fer"]
-
-
-@pytest.fixture(scope="session")
-def trained_run(fer_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run folder of a tiny 2-epoch training on ``fer_files`` (trained once per session)."""
-    if "run" not in _CACHE:
-        import torch
-
-        from ferbatch.train.main import main
-
-        out = tmp_path_factory.mktemp("run")
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            main(tiny_args(fer_files[0], out, epochs=2))
-        finally:
-            torch.set_num_threads(before)
-        _CACHE["run"] = out
-    return _CACHE["run"]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run each trainer test on one torch thread (restored afterwards): on a small machine that
-    is busy with other work, two threads mostly wait for each other."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

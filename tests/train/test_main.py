@@ -1,4 +1,5 @@
-"""End-to-end training: artifacts, resume, --classes, FER+ probability mode, classifier round trip."""
+"""End-to-end training (``ferbatch.train.main``): artifacts, resume, --classes, FER+
+probability mode, folders, and the pipeline classifier on the trained checkpoint."""
 
 from __future__ import annotations
 
@@ -12,16 +13,13 @@ from click.testing import CliRunner
 
 from ferbatch.cli import cli
 from ferbatch.models.checkpoint import load_checkpoint
-from ferbatch.models.preprocess import Preprocess
-from ferbatch.train.data import FaceData
 from ferbatch.train.datasets.fer2013 import load_fer2013
-from ferbatch.train.engine import predict_proba, train_one_epoch
+from ferbatch.train.engine import predict_proba
 from ferbatch.train.main import main
-from ferbatch.train.transforms import PRESETS
 
-from train_fixtures import TINY_MODEL, fer_files, one_torch_thread, tiny_args, trained_run  # noqa: F401
+from train_data import TINY_MODEL, tiny_args, write_image_folder
 
-# the CLI spelling of train_fixtures.tiny_args (constant lr, so resuming to more epochs
+# the CLI spelling of train_data.tiny_args (constant lr, so resuming to more epochs
 # retraces an uninterrupted run)
 TINY_CLI = ["--model", "vgg_gap", "--model-kw", "width=4", "--model-kw", "convs_per_block=1",
             "--batch-size", "32", "--warmup-epochs", "0", "--schedule", "none", "--augment",
@@ -94,8 +92,6 @@ def test_ferplus_probability_training(fer_files: tuple[Path, Path], tmp_path: Pa
 
 
 def test_folder_training(tmp_path: Path) -> None:
-    from train_fixtures import write_image_folder
-
     root = write_image_folder(tmp_path / "faces", {"anger": 10, "happiness": 10, "calm": 10},
                               size=(48, 48))
     metrics = main(tiny_args(root, tmp_path / "run", dataset="folder", batch_size=8))
@@ -104,61 +100,16 @@ def test_folder_training(tmp_path: Path) -> None:
     assert len(ckpt.data_hash) == 16 and metrics["test"]["n"] == 3
 
 
-def test_soft_sampling_draws_hard_labels(monkeypatch: pytest.MonkeyPatch) -> None:
-    """FER+ probability mode: each batch's soft targets become sampled hard labels."""
-    from ferbatch.models import create_model
-
-    torch.manual_seed(0)
-    n = 64
-    images = torch.randint(0, 256, (n, 48, 48), dtype=torch.uint8)
-    targets = torch.zeros(n, 3)
-    targets[:, 1] = 1.0
-    model = create_model("vgg_gap", num_classes=3, input_size=40, **TINY_MODEL)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    draws: list[torch.Tensor] = []
-    real = torch.multinomial
-
-    def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
-        draws.append(out)
-        return out
-
-    monkeypatch.setattr(torch, "multinomial", spy)
-
-    def epoch(data: FaceData) -> float:
-        return train_one_epoch(model, data, opt, device=torch.device("cpu"), batch_size=32,
-                               preprocess=Preprocess(input_size=40), preset=PRESETS["none"],
-                               class_weights=None, label_smoothing=0.0, mixup_alpha=0.0,
-                               amp=False, channels_last=False,
-                               generator=torch.Generator().manual_seed(0)).loss
-
-    assert np.isfinite(epoch(FaceData(images, targets, ["a", "b", "c"], "t", soft_sampling=True)))
-    assert len(draws) == 2 and all(d.shape == (32, 1) and bool((d == 1).all()) for d in draws)
-    draws.clear()
-    epoch(FaceData(images, targets, ["a", "b", "c"], "t"))  # crossentropy: no sampling
-    assert draws == []
-    mixed = FaceData(images, torch.full((n, 3), 1 / 3), ["a", "b", "c"], "t", soft_sampling=True)
-    assert mixed.subset(torch.arange(4)).soft_sampling
-    epoch(mixed)
-    labels = torch.cat(draws).flatten()
-    assert set(labels.tolist()) == {0, 1, 2}
-
-
-def test_train_cli_reports_errors_without_traceback(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "missing.csv"),
-                                      "--out", str(tmp_path / "o"), "--quiet"])
-    assert result.exit_code == 1
-    assert "not found" in result.output and "Traceback" not in result.output
-
-
 def test_emotion_classifier_round_trip(trained_run: Path, fer_files: tuple[Path, Path]) -> None:
-    """The pipeline's classifier gives the trainer's probabilities for the same faces."""
+    """The pipeline's classifier gives the trainer's probabilities for the same faces, at the
+    temperature the trainer fitted on the validation split and stored with the weights."""
     classify = pytest.importorskip("ferbatch.classify", reason="ferbatch/classify.py not written yet")
     ckpt = load_checkpoint(trained_run / "best.pt")
     faces = load_fer2013(fer_files[0])["test"].images[:16]
     clf = classify.EmotionClassifier(str(trained_run / "best.pt"), "cpu", 8)
     got = np.asarray(clf(faces.numpy()))
+    assert ckpt.calibration["fitted_on"] == "val" and ckpt.temperature > 0
     expected = predict_proba(ckpt.build(), faces, device=torch.device("cpu"),
-                             preprocess=ckpt.preprocess).numpy()
+                             preprocess=ckpt.preprocess, temperature=ckpt.temperature).numpy()
     assert got.dtype == np.float32 and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-5)

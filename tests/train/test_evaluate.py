@@ -17,7 +17,7 @@ from ferbatch.train.datasets.fer2013 import load_fer2013
 from ferbatch.train.engine import evaluate
 from ferbatch.train.evaluate import evaluate_main, resize_faces
 
-from train_fixtures import fer_files, one_torch_thread, trained_run, write_image_folder  # noqa: F401
+from train_data import write_image_folder
 
 REQUIRED_KEYS = {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "model",
                  "data", "split", "tta", "skipped_classes"}
@@ -46,6 +46,14 @@ def test_evaluate_cli_fer2013(trained_run: Path, fer_files: tuple[Path, Path],
                       preprocess=ckpt.preprocess, tta="flip")
     assert report["accuracy"] == pytest.approx(direct["accuracy"])
     assert report["confusion_matrix"] == direct["confusion_matrix"]
+    # calibration: at the checkpoint's temperature, with the figures at T = 1 beside them
+    cal = report["calibration"]
+    assert cal["temperature"] == pytest.approx(ckpt.temperature) and cal["bins"] == 15
+    assert {"ece", "nll", "brier", "reliability", "uncalibrated"} <= set(cal)
+    assert sum(cal["reliability"]["count"]) == 50
+    assert direct["calibration"]["nll"] == pytest.approx(cal["uncalibrated"]["nll"])
+    assert "ECE" in result.output and "Brier" in result.output
+    assert (tmp_path / "eval" / "reliability_test.png").is_file()
 
 
 def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Path, Path],
@@ -87,7 +95,7 @@ def test_evaluate_errors_are_clean(trained_run: Path, fer_files: tuple[Path, Pat
     runner = CliRunner()
     missing = runner.invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--model",
                                   str(tmp_path / "nope.pt"), "--json", str(tmp_path / "x.json")])
-    assert missing.exit_code == 1 and "not found" in missing.output
+    assert missing.exit_code == 1 and "neither a checkpoint file nor a bundled model" in missing.output
     assert "Traceback" not in missing.output
     no_votes = runner.invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--dataset", "ferplus",
                                    "--model", str(trained_run / "best.pt"),

@@ -1,4 +1,5 @@
-"""The Ray controller: same output as the local runner, bad files, killed workers, resume, jobs.
+"""The Ray executor (``ferbatch.runner.ray_pool``): same output as the local runner, bad files,
+killed workers, resume, ``ray job submit``, pool sizing, and ``ferbatch run`` choosing it.
 
 One local Ray instance (2 CPUs, 127.0.0.1 only, its own temp dir) serves the whole test session;
 the ``ray job submit`` test starts a real head node of its own in a subprocess and stops exactly
@@ -19,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from ferbatch.config import RunConfig
-from ferbatch.demo import astronaut_face
 from ferbatch.output.layout import video_id_for
 from ferbatch.pipeline import Stages
 from ferbatch.runner.local import run
@@ -34,35 +35,22 @@ import clips
 ray = pytest.importorskip("ray")
 from ferbatch.runner.ray_pool import run_distributed  # noqa: E402
 
-from helpers import Events, assert_same_frame, read_output  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT, Events, assert_same_frame, read_output  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two small face clips (two sizes) and one file that is not a video."""
-    root = tmp_path_factory.mktemp("dvideos")
-    face = astronaut_face()
-    clips.make_face_clip(root / "a.mp4", face, n_frames=24, fps=12, size=(320, 240))
-    clips.make_face_clip(root / "b.mp4", face, n_frames=24, fps=12, size=(160, 120))
-    clips.make_random_bytes(root / "bad.mp4")
-    return root
-
-
-@pytest.fixture(scope="module")
-def local_out(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def local_out(clip_folder: Path, tmp_path_factory: pytest.TempPathFactory, stages: Stages) -> Path:
     out = tmp_path_factory.mktemp("local") / "out"
-    run([folder], out, stages=Stages(RunConfig()))
+    run([clip_folder], out, stages=stages)
     return out
 
 
 @pytest.fixture(scope="module")
-def ray_run(folder: Path, tmp_path_factory: pytest.TempPathFactory,
+def ray_run(clip_folder: Path, tmp_path_factory: pytest.TempPathFactory,
             ray_session: None) -> tuple[Path, Any, Events]:
     out = tmp_path_factory.mktemp("ray") / "out"
     events = Events()
-    summary = run_distributed([folder], out, workers=2, hook=events)
+    summary = run_distributed([clip_folder], out, workers=2, hook=events)
     return out, summary, events
 
 
@@ -91,7 +79,7 @@ def test_bad_file_fails_alone_and_hooks_report_progress(ray_run: tuple[Path, Any
 
 
 def test_killed_worker_is_replaced_and_video_retried_without_duplicates(
-        folder: Path, tmp_path: Path, ray_session: None) -> None:
+        clip_folder: Path, tmp_path: Path, ray_session: None) -> None:
     """Kill the worker right after a video is handed to it (SIGKILL, as an OOM kill would).
 
     a.mp4: killed on its first attempt only → retried on a fresh worker → ok.
@@ -109,7 +97,7 @@ def test_killed_worker_is_replaced_and_video_retried_without_duplicates(
     events = Events(react)
 
     out = tmp_path / "out"
-    summary = run_distributed([folder / "a.mp4", folder / "b.mp4"], out, workers=1,
+    summary = run_distributed([clip_folder / "a.mp4", clip_folder / "b.mp4"], out, workers=1,
                               max_retries=1, hook=events)
     status = {Path(r["path"]).name: r for r in summary.rows}
     assert status["a.mp4"]["status"] == "ok", status["a.mp4"]["error"]
@@ -121,23 +109,23 @@ def test_killed_worker_is_replaced_and_video_retried_without_duplicates(
     frames = pd.read_parquet(out / "frames")
     assert not faces.duplicated(["video_id", "frame_index", "face_id"]).any()
     assert frames["frame_index"].tolist() == list(range(24))
-    assert set(frames["video_id"].astype(str)) == {video_id_for(folder / "a.mp4")}
+    assert set(frames["video_id"].astype(str)) == {video_id_for(clip_folder / "a.mp4")}
     videos = pq.read_table(out / "videos.parquet").to_pandas()
     assert sorted(videos["status"]) == ["failed", "ok"]
     _wait_for_cpus(2)  # every actor of the run was released
 
 
-def test_resume_redoes_only_the_uncommitted_video(ray_run: tuple[Path, Any, Events], folder: Path,
+def test_resume_redoes_only_the_uncommitted_video(ray_run: tuple[Path, Any, Events], clip_folder: Path,
                                                   tmp_path: Path) -> None:
     """A driver killed before a's status row was written: the next run redoes a, skips b."""
     src, _, _ = ray_run
     out = tmp_path / "out"
     shutil.copytree(src, out)
-    (out / "_status" / f"{video_id_for(folder / 'a.mp4')}.parquet").unlink()
+    (out / "_status" / f"{video_id_for(clip_folder / 'a.mp4')}.parquet").unlink()
     events = Events()
-    summary = run_distributed([folder / "a.mp4", folder / "b.mp4"], out, hook=events)
+    summary = run_distributed([clip_folder / "a.mp4", clip_folder / "b.mp4"], out, hook=events)
     assert [Path(p).name for p in events.of("video")] == ["a.mp4"]
-    assert summary.skipped == [str(folder / "b.mp4")] and summary.frames == 24
+    assert summary.skipped == [str(clip_folder / "b.mp4")] and summary.frames == 24
     assert len(events.of("worker")) == 1  # one video to do: one worker
     after = read_output(out)
     assert_same_frame(after["faces"], read_output(src)["faces"], atol=1e-4)
@@ -153,14 +141,13 @@ def _wait_for_cpus(n: float, timeout: float = 20) -> None:
 
 @pytest.mark.slow
 def test_driver_killed_midway_then_rerun_completes_only_what_is_missing(
-        tmp_path: Path) -> None:
+        tmp_path: Path, face_image: np.ndarray) -> None:
     """SIGKILL a real `ferbatch run --ray` driver (and its private Ray) after its first commit;
     the re-run skips the committed videos, redoes the rest, and no row is lost or doubled."""
     videos = tmp_path / "videos"
     videos.mkdir()
-    face = astronaut_face()
     for i in range(4):
-        clips.make_face_clip(videos / f"v{i}.mp4", face, n_frames=36, fps=12, size=(320, 240))
+        clips.make_face_clip(videos / f"v{i}.mp4", face_image, n_frames=36, fps=12, size=(320, 240))
     out = tmp_path / "out"
     cmd = [str(Path(sys.executable).with_name("ferbatch")), "run", str(videos), "--out", str(out),
            "--ray", "--workers", "1", "-q"]
@@ -228,7 +215,7 @@ def _stop_group(pgid: int) -> None:
 
 
 @pytest.mark.slow
-def test_ray_job_submit_runs_the_entrypoint(folder: Path, tmp_path: Path) -> None:
+def test_ray_job_submit_runs_the_entrypoint(clip_folder: Path, tmp_path: Path) -> None:
     ray_exe = Path(sys.executable).with_name("ray")
     if not ray_exe.is_file():
         pytest.skip(f"no `ray` executable next to {sys.executable}")
@@ -254,8 +241,8 @@ def test_ray_job_submit_runs_the_entrypoint(folder: Path, tmp_path: Path) -> Non
         job = subprocess.run(  # the command documented in jobs/README.md
             [str(ray_exe), "job", "submit", f"--address=http://127.0.0.1:{dash}",
              "--runtime-env", "jobs/runtime_env.yaml", "--", "python", "jobs/process_videos.py",
-             str(folder / "a.mp4"), str(folder / "bad.mp4"), "--out", str(out), "--fps", "6"],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+             str(clip_folder / "a.mp4"), str(clip_folder / "bad.mp4"), "--out", str(out), "--fps", "6"],
+            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
         text = job.stdout + job.stderr
         assert job.returncode != 0, text  # bad.mp4 failed: the job reports FAILED
         assert "2/2 videos" in text and "1 failed" in text, text[-3000:]
@@ -268,7 +255,7 @@ def test_ray_job_submit_runs_the_entrypoint(folder: Path, tmp_path: Path) -> Non
         shutil.rmtree(temp, ignore_errors=True)
 
 
-# -- pool sizing and the `ferbatch run` default ------------------------------------------------
+# -- pool sizing, devices and `ferbatch run` through Ray ------------------------------------------------
 def test_default_workers_follow_cluster_resources() -> None:
     from ferbatch.runner.ray_pool import default_workers
 
@@ -279,41 +266,17 @@ def test_default_workers_follow_cluster_resources() -> None:
     assert default_workers({"CPU": 0.5}, 1, 0, 10) == 1
 
 
-def test_wants_ray_rule(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ferbatch.runner.controller import wants_ray
-    from ferbatch.runner.plan import plan_run
-
-    def plan(inputs: list[Path], segment_s: float = 0.0) -> Any:
-        return plan_run(inputs, tmp_path / "o", segment_s=segment_s)
-
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert not wants_ray(plan([folder / "a.mp4"]), None, None)  # one video: in-process
-    assert wants_ray(plan([folder]), None, None)  # a folder of three
-    assert wants_ray(plan([folder / "a.mp4"]), None, "auto")
-    assert wants_ray(plan([folder / "a.mp4"]), True, None)
-    assert not wants_ray(plan([folder]), False, "auto")
-    # one video at least twice --segment-s long (a.mp4 lasts 2 s) can be split: Ray
-    assert wants_ray(plan([folder / "a.mp4"], segment_s=1.0), None, None)
-    assert not wants_ray(plan([folder / "a.mp4"], segment_s=1.5), None, None)
-    assert not wants_ray(plan([folder / "bad.mp4"], segment_s=1.0), None, None)  # no duration
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one core: splitting cannot pay
-    assert not wants_ray(plan([folder / "a.mp4"], segment_s=1.0), None, None)
-    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
-    assert wants_ray(plan([folder / "a.mp4"]), None, None)
-
-
-def test_cuda_without_gpus_is_a_config_error(folder: Path, tmp_path: Path,
+def test_cuda_without_gpus_is_a_config_error(clip_folder: Path, tmp_path: Path,
                                              ray_session: None) -> None:
     from ferbatch.errors import ConfigError
 
     if ray.cluster_resources().get("GPU", 0):
         pytest.skip("this Ray instance has GPUs")
     with pytest.raises(ConfigError, match="gpus-per-worker"):
-        run_distributed([folder / "a.mp4"], tmp_path / "o", RunConfig(device="cuda"))
+        run_distributed([clip_folder / "a.mp4"], tmp_path / "o", RunConfig(device="cuda"))
 
 
-def test_cli_run_goes_through_ray_for_two_videos(folder: Path, tmp_path: Path, ray_session: None,
+def test_cli_run_goes_through_ray_for_two_videos(clip_folder: Path, tmp_path: Path, ray_session: None,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
@@ -329,7 +292,7 @@ def test_cli_run_goes_through_ray_for_two_videos(folder: Path, tmp_path: Path, r
 
     monkeypatch.setattr(RayExecutor, "execute", spy)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    result = CliRunner().invoke(cli, ["run", str(folder / "a.mp4"), str(folder / "b.mp4"),
+    result = CliRunner().invoke(cli, ["run", str(clip_folder / "a.mp4"), str(clip_folder / "b.mp4"),
                                       "--out", str(tmp_path / "o"), "-q", "--workers", "1",
                                       "--cpus-per-worker", "2"])
     assert result.exit_code == 0, result.output

@@ -16,7 +16,7 @@ from ferbatch.train.datasets.fer2013 import FER2013_LABELS, load_fer2013
 from ferbatch.train.datasets.ferplus import FERPLUS_LABELS, load_ferplus
 from ferbatch.train.datasets.folder import load_folder, load_folder_splits, stratified_split
 
-from train_fixtures import one_torch_thread, write_fer_csv, write_image_folder, write_pixels_csv, write_votes  # noqa: F401
+from train_data import write_fer_csv, write_image_folder, write_pixels_csv, write_votes
 
 # ---------------------------------------------------------------- FER2013 CSV
 
@@ -241,3 +241,14 @@ def test_stratified_split_small_classes() -> None:
     train, val, test = stratified_split(targets, (0.8, 0.1, 0.1), seed=0)
     assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(13))
     assert set(targets[train].tolist()) == {0, 1, 2}  # every class keeps a training sample
+
+
+# ---------------------------------------------------------------- the registry
+
+def test_unknown_dataset_lists_the_registry(tmp_path: Path) -> None:
+    from ferbatch.errors import ConfigError
+    from ferbatch.train.datasets import dataset_names, get_dataset
+
+    assert dataset_names() == ["fer2013", "ferplus", "folder"]
+    with pytest.raises(ConfigError, match="fer2013, ferplus, folder"):
+        get_dataset("affectnet")

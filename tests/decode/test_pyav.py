@@ -1,4 +1,5 @@
-"""Decode stage: expected properties per clip, table-driven (PySceneDetect style).
+"""The PyAV backend (``ferbatch.decode.pyav``): expected properties per clip, table-driven
+(PySceneDetect style).
 
 Every clip is encoded by ``tests/clips.py`` at test time, so the expected frame count, rate,
 displayed size, rotation and timestamps are known exactly; each frame carries its own number as
@@ -200,8 +201,8 @@ def test_early_stop_closes_cleanly(case: Case, threads: int, encoded) -> None:
 def test_skipped_frames_are_not_converted(encoded, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = encoded(CASES[0])
     calls = []
-    real = pyav_backend._to_rgb
-    monkeypatch.setattr(pyav_backend, "_to_rgb", lambda fr: calls.append(1) or real(fr))
+    real = pyav_backend.to_rgb
+    monkeypatch.setattr(pyav_backend, "to_rgb", lambda fr: calls.append(1) or real(fr))
     video, frames = decode_all(spec.path, FrameSampler(every=4))
     assert len(calls) == len(frames) == 15
     assert video.frames_decoded == N
@@ -290,34 +291,20 @@ def test_damaged_middle_skips_packets_and_goes_on(clips_dir) -> None:
     assert "ends early" not in stopped.error  # giving up on purpose is not reported as truncation
 
 
-# ---------------------------------------------------------------------------- sampler (pure)
-def test_sampler_every_and_all() -> None:
-    assert FrameSampler().describe() == "all"
-    s = FrameSampler(every=3)
-    assert s.describe() == "every=3"
-    assert [i for i in range(10) if s.keep(i, i / 30)] == [0, 3, 6, 9]
-
-
-def test_sampler_fps_grid_and_gaps() -> None:
-    s = FrameSampler(fps=5)
-    assert s.describe() == "fps=5"
-    kept = [i for i in range(60) if s.keep(i, i / 30)]
-    assert kept == list(range(0, 60, 6))
-    s.reset()
-    # a long gap (VFR / dropped frames) does not make the sampler catch up with a burst
-    times = [0.0, 0.05, 1.0, 1.05, 1.1, 1.2, 1.35]
-    assert [t for t in times if s.keep(0, t)] == [0.0, 1.0, 1.2]
-
-
-def test_sampler_from_config_and_validation() -> None:
-    assert FrameSampler.from_config(DecodeConfig(fps=2.5)).describe() == "fps=2.5"
-    for bad in ({"fps": 1, "every": 2}, {"fps": 0}, {"every": 0}):
-        with pytest.raises(ConfigError):
-            FrameSampler(**bad)
-
-
-def test_video_stream_is_the_interface() -> None:
-    assert issubclass(pyav_backend.PyAVStream, VideoStream)
+# ---------------------------------------------------------------------------- the interface
+def test_pyav_stream_is_a_video_stream_iterated_once(encoded) -> None:
+    """Iterating the stream itself (the base class's ``__iter__``) is ``frames()`` without a
+    sampler; the context manager closes it, and a closed stream refuses to decode again."""
+    spec = encoded(CASES[0])
+    with open_video(spec.path) as video:
+        assert isinstance(video, VideoStream) and str(spec.path) in repr(video)
+        frames = list(video)
+        assert video.frames_decoded == spec.n_frames and video.error is None
+    assert [f.index for f in frames] == list(range(spec.n_frames))
+    assert [stored_number(f.image, spec.rotation) for f in frames] == list(range(spec.n_frames))
+    assert video._container is None
+    with pytest.raises(DecodeError):
+        list(video)
 
 
 # ---------------------------------------------------------------------------- ../shared clips

@@ -10,7 +10,6 @@ import pytest
 
 from ferbatch.output.read import load
 from ferbatch.report import build_report, summarize
-from ferbatch.report.summary import atomic_write
 
 from synth_output import DEFAULT_LABELS, EXPECTED, write_synthetic_output
 
@@ -131,21 +130,6 @@ def test_written_files(tmp_path, synth):
     assert (out / "summary.parquet").stat().st_mode & 0o044  # readable by others like the rest
     assert not (out / "report").exists()
 
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    target = tmp_path / "x.txt"
-    target.write_text("old")
-
-    def boom(tmp):
-        tmp.write_text("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, boom)
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["x.txt"]
-    atomic_write(target, lambda tmp: tmp.write_text("new"))
-    assert target.read_text() == "new"
 
 
 @pytest.mark.parametrize("with_meta", [True, False])

@@ -7,7 +7,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import click
-import pytest
 from click.testing import CliRunner
 
 from ferbatch.cli import cli
@@ -15,8 +14,6 @@ from ferbatch.cli_train import train_command, tune_command
 from ferbatch.models.checkpoint import load_checkpoint
 from ferbatch.train.args import TrainArgs, field_default
 from ferbatch.train.tune_space import SEARCHED, TuneOptions
-
-from train_fixtures import fer_files, one_torch_thread, trained_run  # noqa: F401
 
 # tiny_args on the command line, but without the architecture options (given per test)
 BASE = ["--model", "vgg_gap", "--batch-size", "32", "--warmup-epochs", "0", "--schedule",
@@ -90,10 +87,8 @@ def test_evaluate_quiet_prints_the_headline(trained_run: Path, fer_files: tuple[
     assert "precision" not in result.output  # the per-class table is what --quiet drops
 
 
-def test_unknown_dataset_lists_the_registry(tmp_path: Path) -> None:
-    from ferbatch.errors import ConfigError
-    from ferbatch.train.datasets import dataset_names, get_dataset
-
-    assert dataset_names() == ["fer2013", "ferplus", "folder"]
-    with pytest.raises(ConfigError, match="fer2013, ferplus, folder"):
-        get_dataset("affectnet")
+def test_train_cli_reports_errors_without_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "missing.csv"),
+                                      "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 1
+    assert "not found" in result.output and "Traceback" not in result.output

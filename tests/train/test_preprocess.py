@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from ferbatch.errors import ModelError
-from ferbatch.models import create_model, is_model, list_models, model_entrypoint
+from ferbatch.models import create_model
 from ferbatch.models.checkpoint import load_checkpoint, save_checkpoint
 from ferbatch.models.preprocess import Preprocess, center_crop, normalize
 from ferbatch.train.args import TrainArgs, field_default
 from ferbatch.train.engine import predict_proba
 from ferbatch.train.main import main, make_checkpoint
 
-from train_fixtures import TINY_MODEL, fer_files, one_torch_thread, tiny_args  # noqa: F401
+from train_data import TINY_MODEL, tiny_args
 
 CUSTOM = dict(image_size=52, input_size=36, mean=0.45, std=0.3, crop_scale=1.1,
               crop_shift_y=0.05)
@@ -93,16 +92,6 @@ def test_trainer_normalises_as_the_checkpoint_says(fer_files: tuple[Path, Path],
     assert ckpt.preprocess == Preprocess(**custom)
     assert len(seen) == 3 and all(p == ckpt.preprocess for p in seen)  # train, val, test
     assert ckpt.train_config["mean"] == 0.45 and ckpt.train_config["std"] == 0.3
-
-
-def test_registry_public_api() -> None:
-    names = list_models()
-    assert "vgg_gap" in names and names == sorted(names)
-    assert is_model("vgg_gap") and not is_model("nope")
-    builder = model_entrypoint("vgg_gap")
-    assert callable(builder) and builder.__name__ == "vgg_gap"
-    with pytest.raises(ModelError, match="available: .*vgg_gap"):
-        model_entrypoint("nope")
 
 
 def test_inference_does_not_import_the_trainer() -> None:
