@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.ferbatch-setup
 
-.PHONY: setup demo test test-fast lint bench browser clean
+.PHONY: setup demo test test-fast lint bench bench-gpu browser clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_pipeline.py
+
+# GPU throughput (needs CUDA): 360p/720p/1080p, 1-8 workers per GPU -> bench/gpu_results.json
+bench-gpu: setup
+	$(PY) bench/bench_gpu.py --json bench/gpu_results.json
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

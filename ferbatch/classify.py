@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .batching import pad_rows
-from .devices import inference_autocast, resolve_device
+from .devices import inference_autocast, resolve_device, upload
 from .models.bundled import resolve_model
 from .models.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from .models.preprocess import center_crop, normalize
@@ -75,7 +75,7 @@ class EmotionClassifier:
             batch = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size]))
             rows = len(batch)
             batch = pad_rows(batch, _BUCKET)
-            x = normalize(center_crop(batch.to(self.device), pre.input_size), pre.mean, pre.std)
+            x = normalize(center_crop(upload(batch, self.device), pre.input_size), pre.mean, pre.std)
             if self.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             t = self.temperature

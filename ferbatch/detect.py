@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .batching import pad_rows
 from .config import DetectConfig
+from .devices import upload
 from .errors import ModelError
 
 _BUCKET = 64  # R-Net / O-Net batch-size bucket step (see ferbatch.batching)
@@ -111,9 +112,11 @@ def _regress(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, image_idx: torch.Tensor,
              threshold: float) -> torch.Tensor:
     """NMS with the intersection over the *smaller* box (MTCNN's last stage): drops boxes
-    nested inside a better one. Few boxes reach this stage, so O(N²) is fine."""
+    nested inside a better one. Few boxes reach this stage, so O(N²) is fine: the overlap
+    matrix is computed where the boxes are, and the greedy pass runs on one host copy of it
+    (a single device-to-host transfer, not one per box). Returns indices on ``boxes``' device."""
     if boxes.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long)
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = scores.argsort(descending=True)
     b = boxes[order]
     area = (b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)
@@ -122,14 +125,14 @@ def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, image_idx: torch.Tensor,
     inter = (rb - lt).clamp_min(0).prod(2)
     overlap = inter / torch.minimum(area[:, None], area[None, :]).clamp_min(1e-6)
     same = image_idx[order][:, None] == image_idx[order][None, :]
-    suppress = (overlap > threshold) & same
+    suppress = ((overlap > threshold) & same).cpu()
     keep = torch.ones(len(order), dtype=torch.bool)
     for i in range(len(order)):
         if keep[i]:
             later = suppress[i].clone()
             later[: i + 1] = False
             keep &= ~later
-    return order[keep]
+    return order[keep.to(order.device)]
 
 
 class FaceDetector:
@@ -167,26 +170,29 @@ class FaceDetector:
         else:
             small = list(frames)
         # N×H×W×3 memory viewed as NCHW = channels-last, what the networks run fastest on
-        batch = torch.from_numpy(np.stack(small)).to(self.device).permute(0, 3, 1, 2).float()
+        batch = upload(np.stack(small), self.device).permute(0, 3, 1, 2).float()
         min_face = max(12.0, self.config.min_face_size * ratio)
         boxes, scores, points, image_idx = self._cascade(batch, min_face)
-        boxes = boxes / ratio
-        points = points / ratio
-        out = []
-        for i in range(len(frames)):
-            sel = (image_idx == i) & (scores >= self.config.min_score)
-            if not bool(sel.any()):
-                out.append(Detections.empty())
-                continue
-            b, s, p = boxes[sel], scores[sel], points[sel]
-            order = s.argsort(descending=True)
-            b, s, p = b[order], s[order], p[order]
-            b[:, 0::2] = b[:, 0::2].clamp(0, w)
-            b[:, 1::2] = b[:, 1::2].clamp(0, h)
-            out.append(Detections(b.cpu().numpy().astype(np.float32),
-                                  s.cpu().numpy().astype(np.float32),
-                                  p.cpu().numpy().astype(np.float32)))
-        return out
+        # one device-to-host copy per batch, then per-frame selection on the host
+        boxes = (boxes / ratio).cpu().numpy()
+        points = (points / ratio).cpu().numpy()
+        scores, image_idx = scores.cpu().numpy(), image_idx.cpu().numpy()
+        return [self._frame_detections(boxes, scores, points, image_idx == i, w, h)
+                for i in range(len(frames))]
+
+    def _frame_detections(self, boxes: np.ndarray, scores: np.ndarray, points: np.ndarray,
+                          mine: np.ndarray, w: int, h: int) -> Detections:
+        """The detections of one frame (rows ``mine``) above ``min_score``, best first, boxes
+        clipped to the ``w``×``h`` frame."""
+        sel = mine & (scores >= self.config.min_score)
+        if not sel.any():
+            return Detections.empty()
+        b, s, p = boxes[sel], scores[sel], points[sel]
+        order = np.argsort(-s, kind="stable")
+        b, s, p = b[order].copy(), s[order], p[order]
+        b[:, 0::2] = b[:, 0::2].clip(0, w)
+        b[:, 1::2] = b[:, 1::2].clip(0, h)
+        return Detections(b.astype(np.float32), s.astype(np.float32), p.astype(np.float32))
 
     def _crop(self, images: torch.Tensor, boxes: torch.Tensor, image_idx: torch.Tensor,
               size: int) -> torch.Tensor:

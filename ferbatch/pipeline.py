@@ -24,13 +24,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from .classify import EmotionClassifier
 from .config import DecodeConfig, RunConfig
 from .crop import crop_faces, to_grey
 from .decode import Frame, FrameSampler, VideoStream, open_video
 from .detect import Detections, FaceDetector
-from .devices import default_batch_sizes, detect_concurrency, resolve_device, shared_threads
+from .devices import (
+    default_batch_sizes,
+    detect_concurrency,
+    out_of_memory_message,
+    release_memory,
+    resolve_device,
+    shared_threads,
+)
 from .errors import FerbatchError
 from .models.bundled import resolve_model
 from .models.checkpoint import file_sha256, load_checkpoint
@@ -237,6 +245,10 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
     except FerbatchError as exc:  # the file's own problem: the message says it all
         row["error"] = str(exc)
         log.info("%s failed: %s", path, exc, exc_info=True)
+    except torch.OutOfMemoryError:  # the device's limit, not the file's fault
+        row["error"] = out_of_memory_message(path, stages.device)
+        log.warning("%s", row["error"], exc_info=True)
+        release_memory(stages.device)
     except (MemoryError, RuntimeError, ValueError, OSError) as exc:  # maybe a bug: keep the stack
         row["error"] = f"{Path(path).name}: {type(exc).__name__}: {exc}"
         trace = traceback.format_exc()
