@@ -6,6 +6,11 @@ is declared a string: left to guess, pyarrow would turn an all-digit id like ``0
 integer 1, which no longer matches ``videos.parquet``. The file names used here are those of
 the output contract (``ferbatch/output/layout.py``); the examples spell them out so that they
 run with nothing but pandas.
+
+An output holds one label set (``_ferbatch.json``; ``ferbatch/output/labelset.py``):
+:func:`out_dir` refuses a folder whose ``faces`` partitions disagree with it (one an older
+ferbatch let two models write), as ``ferbatch.load`` does, rather than print shares computed
+over the wrong labels.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 #: ``video_id=<id>`` folders, read as strings
 PARTITIONING = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
@@ -29,16 +35,45 @@ def out_dir(argv: list[str], usage: str) -> Path:
     out = Path(argv[1])
     if not (out / "videos.parquet").is_file():
         sys.exit(f"{out}: not a ferbatch output folder (no videos.parquet)")
+    check_label_set(out)
     return out
+
+
+def check_label_set(out: Path) -> None:
+    """Exit with a message when the ``faces`` partitions do not all carry the output's labels."""
+    expected = _manifest_labels(out)
+    odd = []
+    for part in sorted((out / "faces").glob("video_id=*/*.parquet")):
+        if part.name.startswith((".", "_")):
+            continue
+        found = [c[2:] for c in pq.read_schema(part).names if c.startswith("p_")]
+        expected = expected or found
+        if set(found) != set(expected):
+            odd.append(part.parent.name.removeprefix("video_id="))
+    if odd:
+        sys.exit(f"{out}: one output holds one label set, {expected}, but the faces of "
+                 f"{', '.join(sorted(set(odd)))} have other labels; redo them with the output's model")
+
+
+def _manifest_labels(out: Path) -> list[str]:
+    meta = out / "_ferbatch.json"
+    return list(json.loads(meta.read_text()).get("labels") or []) if meta.is_file() else []
+
+
+def check_video_ids(out: Path, *wanted: str) -> None:
+    """Exit listing the valid ids when one of ``wanted`` is not a video of the output."""
+    ids = pd.read_parquet(out / "videos.parquet", columns=["video_id"])["video_id"].astype(str).tolist()
+    unknown = [v for v in wanted if v not in ids]
+    if unknown:
+        sys.exit(f"unknown video id(s): {', '.join(unknown)}; the videos of {out} are: "
+                 + ", ".join(ids))
 
 
 def labels(out: Path, faces: pd.DataFrame | None = None) -> list[str]:
     """The model's labels, in order: from _ferbatch.json, else from the p_* columns."""
-    meta = out / "_ferbatch.json"
-    if meta.is_file():
-        found = json.loads(meta.read_text()).get("labels")
-        if found:
-            return list(found)
+    found = _manifest_labels(out)
+    if found:
+        return found
     if faces is None:
         faces = read_faces(out)
     return [c[2:] for c in faces.columns if c.startswith("p_")]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import sys
 
 import pandas as pd
-from _common import labels, out_dir, read_faces
+from _common import check_video_ids, labels, out_dir, read_faces
 
 usage = "python examples/compare_videos.py OUT VIDEO_A VIDEO_B"
 out = out_dir(sys.argv, usage)
 if len(sys.argv) < 4:
     sys.exit(f"usage: {usage}")
 a, b = sys.argv[2], sys.argv[3]
+check_video_ids(out, a, b)
 faces = read_faces(out)
 order = labels(out, faces)
 prob = [f"p_{lb}" for lb in order]
@@ -25,7 +26,7 @@ prob = [f"p_{lb}" for lb in order]
 profile = faces[faces["video_id"].isin([a, b])].groupby("video_id")[prob].mean()
 missing = [v for v in (a, b) if v not in profile.index]
 if missing:
-    sys.exit(f"no faces for video(s): {', '.join(missing)}")
+    sys.exit(f"no faces in video(s) {', '.join(missing)} (in the output, but no face was found)")
 table = pd.DataFrame({a: profile.loc[a].to_numpy(), b: profile.loc[b].to_numpy()}, index=order)
 table["difference"] = table[b] - table[a]
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from _common import clock, labels, out_dir, read_faces
+from _common import check_video_ids, clock, labels, out_dir, read_faces
 
 out = out_dir(sys.argv, "python examples/face_timelines.py OUT VIDEO_ID [BIN_SECONDS]")
 if len(sys.argv) < 3:
     sys.exit("usage: python examples/face_timelines.py OUT VIDEO_ID [BIN_SECONDS]")
 video_id = sys.argv[2]
 bin_s = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+check_video_ids(out, video_id)
 faces = read_faces(out)
 order = labels(out, faces)
 face = faces[faces["video_id"] == video_id]
 if face.empty:
-    sys.exit(f"no faces for video {video_id!r}")
+    sys.exit(f"no faces in video {video_id!r} (it is in the output, but no face was found)")
 
 prob = [f"p_{lb}" for lb in order]
 face = face.assign(bin=np.floor(face["timestamp_s"] / bin_s).astype(int))

@@ -3,11 +3,16 @@
 Python API (mirrors the CLI)::
 
     import ferbatch
-    result = ferbatch.process_video("clip.mp4", ferbatch.RunConfig())   # one video, in memory
-    summary = ferbatch.run(["videos/"], "out")                           # in this process
-    summary = ferbatch.run_videos(["videos/"], "out")                    # like `ferbatch run`
-    data = ferbatch.load("out")                                          # typed pandas frames
-    ferbatch.run(["videos/"], "s3://bucket/prefix")     # or any URI pyarrow.fs resolves
+    summary = ferbatch.run_videos(["videos/"], "out")   # `ferbatch run`: in-process or Ray
+    summary = ferbatch.run(["videos/"], "out")          # always in this process, never Ray
+    data = ferbatch.load("out")                         # typed pandas frames (Results)
+    result = ferbatch.process_video("clip.mp4", ferbatch.RunConfig())   # one video, in memory:
+    result.row, result.frames, result.faces             # a dict and two pyarrow Tables
+    result.to_pandas()                                  # the same as a Results of pandas frames
+    ferbatch.run_videos(["videos/"], "s3://bucket/prefix")   # or any URI pyarrow.fs resolves
+
+The names are imported on first use (torch and PyAV load only then); ``dir(ferbatch)`` lists
+them all.
 """
 
 from __future__ import annotations
@@ -50,3 +55,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module_name), attr)
+
+
+def __dir__() -> list[str]:
+    """The module's own names plus the lazily imported API (``run``, ``load``…)."""
+    return sorted(set(globals()) | set(_EXPORTS))

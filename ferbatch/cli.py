@@ -7,8 +7,11 @@ Three layers, as in PySceneDetect: click parses options → they become one vali
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,64 @@ from .devices import CPU_CLASSIFY_BATCH, CPU_DETECT_BATCH, DEVICE_HELP, GPU_CLAS
 from .errors import FerbatchError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread, like KeyboardInterrupt for SIGINT."""
+
+
+#: what an interrupted command leaves, per command (one line on stderr)
+_AFTER_INTERRUPT = {
+    "run": "videos committed so far are kept; the same command skips them and does the rest",
+    "train": "OUT/last.pt holds the last finished epoch: the same command with --resume goes on",
+}
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def interruptible(command: str | Callable[[], str]) -> Iterator[None]:
+    """Exit 130 on Ctrl-C (SIGINT) and 143 on SIGTERM, with one line on stderr, instead of a
+    traceback or click's "Aborted!". The commit protocol keeps the output consistent whenever
+    the exception arrives (README, Output contract). ``command``: its name (or a function
+    giving it when the interrupt comes), for the message."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    except (KeyboardInterrupt, Terminated) as exc:
+        name, code = (("Ctrl-C", 130) if isinstance(exc, KeyboardInterrupt) else ("SIGTERM", 143))
+        command = command if isinstance(command, str) else command()
+        after = _AFTER_INTERRUPT.get(command)
+        who = " ".join(filter(None, ["ferbatch", command]))
+        click.echo(f"\n{who}: interrupted by {name}" + (f"; {after}" if after else ""), err=True)
+        raise click.exceptions.Exit(code) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Group(click.Group):
+    """The ``ferbatch`` group: every command exits 130/143 when interrupted
+    (:func:`interruptible`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with interruptible(lambda: ctx.invoked_subcommand or ""):
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ferbatch")
 def cli() -> None:
     """Facial-emotion timelines for folders of video, written to Parquet."""
+
+
+def exit_codes_help() -> str:
+    """The exit codes, for the help of ``ferbatch run`` and the Ray job."""
+    from .runner.summary import EXIT_CODES
+
+    return "Exit codes:\n\n\b\n" + "\n".join(f"{code:>3}  {text}" for code, text in EXIT_CODES.items())
 
 
 def build_config(opts: dict[str, Any]) -> RunConfig:
@@ -48,31 +105,48 @@ def run_options(fn: Any) -> Any:
                      help="Output folder (Parquet dataset): a local path, or a URI pyarrow "
                           "understands (s3://bucket/prefix, gs://bucket/prefix, file:///abs/path; "
                           "credentials from the environment)."),
-        click.option("--fps", type=float, default=None, help="Analyse N frames per second (time-based)."),
-        click.option("--every", type=int, default=None, help="Analyse every N-th frame."),
-        click.option("--model", default=None, metavar="NAME|PATH", help="Emotion model: a bundled model's name (`ferbatch models`) or a checkpoint file.  [default: default]"),
+        click.option("--fps", type=float, default=None, metavar="N",
+                     help="Analyse N frames per second of video (time-based, correct on variable "
+                          "frame rate).  [default: every frame]"),
+        click.option("--every", type=int, default=None, metavar="N",
+                     help="Analyse every N-th decoded frame.  [default: every frame]"),
+        click.option("--model", default=None, metavar="NAME|PATH",
+                     help="Emotion model: a bundled model's name (`ferbatch models`) or a "
+                          "checkpoint file.  [default: default]"),
         click.option("--device", default=RunConfig.device, show_default=True, help=DEVICE_HELP),
         click.option("--min-face", default=DetectConfig.min_face_size, show_default=True,
-                     help="Smallest face, in pixels of the displayed frame."),
+                     metavar="PX", help="Smallest face found, in pixels of the displayed frame."),
         click.option("--det-max-side", default=DetectConfig.max_side, show_default=True,
-                     help="Downscale frames so their long side is at most this before detection."),
+                     metavar="PX",
+                     help="Downscale frames so their long side is at most this many pixels "
+                          "before detection (boxes are mapped back to the full frame)."),
         click.option("--thresholds", nargs=3, type=float, default=DetectConfig.thresholds,
-                     show_default=True, help="MTCNN P/R/O-Net thresholds."),
+                     show_default=True, metavar="P R O",
+                     help="MTCNN P-, R- and O-Net score thresholds, each in (0, 1)."),
         click.option("--min-score", default=DetectConfig.min_score, show_default=True,
-                     help="Drop faces with a lower detection score."),
-        click.option("--det-batch", type=click.IntRange(min=1), default=None,
+                     help="Drop faces with a lower detection score, in [0, 1)."),
+        click.option("--det-batch", type=click.IntRange(min=1), default=None, metavar="N",
                      help=f"Frames per detection batch.  [default: {CPU_DETECT_BATCH} on the CPU, "
                           f"one batch per core at once; {GPU_DETECT_BATCH} on a GPU]"),
-        click.option("--cls-batch", type=click.IntRange(min=1), default=None,
+        click.option("--cls-batch", type=click.IntRange(min=1), default=None, metavar="N",
                      help=f"Faces classified at once.  [default: {GPU_CLASSIFY_BATCH} on a GPU, "
                           f"{CPU_CLASSIFY_BATCH} on the CPU]"),
-        click.option("--tta-flip", is_flag=True, help="Average the emotion over the mirrored face too."),
-        click.option("--track-iou", default=TrackConfig.iou_threshold, show_default=True),
+        click.option("--tta-flip", is_flag=True,
+                     help="Average the emotion over the mirrored face too (about 2x the "
+                          "classification time).  [default: off]"),
+        click.option("--track-iou", default=TrackConfig.iou_threshold, show_default=True,
+                     help="Smallest box overlap (intersection over union, in (0, 1)) for a "
+                          "detection to continue a face's track, i.e. keep its face_id."),
         click.option("--track-gap", default=TrackConfig.max_gap_s, show_default=True,
-                     help="Seconds a face may be unseen and keep its id."),
+                     metavar="SECONDS", help="Seconds a face may be unseen and keep its face_id."),
         click.option("--decode-threads", default=DecodeConfig.threads, show_default=True,
-                     help="0 = FFmpeg's choice."),
-        click.option("--overwrite", is_flag=True, help="Redo videos already complete in OUT."),
+                     metavar="N", help="FFmpeg decoding threads per video; 0 = FFmpeg's choice."),
+        click.option("--overwrite", is_flag=True,
+                     help="Redo every video, also those already complete in OUT.  [default: "
+                          "skip complete ones]"),
+        click.option("--retry-partial", is_flag=True,
+                     help="Redo videos that ended partial (frames lost to damage) instead of "
+                          "skipping them like complete ones.  [default: skip them]"),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option("--verbose", "-v", count=True,
                      help="More messages on stderr: -v progress and tracebacks, -vv debugging. "
@@ -97,17 +171,17 @@ def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
     options = [
         click.option("--address", default=None if local_flag else "auto", metavar="ADDR",
                      help=address_help),
-        click.option("--workers", type=click.IntRange(min=1), default=None,
-                     help="Worker actors (default: cluster CPUs // --cpus-per-worker, "
-                          "at most one per video)."),
+        click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Worker actors (default: cluster CPUs // --cpus-per-worker, at most "
+                          "one per work unit: a video, or a segment of a split one)."),
         click.option("--cpus-per-worker", type=click.FloatRange(min=0),
-                     default=PoolConfig.cpus_per_worker, show_default=True,
+                     default=PoolConfig.cpus_per_worker, show_default=True, metavar="N",
                      help="CPUs each worker reserves (its torch threads)."),
-        click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+        click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None, metavar="N",
                      help="GPUs each worker reserves; 0.5 puts two workers on a GPU "
                           "(default: 1 when the cluster has GPUs and --device is not cpu, else 0)."),
         click.option("--max-retries", type=click.IntRange(min=0), default=PoolConfig.max_retries,
-                     show_default=True,
+                     show_default=True, metavar="N",
                      help="Times a video (or one of its segments) is retried after its worker "
                           "died."),
         click.option("--segment-s", type=click.FloatRange(min=0), default=PoolConfig.segment_s,
@@ -133,12 +207,17 @@ def build_pool(opts: dict[str, Any]) -> PoolConfig:
                       segment_s=opts["segment_s"]).validate()
 
 
-@cli.command("run")
+@cli.command("run", epilog=exit_codes_help())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @run_options
 @ray_options()
 def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
-    """Analyse video files and folders (recursively) into Parquet timelines in OUT."""
+    """Analyse video files and folders (recursively) into Parquet timelines in OUT.
+
+    Folders are searched for .mp4 .mov .mkv .webm .avi .m4v .mpg .mpeg .ts files (hidden ones
+    skipped); files named explicitly are always tried. Videos already complete in OUT (same
+    file, model and settings; ok or partial) are skipped. No video files at all is an error.
+    """
     from .decode.av_util import quiet_ffmpeg
     from .logs import configure_console
     from .progress import ConsoleProgress, format_summary
@@ -151,7 +230,8 @@ def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
         pool = build_pool(opts)
         with ConsoleProgress(enabled=not opts["quiet"]) as progress:
             summary = run_videos(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
-                                 pool=pool, use_ray=opts["use_ray"], hook=progress)
+                                 pool=pool, use_ray=opts["use_ray"], hook=progress,
+                                 retry_partial=opts["retry_partial"])
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(format_summary(summary))
@@ -159,8 +239,9 @@ def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
 
 
 @cli.command("demo")
-@click.option("--out", "-o", default="demo_out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--out", "-o", default="demo_out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the demo clips (OUT/input) and their results (OUT/results).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def demo_command(out: str, quiet: bool) -> None:
     """Write demo clips of a real face (scikit-image's astronaut photo) and analyse them."""
     from .decode.av_util import quiet_ffmpeg
@@ -176,10 +257,11 @@ def demo_command(out: str, quiet: bool) -> None:
 
 def _register_commands() -> None:
     """Attach the commands of the trainer and the report modules."""
+    from .cli_models import COMMANDS as model_commands
     from .cli_report import COMMANDS as report_commands
     from .cli_train import COMMANDS as train_commands
 
-    for command in [*train_commands, *report_commands]:
+    for command in [*train_commands, *model_commands, *report_commands]:
         cli.add_command(command)
 
 

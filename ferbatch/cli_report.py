@@ -26,7 +26,7 @@ from .report.defaults import (
               show_default=True,
               help="Shortest run of one dominant emotion reported as an episode, in seconds.")
 @click.option("--max-gap", "max_gap_s", type=float, default=DEFAULT_MAX_GAP_S, show_default=True,
-              help="A face unseen for longer than this (and than 2 sampling intervals) starts a new "
+              help="Seconds: a face unseen for longer than this (and than 2 sampling intervals) starts a new "
                    "track run: smoothing restarts and episodes end.")
 @click.option("--no-html", is_flag=True, help="Write only the summary tables.")
 @click.option("--no-thumbnails", is_flag=True, help="Do not open the source videos for face thumbnails.")
@@ -37,6 +37,7 @@ def report_command(out: str, smooth_method: str, window_s: float, min_episode_s:
     episodes (summary.parquet/.csv, summary_faces.parquet, episodes.parquet) and a static HTML
     report in OUT/report/. Works on runs with failed or partial videos."""
     from .logs import configure_console
+    from .progress import plural
     from .report import build_report
 
     if not quiet:
@@ -55,8 +56,9 @@ def report_command(out: str, smooth_method: str, window_s: float, min_episode_s:
     v = rep.summary.videos
     if not quiet:
         counts = v["status"].fillna("unknown").value_counts()
-        click.echo(f"{len(v)} videos (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"), "
-                   f"{len(rep.summary.faces)} faces, {len(rep.summary.episodes)} episodes")
+        click.echo(f"{plural(len(v), 'video')} (" + ", ".join(f"{n} {s}" for s, n in counts.items())
+                   + f"), {plural(len(rep.summary.faces), 'face')}, "
+                   f"{plural(len(rep.summary.episodes), 'episode')}")
     names = {"summary": "summary", "summary_csv": "summary (CSV)", "summary_faces": "per face",
              "episodes": "episodes", "html": "HTML report"}
     for key, path in rep.files.items():

@@ -1,5 +1,5 @@
-"""CLI commands of the trainer: ``ferbatch train``, ``evaluate``, ``tune``, ``models`` and
-``calibrate-crop``.
+"""CLI commands of the trainer: ``ferbatch train``, ``evaluate`` and ``tune`` (the model
+commands ``models``, ``calibrate-crop`` and ``calibrate-temperature``: :mod:`ferbatch.cli_models`).
 
 Click parses; options become a typed :class:`~ferbatch.train.args.TrainArgs` (or evaluate /
 tune options), which the plain ``main`` functions run. Every default is read from the dataclass
@@ -20,6 +20,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from .devices import DEVICE_HELP
 from .errors import FerbatchError
 from .train.args import (
     CLASS_WEIGHTS,
@@ -123,50 +124,98 @@ def _explicit(ctx: click.Context, names: list[str]) -> set[str]:
     return given
 
 
-@click.command("train")
+#: the splits, in the words of FER2013 (every command with --split says it)
+SPLIT_HELP = ("FER2013 and FER+: train = Training, val = PublicTest, test = PrivateTest; image "
+              "folders: DATA/<split>/ when it exists, else DATA itself.")
+FERPLUS_HELP = ("fer2013new.csv, the FER+ votes (row-aligned with the FER2013 CSV of --data); "
+                "required by --dataset ferplus, an error with any other dataset.  [default: none]")
+CACHE_HELP = ("Parsed FER2013 CSVs are cached (~85 MB each) in $FERBATCH_CACHE_DIR "
+              "(FERBATCH_CACHE_DIR=off: no cache), else $XDG_CACHE_HOME/ferbatch, else "
+              "~/.cache/ferbatch.")
+
+
+def _dataset_help() -> str:
+    from .train.datasets import DATASETS
+
+    return "Format of --data: " + "; ".join(f"{k.name}: {k.summary}" for k in DATASETS.values()) + "."
+
+
+FERPLUS_MODE_HELP = ("How FER+ votes become targets: majority (one label, rows without a clear "
+                     "majority dropped), probability (a label drawn from the votes each batch), "
+                     "crossentropy (the vote distribution as soft target).")
+TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror), tencrop (10 crops)."
+
+
+@click.command("train", epilog=CACHE_HELP)
 @click.option("--data", required=True, help="FER2013 CSV (.csv/.csv.gz) or an image folder root.")
 @click.option("--out", required=True, help="Run folder: checkpoints, metrics, curves.")
-@click.option("--dataset", type=click.Choice(dataset_names()), default=_train("dataset"), show_default=True)
-@click.option("--ferplus", default=_train("ferplus"), help="fer2013new.csv (FER+ votes) for --dataset ferplus.")
-@click.option("--ferplus-mode", type=click.Choice(FERPLUS_MODES), default=_train("ferplus_mode"), show_default=True)
-@click.option("--val-data", default=_train("val_data"), help="Validation image folder for --dataset folder.")
-@click.option("--classes", default=None, help="Comma-separated subset of labels, e.g. happy,sad,surprise,neutral.")
+@click.option("--dataset", type=click.Choice(dataset_names()), default=_train("dataset"), show_default=True,
+              help=_dataset_help())
+@click.option("--ferplus", default=_train("ferplus"), metavar="FILE", help=FERPLUS_HELP)
+@click.option("--ferplus-mode", type=click.Choice(FERPLUS_MODES), default=_train("ferplus_mode"), show_default=True,
+              help=FERPLUS_MODE_HELP)
+@click.option("--val-data", default=_train("val_data"), metavar="DIR",
+              help="Validation image folder, for --dataset folder only.  [default: DATA/val/ when "
+                   "it exists, else a seeded 10 % of the training images]")
+@click.option("--classes", default=None, metavar="A,B,…",
+              help="Comma-separated subset of labels to train on, e.g. happy,sad,surprise,neutral "
+                   "(rows of other classes are dropped).  [default: every class of the dataset]")
 @click.option("--model", default=_train("model"), show_default=True, help="Architecture name (see `ferbatch models`).")
-@click.option("--model-kw", multiple=True, help="Architecture option KEY=VALUE (repeatable), e.g. width=40.")
-@click.option("--pretrained", default=_train("pretrained"), help="Local ImageNet weights file for tv_* backbones.")
+@click.option("--model-kw", multiple=True, metavar="KEY=VALUE",
+              help="Architecture option (repeatable), e.g. width=40.  [default: the architecture's own]")
+@click.option("--pretrained", default=_train("pretrained"), metavar="FILE",
+              help="Local ImageNet weights file for tv_* backbones.  [default: random init]")
 @click.option("--image-size", default=_train("image_size"), show_default=True, help="Face side (px) the data are resized to.")
 @click.option("--input-size", default=_train("input_size"), show_default=True, help="Crop side (px) the model sees.")
 @click.option("--mean", default=_train("mean"), show_default=True, help="Normalisation mean of grey levels in [0, 1].")
 @click.option("--std", default=_train("std"), show_default=True, help="Normalisation std of grey levels in [0, 1].")
-@click.option("--epochs", default=_train("epochs"), show_default=True)
-@click.option("--batch-size", default=_train("batch_size"), show_default=True)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=_train("optimizer"), show_default=True)
-@click.option("--lr", default=_train("lr"), show_default=True, help="Peak learning rate.")
-@click.option("--momentum", default=_train("momentum"), show_default=True)
-@click.option("--weight-decay", default=_train("weight_decay"), show_default=True)
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=_train("schedule"), show_default=True)
-@click.option("--warmup-epochs", default=_train("warmup_epochs"), show_default=True)
-@click.option("--augment", default=_train("augment"), show_default=True, help="none | light | standard | strong")
+@click.option("--epochs", default=_train("epochs"), show_default=True, help="Training epochs (passes over the training split).")
+@click.option("--batch-size", default=_train("batch_size"), show_default=True, help="Images per training batch.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=_train("optimizer"), show_default=True,
+              help="sgd: SGD with Nesterov momentum; adamw: AdamW.")
+@click.option("--lr", default=_train("lr"), show_default=True, help="Peak learning rate (after warm-up).")
+@click.option("--momentum", default=_train("momentum"), show_default=True, help="SGD momentum (sgd only).")
+@click.option("--weight-decay", default=_train("weight_decay"), show_default=True,
+              help="L2 weight decay (decoupled for adamw).")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=_train("schedule"), show_default=True,
+              help="Learning-rate schedule after warm-up: cosine decay to 0, plateau (cut when "
+                   "validation accuracy stalls), or none (constant).")
+@click.option("--warmup-epochs", default=_train("warmup_epochs"), show_default=True,
+              help="Epochs of linear learning-rate warm-up from 0.")
+@click.option("--augment", default=_train("augment"), show_default=True,
+              help="Augmentation preset: none | light | standard | strong (scale/shift/rotation, "
+                   "flip, brightness/contrast, random erasing; README).")
 @click.option("--mixup", default=_train("mixup"), show_default=True, help="Mixup alpha; 0 disables.")
-@click.option("--label-smoothing", default=_train("label_smoothing"), show_default=True)
-@click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=_train("class_weights"), show_default=True)
-@click.option("--patience", default=_train("patience"), show_default=True, help="Early stopping on validation accuracy (epochs); 0 = off.")
-@click.option("--eval-tta", type=click.Choice(TTA_MODES), default=_train("eval_tta"), show_default=True)
-@click.option("--seed", default=_train("seed"), show_default=True)
-@click.option("--device", default=_train("device"), show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--label-smoothing", default=_train("label_smoothing"), show_default=True,
+              help="Label smoothing of the cross-entropy targets, in [0, 1).")
+@click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=_train("class_weights"), show_default=True,
+              help="Loss weight per class: none, balanced (1/count) or sqrt (1/sqrt(count)).")
+@click.option("--patience", default=_train("patience"), show_default=True,
+              help="Early stopping: stop after this many epochs without a validation-accuracy "
+                   "gain; 0 = off (train all --epochs).")
+@click.option("--eval-tta", type=click.Choice(TTA_MODES), default=_train("eval_tta"), show_default=True,
+              help="Also report the test split with this TTA: " + TTA_HELP.split(": ", 1)[1])
+@click.option("--seed", default=_train("seed"), show_default=True, help="Random seed (data order, augmentation, init).")
+@click.option("--device", default=_train("device"), show_default=True, help=DEVICE_HELP)
 @click.option("--amp/--no-amp", default=_train("amp"), show_default=True, help="fp16 autocast on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.")
-@click.option("--channels-last/--no-channels-last", default=_train("channels_last"), show_default=True)
-@click.option("--threads", default=_train("threads"), show_default=True, help="torch threads; 0 = default.")
+@click.option("--channels-last/--no-channels-last", default=_train("channels_last"), show_default=True,
+              help="Store images and weights channels-last (faster convolutions on the CPU).")
+@click.option("--threads", default=_train("threads"), show_default=True, help="torch threads; 0 = torch's default (one per core).")
 @click.option("--resume", is_flag=True, default=_train("resume"),
               help="Continue from OUT/last.pt; model, its options, sizes, normalisation and "
                    "classes come from the run's config.json.")
-@click.option("--limit", default=_train("limit"), help="Use only the first N training images (smoke tests).")
+@click.option("--limit", default=_train("limit"), show_default=True,
+              help="Use only the first N training images (smoke tests); 0 = all.")
 @click.option("--crop-scale", default=_train("crop_scale"), show_default=True, help="Face crop size / detector box size at inference.")
 @click.option("--crop-shift-y", default=_train("crop_shift_y"), show_default=True, help="Downward shift of the crop, in box heights.")
 @click.option("--half-weights/--no-half-weights", default=_train("half_weights"), show_default=True, help="Store best.pt weights as fp16.")
 @click.option("--quiet", is_flag=True, default=_train("quiet"), help="No per-epoch progress on stderr.")
 def train_command(**opts: Any) -> None:
-    """Train an emotion model; select it on the validation split; report the test split once."""
+    """Train an emotion model; select it on the validation split; report the test split once.
+
+    FER2013's splits: Training trains, PublicTest (val) selects the epoch, PrivateTest (test)
+    is evaluated once at the end.
+    """
     from .train.main import main
 
     explicit = _explicit(click.get_current_context(), list(opts))
@@ -183,19 +232,22 @@ def train_command(**opts: Any) -> None:
                    f"(best epoch {metrics['best_epoch']}) → {opts['out']}/best.pt")
 
 
-@click.command("evaluate")
+@click.command("evaluate", epilog=CACHE_HELP)
 @click.option("--data", required=True, help="FER2013 CSV, FER+'s FER2013 CSV, or an image folder root.")
-@click.option("--dataset", type=click.Choice(dataset_names()), default=_train("dataset"), show_default=True)
-@click.option("--ferplus", default=None, help="fer2013new.csv (FER+ votes) for --dataset ferplus.")
+@click.option("--dataset", type=click.Choice(dataset_names()), default=_train("dataset"), show_default=True,
+              help=_dataset_help())
+@click.option("--ferplus", default=None, metavar="FILE", help=FERPLUS_HELP)
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
-              help="Folders: uses DATA/<split>/ when it exists, else DATA itself.")
-@click.option("--model", "model_path", default=None, metavar="NAME|PATH", help="A bundled model's name (`ferbatch models`) or a checkpoint file; default: the bundled default.")
-@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True)
+              help=SPLIT_HELP)
+@click.option("--model", "model_path", default=None, metavar="NAME|PATH", help="A bundled model's name (`ferbatch models`) or a checkpoint file.  [default: default]")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help=TTA_HELP)
 @click.option("--json", "json_path", required=True, help="Write the metrics here (JSON).")
-@click.option("--out-dir", default=None, help="Confusion matrix CSV/PNG folder; default: the JSON's folder.")
-@click.option("--device", default=_train("device"), show_default=True, help="auto | cpu | cuda[:N]")
-@click.option("--batch-size", default=512, show_default=True)
-@click.option("--quiet", is_flag=True, help="Print only accuracy and macro-F1, not the per-class table.")
+@click.option("--out-dir", default=None, metavar="DIR",
+              help="Folder of <stem>_confusion.csv/.png and <stem>_reliability.png, <stem> being "
+                   "the JSON file's name without .json.  [default: the JSON's folder]")
+@click.option("--device", default=_train("device"), show_default=True, help=DEVICE_HELP)
+@click.option("--batch-size", default=512, show_default=True, help="Faces per inference batch.")
+@click.option("--quiet", is_flag=True, help="Print only the headline figures (accuracy, macro-F1, calibration), not the per-class table.")
 def evaluate_command(model_path: str | None, data: str, dataset: str, ferplus: str | None,
                      split: str, tta: str, json_path: str, out_dir: str | None, device: str,
                      batch_size: int, quiet: bool) -> None:
@@ -220,33 +272,42 @@ def _space_help(name: str, what: str) -> str:
             "`ferbatch train` value.")
 
 
-@click.command("tune")
+@click.command("tune", epilog=CACHE_HELP)
 @click.option("--data", required=True, help="FER2013 CSV (.csv/.csv.gz) or an image folder root.")
 @click.option("--out", required=True, help="Folder for Ray Tune's trial logs and tune_results.csv/.json.")
-@click.option("--dataset", type=click.Choice(dataset_names()), default=_tune("dataset"), show_default=True)
-@click.option("--ferplus", default=_tune("ferplus"), help="fer2013new.csv (FER+ votes) for --dataset ferplus.")
-@click.option("--ferplus-mode", type=click.Choice(FERPLUS_MODES), default=_tune("ferplus_mode"), show_default=True)
-@click.option("--val-data", default=_tune("val_data"), help="Validation image folder for --dataset folder.")
-@click.option("--classes", default=None, help="Comma-separated subset of labels.")
-@click.option("--search", type=click.Choice(SEARCHES), default=_tune("search"), show_default=True)
+@click.option("--dataset", type=click.Choice(dataset_names()), default=_tune("dataset"), show_default=True,
+              help=_dataset_help())
+@click.option("--ferplus", default=_tune("ferplus"), metavar="FILE", help=FERPLUS_HELP)
+@click.option("--ferplus-mode", type=click.Choice(FERPLUS_MODES), default=_tune("ferplus_mode"), show_default=True,
+              help=FERPLUS_MODE_HELP)
+@click.option("--val-data", default=_tune("val_data"), metavar="DIR",
+              help="Validation image folder, for --dataset folder only.  [default: DATA/val/ when "
+                   "it exists, else a seeded 10 % of the training images]")
+@click.option("--classes", default=None, metavar="A,B,…",
+              help="Comma-separated subset of labels.  [default: every class of the dataset]")
+@click.option("--search", type=click.Choice(SEARCHES), default=_tune("search"), show_default=True,
+              help="grid: every combination of the values listed; random: --samples draws.")
 @click.option("--samples", default=_tune("samples"), show_default=True, help="Random: number of trials. Grid: repeats of the grid.")
 @click.option("--epochs", default=_tune("epochs"), show_default=True, help="Epochs per trial.")
 @click.option("--model", default=_tune("model"), show_default=True, help="Architecture name (see `ferbatch models`).")
-@click.option("--model-kw", multiple=True, help="Fixed architecture option KEY=VALUE (repeatable).")
+@click.option("--model-kw", multiple=True, metavar="KEY=VALUE",
+              help="Fixed architecture option (repeatable).  [default: the architecture's own]")
 @click.option("--lr", default=None, help=_space_help("lr", "Values '0.01,0.05' or (random) a log range '1e-3:1e-1'") + f" (AdamW: {DEFAULT_LR['adamw']}).")
 @click.option("--batch-size", default=None, help=_space_help("batch_size", "Values, e.g. '64,128', or (random) a log range"))
 @click.option("--dropout", default=None, help=_space_help("dropout", "Model dropout values '0.2,0.4' or (random) a range '0.1:0.5'") + " Only for models with dropout.")
 @click.option("--weight-decay", default=None, help=_space_help("weight_decay", "Values or (random) a log range"))
 @click.option("--augment", default=None, help=_space_help("augment", "Augmentation presets, e.g. 'light,standard,strong'"))
 @click.option("--scheduler", type=click.Choice(SCHEDULERS), default=_tune("scheduler"), show_default=True,
-              help="asha stops weak trials early.")
+              help="fifo runs every trial to the end; asha stops weak trials early.")
 @click.option("--num-cpus", default=_tune("num_cpus"), show_default=True, help="CPUs Ray may use; 0 = all.")
-@click.option("--cpus-per-trial", default=_tune("cpus_per_trial"), show_default=True)
-@click.option("--gpus-per-trial", default=float(_tune("gpus_per_trial")), show_default=True, help="-1: 1 when CUDA is available, else 0.")
-@click.option("--max-concurrent", default=_tune("max_concurrent"), show_default=True, help="0 = as many as resources allow.")
-@click.option("--limit", default=_tune("limit"), help="Use only the first N training images.")
-@click.option("--seed", default=_tune("seed"), show_default=True)
-@click.option("--set", "base", multiple=True, help="Any other `train` option KEY=VALUE, e.g. input_size=40 (repeatable); fixes a searched one.")
+@click.option("--cpus-per-trial", default=_tune("cpus_per_trial"), show_default=True,
+              help="CPUs each trial reserves (its torch threads).")
+@click.option("--gpus-per-trial", default=float(_tune("gpus_per_trial")), show_default=True, help="GPUs each trial reserves; -1: 1 when CUDA is available, else 0.")
+@click.option("--max-concurrent", default=_tune("max_concurrent"), show_default=True, help="Trials at once; 0 = as many as resources allow.")
+@click.option("--limit", default=_tune("limit"), show_default=True, help="Use only the first N training images; 0 = all.")
+@click.option("--seed", default=_tune("seed"), show_default=True, help="Seed of the trial draws and of each trial's training.")
+@click.option("--set", "base", multiple=True, metavar="KEY=VALUE",
+              help="Any other `train` option (repeatable), e.g. input_size=40; fixes a searched one.")
 @click.option("--quiet", is_flag=True, default=_tune("quiet"), help="No progress or summary output.")
 def tune_command(**opts: Any) -> None:
     """Hyperparameter search (Ray Tune) over learning rate, batch size, dropout, weight decay
@@ -277,107 +338,4 @@ def tune_command(**opts: Any) -> None:
         click.echo(f"results: {opts['out']}/tune_results.csv")
 
 
-def model_summaries() -> dict[str, str]:
-    """Registered architecture name → the first paragraph of its builder's docstring."""
-    from .models import list_models, model_entrypoint
-
-    out = {}
-    for name in list_models():
-        doc = (model_entrypoint(name).__doc__ or "").strip().split("\n\n")[0]
-        out[name] = " ".join(doc.split())
-    return out
-
-
-@click.command("models")
-def models_command() -> None:
-    """List the bundled models (usable as --model NAME) and the registered architectures."""
-    from .models.bundled import bundled_models
-
-    click.echo("bundled models (--model NAME):")
-    for m in bundled_models():
-        acc = m.metrics.get("accuracy")
-        figures = [f"test acc {acc:.2%}" if acc is not None else "test acc -"]
-        if "macro_f1" in m.metrics:
-            figures.append(f"macro-F1 {m.metrics['macro_f1']:.2%}")
-        if "temperature" in m.metrics:
-            figures.append(f"temperature {m.metrics['temperature']:.3f}")
-        click.echo(f"  {m.name:<10} {m.arch:<10} {m.size_mb:4.1f} MB  {len(m.labels)} classes: "
-                   f"{' '.join(m.labels)}  ({', '.join(figures)})")
-    click.echo("architectures (ferbatch train --model ARCH):")
-    summaries = model_summaries()
-    width = max(map(len, summaries), default=0)
-    for name, doc in summaries.items():
-        click.echo(f"  {name:<{width}}  {doc}")
-
-
-@click.command("calibrate-crop")
-@click.option("--data", required=True, help="FER2013 CSV whose framing the crops should match.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True)
-@click.option("--n", "count", default=400, show_default=True, help="Images to measure.")
-@click.option("--checkpoint", default=None, help="Write the measured framing into this checkpoint.")
-def calibrate_command(data: str, split: str, count: int, checkpoint: str | None) -> None:
-    """Measure how training faces are framed relative to the detector's boxes (crop geometry)."""
-    from .models.checkpoint import load_checkpoint, save_checkpoint
-    from .train.calibrate import calibrate_crop
-    from .train.datasets.fer2013 import load_fer2013
-
-    try:
-        images = load_fer2013(data)[split].images[:count].numpy()
-        result = calibrate_crop(images)
-        click.echo(f"faces found in {result.found}/{result.total} images; crop_scale "
-                   f"{result.crop_scale:.3f} (IQR {result.scale_iqr[0]:.3f}-{result.scale_iqr[1]:.3f}), "
-                   f"crop_shift_y {result.crop_shift_y:+.3f}")
-        if checkpoint:
-            ckpt = load_checkpoint(checkpoint)
-            ckpt.preprocess.crop_scale = round(result.crop_scale, 3)
-            ckpt.preprocess.crop_shift_y = round(result.crop_shift_y, 3)
-            ckpt.extra["crop_calibration"] = {"data": data, "split": split, "n": count,
-                                              "found": result.found}
-            save_checkpoint(ckpt, checkpoint)
-            click.echo(f"wrote crop_scale/crop_shift_y into {checkpoint}")
-    except FerbatchError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@click.command("calibrate-temperature")
-@click.option("--data", required=True, help="Dataset to fit on: FER2013 CSV, FER+'s, or an image folder.")
-@click.option("--dataset", type=click.Choice(dataset_names()), default="fer2013", show_default=True)
-@click.option("--ferplus", default=None, help="fer2013new.csv (FER+ votes) for --dataset ferplus.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True,
-              help="Fit on the validation split (FER2013 PublicTest); never on the test split you report.")
-@click.option("--checkpoint", required=True, help="Checkpoint to calibrate (rewritten in place unless --out).")
-@click.option("--out", default=None, help="Write the calibrated checkpoint here instead.")
-@click.option("--device", default="auto", show_default=True)
-def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, split: str,
-                                  checkpoint: str, out: str | None, device: str) -> None:
-    """Fit the softmax temperature of a checkpoint (temperature scaling, Guo et al. 2017) on a
-    held-out split and store it with the weights, so ferbatch's p_<label> columns are calibrated.
-
-    Prints ECE (15 bins), NLL and Brier score on that split before and after; the top label of
-    every face is unchanged.
-    """
-    from .devices import resolve_device
-    from .models.checkpoint import load_checkpoint, save_checkpoint
-    from .train.calibration import calibrate_temperature
-    from .train.evaluate import load_eval_data
-
-    try:
-        ckpt = load_checkpoint(checkpoint)
-        face, skipped = load_eval_data(data, dataset, split, ckpt.labels,
-                                       ckpt.preprocess.image_size, ferplus)
-        cal = calibrate_temperature(ckpt, face, resolve_device(device), f"{dataset}:{split}")
-        cal["data"] = str(data)
-        target = out or checkpoint
-        save_checkpoint(ckpt, target)
-    except FerbatchError as exc:
-        raise click.ClickException(str(exc)) from exc
-    b, a = cal["before"], cal["after"]
-    click.echo(f"temperature {cal['temperature']:.4f} fitted on {cal['n']} faces ({dataset} {split})"
-               + (f"; skipped classes: {', '.join(skipped)}" if skipped else ""))
-    click.echo(f"ECE {b['ece']:.4f} -> {a['ece']:.4f}  NLL {b['nll']:.4f} -> {a['nll']:.4f}  "
-               f"Brier {b['brier']:.4f} -> {a['brier']:.4f}")
-    click.echo(f"wrote the calibration into {target}")
-
-
-COMMANDS = [train_command, evaluate_command, tune_command, models_command, calibrate_command,
-            calibrate_temperature_command]
+COMMANDS = [train_command, evaluate_command, tune_command]

@@ -20,17 +20,22 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", "
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """How frames are sampled from a video.
+    """How frames are sampled from a video. At most one of ``fps`` and ``every`` may be set;
+    neither means every frame.
 
-    ``fps``: target analysis rate in frames per second (time-based, correct on VFR video);
-    ``every``: keep every N-th decoded frame. At most one of the two may be set; neither means
-    every frame. ``max_consecutive_errors`` caps corrupt packets skipped in a row before the rest
-    of the file is given up (the video then ends ``partial``).
+    Fields (the ``ferbatch run`` option each mirrors, and its unit):
+
+    * ``fps``: ``--fps``, frames analysed per second of video (time-based, correct on variable
+      frame rate).
+    * ``every``: ``--every``, analyse every N-th decoded frame.
+    * ``threads``: ``--decode-threads``, FFmpeg decoding threads per video; 0 lets FFmpeg choose.
+    * ``max_consecutive_errors``: corrupt packets skipped in a row before the rest of the file is
+      given up and the video ends ``partial`` (no option).
     """
 
     fps: float | None = None
     every: int | None = None
-    threads: int = 0  # 0: let FFmpeg choose
+    threads: int = 0
     max_consecutive_errors: int = 8
 
     def validate(self) -> None:
@@ -41,19 +46,26 @@ class DecodeConfig:
         if self.every is not None and self.every < 1:
             raise ConfigError(f"--every must be >= 1, got {self.every}")
         if self.threads < 0:
-            raise ConfigError(f"decode threads must be >= 0, got {self.threads}")
+            raise ConfigError(f"--decode-threads must be >= 0, got {self.threads}")
 
 
 @dataclass(frozen=True)
 class DetectConfig:
-    """MTCNN face detection settings.
+    """MTCNN face detection settings. Boxes are always in pixels of the displayed frame.
 
-    ``max_side``: frames are downscaled so their longer side is at most this many pixels before
-    detection (boxes are mapped back to the displayed frame); MTCNN's cost grows with the pixel
-    count, and faces in video are rarely small. ``min_face_size`` is in displayed-frame pixels.
-    ``batch_size``: frames per detection batch; ``None`` picks 8 on the CPU (where one batch per
-    core is detected at once, :func:`ferbatch.pipeline.detect_batches`) and 32 on a GPU. It is
-    not part of the fingerprint: other sizes change rows by float round-off only.
+    Fields (the ``ferbatch run`` option each mirrors, and its unit):
+
+    * ``min_face_size``: ``--min-face``, smallest face found, in pixels of the displayed frame
+      (>= 8).
+    * ``thresholds``: ``--thresholds``, MTCNN P-, R- and O-Net score thresholds, each in (0, 1).
+    * ``min_score``: ``--min-score``, faces with a lower detection score are dropped; in [0, 1).
+    * ``max_side``: ``--det-max-side``, frames are downscaled so their longer side is at most
+      this many pixels before detection (MTCNN's cost grows with the pixel count, and faces in
+      video are rarely small); >= 64.
+    * ``batch_size``: ``--det-batch``, frames per detection batch; ``None``: 8 on the CPU (one
+      batch per core at once, :func:`ferbatch.pipeline.detect_batches`), 32 on a GPU. Not part
+      of the fingerprint: other sizes change rows by float round-off only.
+    * ``factor``: the MTCNN image-pyramid scale step, in [0.3, 0.95) (no option).
     """
 
     min_face_size: int = 40
@@ -65,17 +77,18 @@ class DetectConfig:
 
     def validate(self) -> None:
         if self.min_face_size < 8:
-            raise ConfigError(f"min face size must be >= 8 px, got {self.min_face_size}")
+            raise ConfigError(f"--min-face must be >= 8 (pixels), got {self.min_face_size}")
         if len(self.thresholds) != 3 or not all(0 < t < 1 for t in self.thresholds):
-            raise ConfigError(f"thresholds must be three numbers in (0, 1), got {self.thresholds}")
+            raise ConfigError(f"--thresholds must be three numbers in (0, 1), got {self.thresholds}")
         if not 0 <= self.min_score < 1:
-            raise ConfigError(f"min score must be in [0, 1), got {self.min_score}")
+            raise ConfigError(f"--min-score must be in [0, 1), got {self.min_score}")
         if self.max_side < 64:
-            raise ConfigError(f"detection max side must be >= 64 px, got {self.max_side}")
+            raise ConfigError(f"--det-max-side must be >= 64 (pixels), got {self.max_side}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"detection batch size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"--det-batch must be >= 1, got {self.batch_size}")
         if not 0.3 <= self.factor < 0.95:
-            raise ConfigError(f"pyramid factor must be in [0.3, 0.95), got {self.factor}")
+            raise ConfigError(f"DetectConfig.factor (the pyramid step) must be in [0.3, 0.95), "
+                              f"got {self.factor}")
 
     def describe(self) -> str:
         """Provenance text of the settings that change detections (``videos.detector``)."""
@@ -85,25 +98,37 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """IoU tracker: a face keeps its id through up to ``max_gap_s`` seconds unseen."""
+    """IoU tracker: a face keeps its id through up to ``max_gap_s`` seconds unseen.
+
+    Fields (the ``ferbatch run`` option each mirrors, and its unit):
+
+    * ``iou_threshold``: ``--track-iou``, smallest box overlap (intersection over union, in
+      (0, 1)) that continues a face's track.
+    * ``max_gap_s``: ``--track-gap``, seconds a face may be unseen and keep its ``face_id``
+      (>= 0).
+    """
 
     iou_threshold: float = 0.3
     max_gap_s: float = 1.0
 
     def validate(self) -> None:
         if not 0 < self.iou_threshold < 1:
-            raise ConfigError(f"IoU threshold must be in (0, 1), got {self.iou_threshold}")
+            raise ConfigError(f"--track-iou must be in (0, 1), got {self.iou_threshold}")
         if self.max_gap_s < 0:
-            raise ConfigError(f"max gap must be >= 0 s, got {self.max_gap_s}")
+            raise ConfigError(f"--track-gap must be >= 0 (seconds), got {self.max_gap_s}")
 
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    """Emotion model: a bundled model's name (``ferbatch models``), a checkpoint path, or ``None``
-    for the bundled default (:func:`ferbatch.models.bundled.resolve_model`).
+    """Emotion model and how faces are classified.
 
-    ``batch_size``: faces classified at once; ``None`` picks 256 on a GPU and 32 on the CPU,
-    where small batches let classification overlap detection instead of trailing it.
+    Fields (the ``ferbatch run`` option each mirrors, and its unit):
+
+    * ``model``: ``--model``, a bundled model's name (``ferbatch models``) or a checkpoint path;
+      ``None``: the bundled default (:func:`ferbatch.models.bundled.resolve_model`).
+    * ``batch_size``: ``--cls-batch``, faces classified at once; ``None``: 256 on a GPU, 32 on the
+      CPU (where small batches let classification overlap detection instead of trailing it).
+    * ``tta_flip``: ``--tta-flip``, average each face's probabilities with its mirror image's.
     """
 
     model: str | None = None
@@ -120,12 +145,27 @@ class ClassifyConfig:
             except ModelError as exc:
                 raise ConfigError(f"--model: {exc}") from exc
         if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"classify batch size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"--cls-batch must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a run needs; ``device`` is ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``."""
+    """Everything a run needs: the analysis options of ``ferbatch run``, one section per stage
+    (each section's docstring names the option of every field and its unit). :meth:`validate`
+    checks them all and names the option in its message; :class:`PoolConfig` holds the Ray
+    options.
+
+    Fields:
+
+    * ``decode``: :class:`DecodeConfig`, sampling (``--fps``, ``--every``, ``--decode-threads``).
+    * ``detect``: :class:`DetectConfig`, face detection (``--min-face``, ``--thresholds``,
+      ``--min-score``, ``--det-max-side``, ``--det-batch``).
+    * ``track``: :class:`TrackConfig`, tracking (``--track-iou``, ``--track-gap``).
+    * ``classify``: :class:`ClassifyConfig`, the emotion model (``--model``, ``--cls-batch``,
+      ``--tta-flip``).
+    * ``device``: ``--device``, ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``,
+      ``"cuda"`` or ``"cuda:N"``.
+    """
 
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -178,15 +218,21 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """The Ray executor's pool (``ferbatch run`` Ray options and the job's).
+    """The Ray executor's pool (the Ray options of ``ferbatch run`` and of the job).
 
-    ``address``: a cluster to join (``auto``, ``HOST:PORT``, ``ray://…``; ``None``:
-    ``$RAY_ADDRESS``, else a private local instance). ``workers``: actors (``None``: cluster
-    CPUs // ``cpus_per_worker``, at most one per work unit). ``gpus_per_worker``: ``None`` = 1
-    when the cluster has GPUs and the device is not ``cpu``, else 0; fractions share a GPU.
-    ``max_retries``: times a video (or one of its segments) is retried after its worker died.
-    ``segment_s``: a video at least twice this long is cut at keyframes into segments of about
-    this many seconds that several workers analyse (0: never split).
+    Fields (the option each mirrors, and its unit):
+
+    * ``address``: ``--address``, a cluster to join (``auto``, ``HOST:PORT``, ``ray://…``);
+      ``None``: ``$RAY_ADDRESS``, else a private local instance.
+    * ``workers``: ``--workers``, worker actors; ``None``: cluster CPUs // ``cpus_per_worker``,
+      at most one per work unit (a video, or a segment of a split one).
+    * ``cpus_per_worker``: ``--cpus-per-worker``, CPUs each worker reserves (its torch threads).
+    * ``gpus_per_worker``: ``--gpus-per-worker``, GPUs each worker reserves, fractions share a
+      GPU; ``None``: 1 when the cluster has GPUs and the device is not ``cpu``, else 0.
+    * ``max_retries``: ``--max-retries``, times a video (or one of its segments) is retried after
+      its worker died.
+    * ``segment_s``: ``--segment-s``, seconds: a video at least twice this long is cut at
+      keyframes into segments of about this length that several workers analyse (0: never).
     """
 
     address: str | None = None

@@ -19,11 +19,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where it is used: `ferbatch --help` stays fast
+    import torch
 
 #: frames per detection batch on the CPU: one batch per core in flight (as fast as 16, less memory)
 CPU_DETECT_BATCH = 8
@@ -34,7 +37,8 @@ GPU_CLASSIFY_BATCH = 256
 #: detection batches in flight at once on the CPU, at most (bounds the frames held in memory)
 MAX_DETECT_WORKERS = 4
 
-DEVICE_HELP = "auto | cpu | cuda[:N]"
+DEVICE_HELP = ("Where the models run: auto (CUDA when available, else the CPU), cpu, cuda, "
+               "or cuda:N (GPU N).")
 
 
 def check_device_name(name: str) -> None:
@@ -52,6 +56,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     Raises :class:`ConfigError` for an unknown name, for ``cuda`` on a machine without a usable
     CUDA device, and for a GPU index the machine does not have.
     """
+    import torch
+
     check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -86,6 +92,8 @@ def default_batch_sizes(device: torch.device, detect: int | None = None,
 def inference_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """fp16 autocast on CUDA for inference; a no-op on the CPU (bf16 does not pay there for
     the small emotion nets, and changes rows)."""
+    import torch
+
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()
@@ -98,6 +106,8 @@ def cpu_bf16_native() -> bool:
     measured on a 2-core AMD EPYC (AVX2), one ``vgg_gap`` width-32 training step of 128 faces
     ran at 12 images/s under bf16 autocast and 120 images/s in fp32.
     """
+    import torch
+
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # private helpers missing in another torch build: stay in fp32
@@ -107,6 +117,8 @@ def cpu_bf16_native() -> bool:
 def training_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
     """fp16 autocast on CUDA; bf16 on a CPU that computes bf16 natively
     (:func:`cpu_bf16_native`), fp32 otherwise; a no-op when disabled."""
+    import torch
+
     if not enabled:
         return contextlib.nullcontext()
     if device.type == "cuda":
@@ -119,6 +131,8 @@ def training_autocast(device: torch.device, enabled: bool = True) -> contextlib.
 def detect_concurrency(device: torch.device) -> int:
     """Detection batches to run at once: one per intra-op thread on the CPU (capped), one on a
     GPU. Read at call time: Ray sets each worker's thread count."""
+    import torch
+
     if device.type != "cpu":
         return 1
     return max(1, min(torch.get_num_threads(), MAX_DETECT_WORKERS))
@@ -130,6 +144,8 @@ def shared_threads(workers: int) -> Iterator[None]:
 
     ``torch.set_num_threads`` is process-wide, so the old count is restored at the end.
     """
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // max(1, workers)))
     try:
@@ -142,6 +158,8 @@ def upload(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tens
     """``array`` as a tensor on ``device``. uint8 frames and crops go over the bus as they are
     (4× less than float32) and are converted there; on CUDA from pinned host memory with a
     non-blocking copy, so the transfer overlaps the host's next work."""
+    import torch
+
     tensor = torch.from_numpy(array) if isinstance(array, np.ndarray) else array
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
@@ -158,5 +176,7 @@ def out_of_memory_message(path: str | os.PathLike[str], device: torch.device) ->
 def release_memory(device: torch.device) -> None:
     """Give cached allocator blocks back after an out-of-memory error, so the next video starts
     from a clean device."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.empty_cache()

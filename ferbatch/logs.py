@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .output import layout
 from .output.location import IO_ERRORS, OutputLocation
@@ -61,7 +61,7 @@ def configure_console(verbosity: int = 0) -> logging.Handler:
 
 def log_name() -> str:
     """``run-<UTC time>-<pid>.log``: sortable, unique per process."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"run-{stamp}-{os.getpid()}.log"
 
 

@@ -18,9 +18,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -56,6 +56,9 @@ from .output.schema import (
     prob_column,
 )
 from .track import IoUTracker
+
+if TYPE_CHECKING:
+    from .output.results import Results
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +109,10 @@ class Stages:
 
 @dataclass
 class VideoResult:
-    """Everything one video produced: its status row and its two tables; ``traceback`` is
-    the formatted stack of an unexpected failure (for the run's log, never in a row)."""
+    """Everything one video produced: its ``videos.parquet`` row (a dict) and its ``frames``
+    and ``faces`` tables as **pyarrow** Tables without the ``video_id`` column (``None`` for a
+    failed video); :meth:`to_pandas` gives pandas frames. ``traceback`` is the formatted stack
+    of an unexpected failure (for the run's log, never in a row)."""
 
     row: dict[str, Any]
     frames: pa.Table | None
@@ -117,6 +122,28 @@ class VideoResult:
     @property
     def status(self) -> str:
         return self.row["status"]
+
+    def to_pandas(self) -> Results:
+        """This video as a :class:`~ferbatch.output.results.Results` — typed pandas frames
+        ``videos`` (one row), ``frames`` and ``faces``, ``labels`` — with the dtypes
+        :func:`ferbatch.load` gives for an output folder (``out`` is ``None``)."""
+        from .output.arrow import from_rows
+        from .output.results import assemble, typed_videos
+        from .output.schema import VIDEOS_SCHEMA, labels_from_columns
+
+        video_id = self.row["video_id"]
+        faces = self.faces if self.faces is not None else faces_schema([]).empty_table()
+        labels = labels_from_columns(faces.column_names)
+
+        def with_id(table: pa.Table | None, schema: pa.Schema) -> pa.Table:
+            if table is None:
+                return schema.empty_table()
+            table = table.drop_columns([c for c in ("video_id",) if c in table.column_names])
+            return table.add_column(0, "video_id", pa.array([video_id] * table.num_rows, pa.string()))
+
+        videos = typed_videos(from_rows([self.row], VIDEOS_SCHEMA))
+        return assemble(None, videos, with_id(self.frames, FRAMES_SCHEMA),
+                        with_id(self.faces, faces_schema(labels)), labels, shown=str(self.row["path"]))
 
 
 @dataclass
@@ -216,8 +243,11 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
                   ) -> VideoResult:
     """Analyse one video file; never raises for bad input (the row says ``failed``/``partial``).
 
-    ``stages`` lets a caller reuse loaded models across videos; ``progress`` is called with
-    the number of frames analysed after each batch. ``opener(path, decode_config)`` replaces
+    Returns a :class:`VideoResult`: the ``videos.parquet`` row and the frames / faces rows as
+    pyarrow Tables, nothing written (:meth:`VideoResult.to_pandas` for pandas frames;
+    :func:`ferbatch.run_videos` writes an output folder). ``stages`` lets a caller reuse loaded
+    models across videos; ``progress`` is called with the number of frames analysed after each
+    batch. ``opener(path, decode_config)`` replaces
     :func:`~ferbatch.decode.open_video` (:mod:`ferbatch.segments` opens one time segment).
     """
     config = (config or RunConfig()).validate()
@@ -249,12 +279,12 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
         row["error"] = out_of_memory_message(path, stages.device)
         log.warning("%s", row["error"], exc_info=True)
         release_memory(stages.device)
-    except (MemoryError, RuntimeError, ValueError, OSError) as exc:  # maybe a bug: keep the stack
+    except Exception as exc:  # a bug or the machine, not the file: one row, the stack in the log
         row["error"] = f"{Path(path).name}: {type(exc).__name__}: {exc}"
         trace = traceback.format_exc()
         log.error("%s failed: %s: %s", path, type(exc).__name__, exc, exc_info=True)
     row["processing_s"] = round(time.perf_counter() - started, 4)
-    row["finished_at"] = datetime.now(timezone.utc)
+    row["finished_at"] = datetime.now(UTC)
     if row["status"] == STATUS_FAILED:
         frames_t = faces_t = None
     return VideoResult(row, frames_t, faces_t, trace)

@@ -182,23 +182,35 @@ def _fmt(value: Any, spec: str = "") -> str:
     return format(value, spec) if spec else str(value)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 video``, ``2 videos``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def format_summary(summary: RunSummary) -> str:
-    """A plain-text table: one line per video with status, frames, faces, ids, speed."""
-    header = f"{'status':8} {'frames':>7} {'faces':>7} {'ids':>4} {'sec':>7} {'fps':>7}  video"
+    """A plain-text table: one line per video with status, frames, faces, ids, seconds and
+    processing speed (``proc f/s``: frames analysed per second of work, not the video's frame
+    rate, which is ``fps`` in ``videos.parquet``); then the counts, the files skipped and the
+    reasons of videos not ``ok``."""
+    header = f"{'status':8} {'frames':>7} {'faces':>7} {'ids':>4} {'sec':>7} {'proc f/s':>8}  video"
     lines = [header, "-" * len(header)]
     skipped = {os.path.abspath(p) for p in summary.skipped}  # rows hold absolute paths
     for row in summary.rows:
         secs = row.get("processing_s") or 0.0
-        fps = (row.get("frames_analyzed") or 0) / secs if secs > 0 else None
+        speed = (row.get("frames_analyzed") or 0) / secs if secs > 0 else None
         status = row["status"] + ("*" if os.path.abspath(row["path"]) in skipped else "")
         lines.append(f"{status:8} {_fmt(row.get('frames_analyzed')):>7} "
                      f"{_fmt(row.get('faces_detected')):>7} {_fmt(row.get('tracks')):>4} "
-                     f"{secs:7.1f} {_fmt(fps, '7.1f'):>7}  {row['path']}")
+                     f"{secs:7.1f} {_fmt(speed, '8.1f'):>8}  {row['path']}")
     n_ok = sum(r["status"] == STATUS_OK for r in summary.rows)
     n_partial = sum(r["status"] == STATUS_PARTIAL for r in summary.rows)
-    lines.append(f"{len(summary.rows)} videos: {n_ok} ok, {n_partial} partial, "
-                 f"{len(summary.failed)} failed; {len(skipped)} already done (*) ; "
-                 f"{summary.frames} frames in {summary.seconds:.1f} s")
+    lines.append(f"{plural(len(summary.rows), 'video')}: {n_ok} ok, {n_partial} partial, "
+                 f"{len(summary.failed)} failed; {len(skipped)} already done (*); "
+                 f"{plural(summary.frames, 'frame')} in {summary.seconds:.1f} s")
+    if summary.ignored:
+        shown = [f"{path} ({reason})" for path, reason in summary.ignored[:5]]
+        more = f", … ({len(summary.ignored)} in all)" if len(summary.ignored) > 5 else ""
+        lines.append(f"{plural(len(summary.ignored), 'file')} skipped: {', '.join(shown)}{more}")
     for row in summary.rows:
         if row["status"] != STATUS_OK:
             lines.append(f"  {row['status']}: {row['error']}")

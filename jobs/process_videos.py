@@ -8,7 +8,8 @@ Submit it from the repository root (see jobs/README.md)::
 It takes the same analysis options as ``ferbatch run`` (``ferbatch.cli.run_options``) plus the
 Ray pool options, joins the cluster the job runs on (``--address auto``), logs one line per
 finished video, and exits 1 unless every video is ``ok`` (the rule of ``ferbatch run``), so
-``ray job status`` shows FAILED. Paths must be absolute paths that the driver
+``ray job status`` shows FAILED; exit codes as ``ferbatch run`` (130 / 143 when interrupted by
+SIGINT / SIGTERM, e.g. ``ray job stop``). Paths must be absolute paths that the driver
 and every worker can read (a shared filesystem): the job's working directory is a temporary copy.
 ``--out`` may also be an object-store URI pyarrow understands (``s3://bucket/prefix``,
 ``gs://bucket/prefix``); the driver and each worker read its credentials from their environment.
@@ -22,11 +23,11 @@ from typing import Any
 
 import click
 
-from ferbatch.cli import build_config, build_pool, ray_options, run_options
+from ferbatch.cli import build_config, build_pool, exit_codes_help, interruptible, ray_options, run_options
 from ferbatch.errors import FerbatchError
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes_help())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @run_options
 @ray_options(local_flag=False)
@@ -43,8 +44,10 @@ def main(inputs: tuple[str, ...], **opts: Any) -> None:
         config = build_config(opts)
         pool = build_pool(opts)
         hook = RunHook() if opts["quiet"] else LineProgress()
-        summary = run_videos(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
-                             pool=pool, use_ray=True, hook=hook)
+        with interruptible("run"):
+            summary = run_videos(list(inputs), opts["out"], config, overwrite=opts["overwrite"],
+                                 pool=pool, use_ray=True, hook=hook,
+                                 retry_partial=opts["retry_partial"])
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     print(format_summary(summary), flush=True)

@@ -1,6 +1,6 @@
 """Write a small ferbatch output folder with known, hand-designed values (a test helper).
 
-It follows the output contract of :mod:`ferbatch.schema` exactly, so report/load/example tests
+It follows the output contract of :mod:`ferbatch.output.schema` exactly, so report/load/example tests
 can run before (and independently of) the real pipeline. The values are chosen so that every
 summary figure can be computed by hand; the numbers are spelled out in ``EXPECTED`` below.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -244,7 +244,7 @@ def write_synthetic_output(
     _write_partitions(out, ids["beta"], _frames_from(BETA_TS, 25.0, beta_faces), beta_faces, labels)
     _write_partitions(out, ids["delta"], _frames_from([0.0, 1.0, 2.0, 3.0, 4.0], 30.0, []), [], labels)
 
-    now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     common = {
         "model": MODEL, "model_sha256": "0" * 64, "detector": "mtcnn(0.6,0.7,0.8;min=40)",
         "sampling": "fps=2", "settings_fingerprint": "f" * 16, "file_size": 1000,

@@ -22,7 +22,7 @@ def test_cli_run_exit_codes_and_summary(user_folder: Path, tmp_path: Path, ray_s
     runner = CliRunner()
     ok = runner.invoke(cli, ["run", str(user_folder / "face.mp4"), "--out", str(tmp_path / "a"), "-q"])
     assert ok.exit_code == 0, ok.output
-    assert "1 videos: 1 ok" in ok.output
+    assert "1 video: 1 ok" in ok.output
     bad = runner.invoke(cli, ["run", str(user_folder / "face.mp4"), str(user_folder / "random.mp4"),
                               "--out", str(tmp_path / "b"), "-q"])
     assert bad.exit_code == 1
@@ -51,7 +51,7 @@ def test_cli_run_exits_1_for_a_partial_video(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     result = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "o"), "-q", "--local"])
     assert result.exit_code == 1, result.output
-    assert "1 videos: 0 ok, 1 partial, 0 failed" in result.output
+    assert "1 video: 0 ok, 1 partial, 0 failed; 0 already done (*); " in result.output
     assert "  partial: cut.mkv: " in result.output and "Traceback" not in result.output
 
 
@@ -92,3 +92,94 @@ def test_segment_option_is_shared_by_the_cli_and_the_job() -> None:
     params.update(segment_s=0.0, workers=3)
     seen["pool"] = build_pool(params)
     assert seen["pool"] == PoolConfig(address="auto", workers=3, segment_s=0.0)  # the job joins its cluster
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", "empty file (0 bytes)"),
+    (b'{"labels": ["happy"]}', "not a PyTorch checkpoint (a JSON file?)"),
+    (b"hello, this is not a model\n", "not a PyTorch checkpoint (a text file)"),
+    ("truncated", "truncated or corrupt"),
+    ("foreign", "it holds Python objects a safe load refuses (datetime.date)"),
+])
+def test_cli_run_names_the_model_file_and_the_reason(user_folder: Path, tmp_path: Path,
+                                                     content: object, reason: str) -> None:
+    """A bad --model file: its name and what is wrong with it, never a traceback nor
+    PyTorch's advice to load it with weights_only=False."""
+    import datetime
+
+    from ferbatch.models.checkpoint import DEFAULT_WEIGHTS
+
+    model = tmp_path / "model.pt"
+    if content == "truncated":
+        data = DEFAULT_WEIGHTS.read_bytes()
+        model.write_bytes(data[: len(data) // 2])
+    elif content == "foreign":
+        torch.save({"when": datetime.date(2026, 1, 1)}, model)
+    else:
+        model.write_bytes(content)
+    result = CliRunner().invoke(cli, ["run", str(user_folder / "noface.mkv"), "--out",
+                                      str(tmp_path / "o"), "--model", str(model), "-q", "--local"])
+    assert result.exit_code == 1
+    assert f"Error: cannot read model checkpoint {model}: {reason}" in result.output
+    assert "weights_only" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()  # refused before the output is created
+
+
+@pytest.mark.parametrize(("sig", "code", "name"), [(2, 130, "Ctrl-C"), (15, 143, "SIGTERM")])
+def test_an_interrupted_run_exits_130_or_143_with_one_line(face_image: object, tmp_path: Path,
+                                                           sig: int, code: int, name: str) -> None:
+    """SIGINT / SIGTERM mid-run: exit 130 / 143 and one line saying what is kept, no
+    traceback; the output stays readable (the commit protocol)."""
+    import signal
+    import time
+
+    import ferbatch
+
+    video = tmp_path / "long.mp4"
+    clips.make_face_clip(video, face_image, n_frames=240, fps=12, size=(320, 240))
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "ferbatch.cli", "run", str(video), "--out", str(out),
+                             "--local", "-q", "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        lines = []
+        for line in proc.stderr:  # the controller's first message: the run has started
+            lines.append(line)
+            if " into " in line and "plan:" in line:
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.Signals(sig))
+        stdout, rest = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    stderr = "".join(lines) + rest
+    assert proc.returncode == code, stderr
+    assert (f"ferbatch run: interrupted by {name}; videos committed so far are kept; the same "
+            "command skips them and does the rest") in stderr.splitlines()
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    assert len(ferbatch.load(out).videos) == 0  # nothing committed, nothing torn
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--min-face", "4"], "Error: --min-face must be >= 8 (pixels), got 4"),
+    (["--track-gap", "-1"], "Error: --track-gap must be >= 0 (seconds), got -1.0"),
+    (["--track-iou", "1.5"], "Error: --track-iou must be in (0, 1), got 1.5"),
+    (["--det-max-side", "32"], "Error: --det-max-side must be >= 64 (pixels), got 32"),
+    (["--min-score", "1"], "Error: --min-score must be in [0, 1), got 1.0"),
+    (["--thresholds", "0.6", "0.7", "1.2"], "Error: --thresholds must be three numbers in (0, 1)"),
+    (["--decode-threads", "-2"], "Error: --decode-threads must be >= 0, got -2"),
+])
+def test_validation_errors_name_the_option_typed(user_folder: Path, tmp_path: Path, args: list[str],
+                                                 message: str) -> None:
+    result = CliRunner().invoke(cli, ["run", str(user_folder / "noface.mkv"), "--out",
+                                      str(tmp_path / "o"), "-q", "--local", *args])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_usage_errors_exit_2(user_folder: Path, tmp_path: Path) -> None:
+    """Exit 2 is click's: the command line cannot be parsed (README, exit codes)."""
+    for args in (["--fps", "five"], ["--no-such-option"], ["--det-batch", "0"]):
+        result = CliRunner().invoke(cli, ["run", str(user_folder / "noface.mkv"), "--out",
+                                          str(tmp_path / "o"), *args])
+        assert result.exit_code == 2, (args, result.output)
+    assert CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")]).exit_code == 2  # no input

@@ -89,3 +89,31 @@ def test_examples_keep_all_digit_ids(tmp_path):
     assert "1. 0001 face 1 at 0:03.00" in run("peak_surprise.py", out)
     assert "0:03.00  happy  surprise" in run("face_timelines.py", out, "0001")
     assert "0001 | ok | 24 | happy | 0.458" in run("duckdb_query.py", out)
+
+
+def _fails(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0, proc.stdout
+    return proc.stderr
+
+
+def test_examples_name_the_valid_ids_for_an_unknown_one(out):
+    for script, args in (("face_timelines.py", ["nosuch"]), ("compare_videos.py", ["alpha", "nosuch"])):
+        err = _fails(script, out, *args)
+        assert "unknown video id(s): nosuch; the videos of" in err
+        assert "alpha, beta, gamma, delta" in err
+    # a known video without faces says so, differently
+    assert "no faces in video 'delta' (it is in the output" in _fails("face_timelines.py", out, "delta")
+
+
+def test_examples_refuse_an_output_mixing_label_sets(tmp_path):
+    import pyarrow.parquet as pq
+
+    out = write_synthetic_output(tmp_path / "out").out
+    part = next((out / "faces" / "video_id=beta").glob("*.parquet"))
+    table = pq.read_table(part)
+    pq.write_table(table.drop_columns(["p_angry", "p_disgust", "p_fear"]), part)
+    for script in ("emotion_share.py", "peak_surprise.py"):
+        assert "one output holds one label set" in _fails(script, out)
+        assert "faces of beta have other labels" in _fails(script, out)

@@ -121,3 +121,32 @@ def test_concurrent_detection_keeps_order_results_and_thread_count(stages: Stage
     with pytest.raises(RuntimeError, match="boom"):
         list(detect_batches(iter(bad), failing, 2))  # type: ignore[arg-type]
     assert torch.get_num_threads() == threads
+
+
+def test_video_result_to_pandas_matches_load(user_folder: Path, tmp_path: Path, stages: Stages) -> None:
+    """process_video gives pyarrow tables; to_pandas() gives the frames ferbatch.load gives for
+    the same video written by a run, dtypes included; a failed video converts too."""
+    import pyarrow as pa
+
+    import ferbatch
+
+    result = process_video(user_folder / "face.mp4", RunConfig(device="cpu"), stages)
+    assert isinstance(result.frames, pa.Table) and isinstance(result.faces, pa.Table)
+    mine = result.to_pandas()
+    ferbatch.run([user_folder / "face.mp4"], tmp_path / "out", RunConfig(device="cpu"), stages=stages)
+    loaded = ferbatch.load(tmp_path / "out")
+    assert mine.out is None and mine.labels == loaded.labels == list(stages.labels)
+    for name in ("videos", "frames", "faces"):
+        ours, theirs = getattr(mine, name), getattr(loaded, name)
+        assert list(ours.columns) == list(theirs.columns), name
+        assert ours.dtypes.astype(str).tolist() == theirs.dtypes.astype(str).tolist(), name
+        assert len(ours) == len(theirs), name
+    failed = process_video(user_folder / "random.mp4", RunConfig(device="cpu"), stages).to_pandas()
+    assert failed.videos["status"].tolist() == ["failed"] and failed.faces.empty
+    assert str(failed.videos["width"].dtype) == "Int32"
+
+
+def test_dir_lists_the_lazy_api() -> None:
+    import ferbatch
+
+    assert {"run", "run_videos", "load", "process_video", "RunConfig", "plan_run"} <= set(dir(ferbatch))

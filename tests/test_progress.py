@@ -106,3 +106,19 @@ def test_summary_table_marks_skipped_videos_given_by_relative_path(
                                       skipped=["v/../v/a.mp4"]))
     lines = table.splitlines()[2:]
     assert lines[0].startswith("ok* ") and lines[1].startswith("ok ")
+
+
+def test_summary_table_words_and_skipped_files() -> None:
+    """``proc f/s`` (processing speed, not the video's fps), "1 video" / "2 videos", "(*);",
+    and the files left out with the reason."""
+    row = {"status": "ok", "path": "/in/a.mp4", "processing_s": 2.0, "frames_analyzed": 10,
+           "faces_detected": 10, "tracks": 1, "error": None}
+    one = format_summary(RunSummary(out="/o", rows=[row], frames=1, seconds=2.0)).splitlines()
+    assert one[0].split()[-3:] == ["proc", "f/s", "video"] and " fps " not in one[0]
+    assert one[2].split()[5] == "5.0"  # 10 frames in 2 s of work
+    assert one[3] == "1 video: 1 ok, 0 partial, 0 failed; 0 already done (*); 1 frame in 2.0 s"
+    two = format_summary(RunSummary(out="/o", rows=[row, row], frames=20, ignored=[
+        ("/in/link.mp4", "same file as /in/a.mp4"), ("/in/.draft.mp4", "hidden")]))
+    assert "2 videos: 2 ok" in two and "20 frames in" in two
+    assert ("2 files skipped: /in/link.mp4 (same file as /in/a.mp4), /in/.draft.mp4 (hidden)"
+            in two.splitlines())

@@ -234,10 +234,9 @@ def _load_local_weights(model: nn.Module, path: str | None) -> None:
     file = Path(path)
     if not file.is_file():
         raise ModelError(f"pretrained weights not found: {path}")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
-        raise ModelError(f"cannot read pretrained weights {path}: {exc}") from exc
+    from .checkpoint import safe_torch_load
+
+    state = safe_torch_load(file, "pretrained weights")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     own = model.state_dict()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from .preprocess import Preprocess
 from .registry import create_model
 
 __all__ = ["FORMAT", "DEFAULT_WEIGHTS", "Checkpoint", "Preprocess", "save_checkpoint",
-           "load_checkpoint", "file_sha256"]
+           "load_checkpoint", "file_sha256", "safe_torch_load"]
 
 FORMAT = "ferbatch-checkpoint/1"
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
@@ -91,17 +92,71 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _foreign_kind(head: bytes) -> str | None:
+    """What a file starting with ``head`` is, when it is clearly not a PyTorch file (those are
+    zip archives, or pickles in the legacy format); ``None`` when it may be one."""
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return None
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:1] in (b"{", b"["):
+        return "a JSON file?"
+    if head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff"):
+        return "an image"
+    if text[:1] == b"<":
+        return "an HTML or XML file?"
+    if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        return "a text file"
+    return f"unknown format, starts with {head[:8].hex(' ')}"
+
+
+def _load_reason(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in a user's words: never PyTorch's advice
+    to load with ``weights_only=False`` (ferbatch does not run code from model files)."""
+    text = str(exc)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (f"it holds Python objects a safe load refuses ({refused.group(1)}); a ferbatch "
+                "checkpoint holds only tensors, numbers, text, lists and dicts")
+    if "weights_only" in text or "WeightsUnpickler" in text:
+        return "not a PyTorch checkpoint a safe load can read (not a ferbatch checkpoint?)"
+    if "zip archive" in text or isinstance(exc, EOFError):
+        return "truncated or corrupt (cut short while copying?)"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:200]
+
+
+def safe_torch_load(path: str | os.PathLike[str], what: str = "model checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; any failure is a :class:`ModelError`
+    naming the file and the reason (``empty file``, ``not a PyTorch checkpoint (a JSON file?)``,
+    ``truncated or corrupt``…)."""
+    file = Path(path)
+    prefix = f"cannot read {what} {file}"
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise ModelError(f"{prefix}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise ModelError(f"{prefix}: empty file (0 bytes)")
+    kind = _foreign_kind(head)
+    if kind is not None:
+        raise ModelError(f"{prefix}: not a PyTorch checkpoint ({kind})")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
+        raise ModelError(f"{prefix}: {_load_reason(exc)}") from exc
+
+
 def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
     """Read a checkpoint safely (``weights_only=True``): a file, or a bundled model's name
     (:func:`~ferbatch.models.bundled.resolve_model`; ``None``: the bundled default). Raises
-    :class:`ModelError` for a missing, unreadable or foreign file or an unknown name."""
+    :class:`ModelError` for a missing, empty, unreadable or foreign file or an unknown name,
+    with the reason (:func:`safe_torch_load`)."""
     from .bundled import resolve_model
 
     file = resolve_model(path)
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
-        raise ModelError(f"cannot read model checkpoint {file}: {exc}") from exc
+    data = safe_torch_load(file)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{file} is not a ferbatch checkpoint (format {FORMAT!r} expected)")
     try:

@@ -3,14 +3,14 @@
 ``pa.array``, ``pa.Table.from_pylist`` and ``Table.to_pylist`` (for time-zone-aware
 timestamps) import pandas the first time they run, about 0.5 s and 50 MB in a process that
 otherwise never needs it: a ``ferbatch run`` of one short clip. The few types our schemas
-use (:mod:`ferbatch.schema`) are built here straight from buffers instead; anything else
+use (:mod:`ferbatch.output.schema`) are built here straight from buffers instead; anything else
 raises ``TypeError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ _NUMPY = {
     pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32,
     pa.uint64(): np.uint64, pa.float32(): np.float32, pa.float64(): np.float64,
 }
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = {"s": timedelta(seconds=1), "ms": timedelta(milliseconds=1),
          "us": timedelta(microseconds=1)}
 
@@ -81,7 +81,7 @@ def _column(values: list[Any], type: pa.DataType) -> pa.Array:
         return pa.nulls(len(values))
     if pa.types.is_timestamp(type):
         tick = _tick(type)
-        ticks = [(v if v.tzinfo else v.replace(tzinfo=timezone.utc)) - _EPOCH if v is not None
+        ticks = [(v if v.tzinfo else v.replace(tzinfo=UTC)) - _EPOCH if v is not None
                  else timedelta(0) for v in values]
         data = from_numpy([t // tick for t in ticks], pa.int64(), valid)
         return data.view(type)

@@ -39,7 +39,7 @@ import logging
 import os
 import posixpath
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -47,7 +47,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..errors import ConfigError, OutputError
+from ..errors import OutputError
 from . import layout
 from .arrow import from_rows, to_rows
 from .atomic import TEMP_SUFFIX, atomic_write
@@ -218,29 +218,65 @@ class OutputStore:
         except (*IO_ERRORS, ValueError) as exc:
             raise self._error(f"read {layout.MANIFEST}", exc) from exc
 
-    def write_manifest(self, labels: Sequence[str], model: str, overwrite: bool = False) -> None:
-        """Create the output and its manifest; refuse to mix label sets in one output.
+    def write_manifest(self, labels: Sequence[str], model: str, overwrite: bool = False,
+                       redo: Collection[str] = ()) -> None:
+        """Create the output and its manifest. An output holds one label set
+        (:mod:`ferbatch.output.labelset`): another label set needs ``overwrite`` and every
+        video of the output with results among ``redo`` (the ids the run analyses); their old
+        results are then removed before the new manifest is written.
 
         Raises :class:`OutputError` naming the output when it cannot be written (missing
         credentials, no such bucket, a file in the way), :class:`ConfigError` when it holds
-        another label set (another ``--out``, or ``--overwrite``).
+        results of another label set that this run may not replace.
         """
+        from .labelset import replace_label_set
+
         try:
             self.committer.mkdir(self.location.path)
             self.committer.mkdir(self._path(layout.STATUS_DIR))
         except IO_ERRORS as exc:
             raise self._error("write the output", exc) from exc
         old = self.read_manifest()
-        if old is not None and not overwrite and list(old.get("labels", [])) != list(labels):
-            raise ConfigError(
-                f"{self.location.display()} holds results with labels {old.get('labels')}, "
-                f"but this model has {list(labels)}; use --overwrite or another --out")
+        removed: list[str] = []
+        if old is not None and list(old.get("labels", [])) != list(labels):
+            removed = replace_label_set(self, list(old.get("labels", [])), list(labels),
+                                        overwrite, redo)
         text = json.dumps({"schema_version": SCHEMA_VERSION, "labels": list(labels),
                            "model": model, "ferbatch_version": __version__}, indent=2)
         try:
             self._write_bytes(text.encode(), self._path(layout.MANIFEST))
+            for video_id in removed:  # their commit markers: gone only once the manifest is new
+                self.committer.delete_file(self.pending_path(video_id))
         except IO_ERRORS as exc:
             raise self._error("write the output", exc) from exc
+
+    def discard(self, video_id: str) -> None:
+        """Remove the committed results of ``video_id`` (status row, then partitions), leaving
+        its ``.pending`` marker: readers ignore it, and the next run settles it."""
+        c = self.committer
+        try:
+            self._write_bytes(b"discard", self.pending_path(video_id))
+            c.delete_file(self.status_path(video_id))
+            for name in layout.TABLES:
+                c.delete_dir(self._path(layout.partition_dir(name, video_id)))
+        except IO_ERRORS as exc:
+            raise self._error(f"remove the results of {video_id}", exc) from exc
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        """Every committed status row (torn files skipped), in file-name order."""
+        rows: list[dict[str, Any]] = []
+        try:
+            entries = self.committer.listdir(self._path(layout.STATUS_DIR))
+        except IO_ERRORS as exc:
+            raise self._error("list the status rows", exc) from exc
+        for info in sorted(entries, key=lambda i: i.base_name):
+            if info.type != pafs.FileType.File or not layout.is_status_file(info.base_name):
+                continue
+            try:
+                rows.extend(to_rows(self._read_small(info.path)))
+            except IO_ERRORS:
+                continue  # a torn file from a crashed writer: that video is redone next run
+        return rows
 
     # -- per-video commit -----------------------------------------------------------------------
     def status_path(self, video_id: str) -> str:
@@ -292,18 +328,7 @@ class OutputStore:
     # -- videos table ---------------------------------------------------------------------------
     def write_videos_table(self) -> pa.Table:
         """Rebuild ``videos.parquet`` from every committed status row, sorted by path."""
-        rows: list[dict[str, Any]] = []
-        try:
-            entries = self.committer.listdir(self._path(layout.STATUS_DIR))
-        except IO_ERRORS as exc:
-            raise self._error("list the status rows", exc) from exc
-        for info in sorted(entries, key=lambda i: i.base_name):
-            if info.type != pafs.FileType.File or not layout.is_status_file(info.base_name):
-                continue
-            try:
-                rows.extend(to_rows(self._read_small(info.path)))
-            except IO_ERRORS:
-                continue  # a torn file from a crashed writer: that video is redone next run
+        rows = self.status_rows()
         rows.sort(key=lambda r: (r["path"], r["video_id"]))
         table = from_rows(rows, VIDEOS_SCHEMA)
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from pathlib import Path
 
 MANIFEST = "_ferbatch.json"
@@ -76,9 +77,23 @@ def pending_id(name: str) -> str | None:
     return name[: -len(PENDING_SUFFIX)] if name.endswith(PENDING_SUFFIX) else None
 
 
+def ascii_letters(text: str) -> str:
+    """``text`` with accented letters reduced to ASCII (``été`` → ``ete``): Unicode NFKD
+    decomposition, combining marks dropped. ASCII text is returned unchanged."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def video_id_for(path: str | os.PathLike[str]) -> str:
     """Stable, unique, folder-safe id of a video: its file stem plus a hash of its resolved
-    absolute path (symlinks followed, so two names of one file share an id)."""
+    absolute path (symlinks followed, so two names of one file share an id).
+
+    The stem keeps ASCII letters, digits, ``_ . -``; accented letters become their ASCII
+    letter (:func:`ascii_letters`: ``été 😀.mp4`` → ``ete-<hash>``), anything else ``_``
+    (trimmed at the ends); a stem with nothing left is ``video``. The ids of ASCII names never
+    depend on this transliteration.
+    """
     resolved = str(Path(path).resolve())
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("._-")[:48] or "video"
+    stem = ascii_letters(Path(path).stem)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-")[:48] or "video"
     return f"{stem}-{hashlib.sha1(resolved.encode()).hexdigest()[:10]}"

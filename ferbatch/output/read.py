@@ -8,9 +8,11 @@ folders, and ``_ferbatch.json``. Rows of ``_status/<video_id>.parquet`` (committ
 the pipeline while it runs) take precedence over ``videos.parquet``, so a run still going or
 killed midway reads correctly: a video with a ``.pending`` marker and no status row is being
 (re)written and is left out entirely, and only the partition files a status row names are read
-(see :mod:`ferbatch.output.commit`). Each partition is read on its own (so a partition written by another
-model, with other ``p_*`` columns, or a stray temp file cannot break the whole read) and
-``video_id`` is restored from the folder name, as ``pd.read_parquet(OUT / "frames")`` would.
+(see :mod:`ferbatch.output.commit`). Each partition is read on its own (a stray temp file cannot
+break the whole read) and ``video_id`` is restored from the folder name, as
+``pd.read_parquet(OUT / "frames")`` would. An output holds one label set
+(:mod:`ferbatch.output.labelset`): faces partitions with other ``p_*`` columns are an error.
+The DataFrames and their dtypes: :mod:`ferbatch.output.results`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import posixpath
 import urllib.parse
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,48 +34,14 @@ import pyarrow.parquet as pq
 from ..errors import OutputError
 from . import layout
 from .commit import committed_parts
+from .labelset import shown as shown_list
 from .location import OutputLocation, resolve_output
-from .schema import (
-    FRAMES_SCHEMA,
-    SCHEMA_VERSION,
-    VIDEOS_SCHEMA,
-    faces_schema,
-    labels_from_columns,
-    prob_column,
-)
+from .results import Results, assemble, typed_videos
+from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema, labels_from_columns
 
 __all__ = ["Results", "load"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Results:
-    """One ferbatch output folder in memory.
-
-    ``videos``: one row per input file. ``frames``: one row per analysed frame. ``faces``: one
-    row per detected face per analysed frame, ``emotion`` a Categorical whose categories are
-    ``labels`` in model order. ``video_id`` is a Categorical in all three (categories: the ids of
-    ``videos`` in file order), so groupbys line up across tables.
-    """
-
-    out: Path | str  # a Path for a local folder, else the URI
-    videos: pd.DataFrame
-    frames: pd.DataFrame
-    faces: pd.DataFrame
-    labels: list[str]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def prob_columns(self) -> list[str]:
-        """``p_<label>`` column names, in label order."""
-        return [prob_column(label) for label in self.labels]
-
-    def __repr__(self) -> str:  # DataFrames make the default repr unreadable
-        return (
-            f"Results(out={str(self.out)!r}, videos={len(self.videos)}, frames={len(self.frames)}, "
-            f"faces={len(self.faces)}, labels={self.labels})"
-        )
 
 
 def _read_meta(loc: OutputLocation) -> dict[str, Any]:
@@ -169,16 +136,19 @@ def _partitions(loc: OutputLocation, table: str) -> list[tuple[str, list[str]]]:
 
 
 def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str, list[str]]],
-                schema: pa.Schema, status: _Status) -> pa.Table:
+                schema: pa.Schema, status: _Status, labels: list[str] | None = None) -> pa.Table:
     """Read every committed partition of ``table_name`` into one table with ``video_id`` from
     the folder names.
 
     Partitions of uncommitted videos and files their status row does not name are skipped.
-    Partitions with different column sets (e.g. written by models with other labels) are
-    concatenated with missing columns filled with nulls.
+    ``labels`` (faces only): the output's label set; a partition whose ``p_*`` columns differ
+    (an output mixing two models' label sets, written by an older ferbatch) is an
+    :class:`OutputError` naming the videos (:mod:`ferbatch.output.labelset`). ``[]``: the
+    first partition's labels are the reference.
     """
     fs = loc.filesystem
     tables = []
+    odd: dict[str, list[str]] = {}
     for video_id, files in partitions:
         if video_id in status.uncommitted:
             continue
@@ -191,10 +161,21 @@ def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str
             except (OSError, pa.ArrowException) as exc:
                 shown = loc.display(layout.partition_dir(table_name, video_id), posixpath.basename(path))
                 raise OutputError(f"{shown}: unreadable Parquet file ({exc})") from exc
+            if labels is not None:
+                found = labels_from_columns(table.column_names)
+                labels = labels or found
+                if set(found) != set(labels):
+                    odd[video_id] = found
             if "video_id" in table.column_names:
                 table = table.drop_columns(["video_id"])
             ids = pa.array([video_id] * table.num_rows, pa.string())
             tables.append(table.add_column(0, "video_id", ids))
+    if odd:
+        raise OutputError(
+            f"{loc.display()}: one output holds one label set, {labels}, but the faces of "
+            f"{len(odd)} video(s) have other labels: "
+            + shown_list([f"{vid} {found}" for vid, found in sorted(odd.items())])
+            + "; redo them with the output's model, or redo every video with --overwrite")
     if not tables:
         return schema.empty_table()
     try:
@@ -203,21 +184,19 @@ def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str
         raise OutputError(f"{loc.display(table_name)}: partitions have incompatible schemas ({exc})") from exc
 
 
-def _categorical_ids(df: pd.DataFrame, categories: list[str]) -> None:
-    df["video_id"] = pd.Categorical(df["video_id"].astype(object), categories=categories)
-
-
 def load(out: str | PathLike[str] | OutputLocation,
          filesystem: pafs.FileSystem | None = None) -> Results:
     """Read the ferbatch output ``out`` into a :class:`Results`.
 
     ``out`` is a local folder, a URI pyarrow resolves (``s3://bucket/prefix``, ``gs://…``,
-    ``file:///…``; credentials from the environment), an :class:`~ferbatch.write.OutputLocation`,
+    ``file:///…``; credentials from the environment), an :class:`~ferbatch.output.location.OutputLocation`,
     or a path inside ``filesystem``. Only committed videos are read: partitions of a video
     whose commit did not finish are ignored (see :mod:`ferbatch.output.commit`). Labels come from
-    ``_ferbatch.json`` when present, else from the ``p_*`` columns of the faces table. Raises
+    ``_ferbatch.json`` when present, else from the ``p_*`` columns of the faces table. The
+    DataFrames' dtypes never depend on the data (:mod:`ferbatch.output.results`). Raises
     :class:`OutputError` (a :class:`~ferbatch.errors.FerbatchError`) when ``out`` cannot be
-    reached or is not a ferbatch output folder.
+    reached, is not a ferbatch output folder, or mixes label sets
+    (:mod:`ferbatch.output.labelset`).
     """
     loc = resolve_output(out, filesystem)
     try:
@@ -242,24 +221,12 @@ def _load(loc: OutputLocation) -> Results:
         )
     status = _read_status(loc)
     videos = _read_videos(loc, has_videos, status)
-    frames = _read_table(loc, layout.FRAMES, partitions[layout.FRAMES], FRAMES_SCHEMA, status).to_pandas()
-    faces_tbl = _read_table(loc, layout.FACES, partitions[layout.FACES], faces_schema(meta.get("labels") or []),
-                            status)
-    labels = [str(x) for x in meta.get("labels") or []] or labels_from_columns(faces_tbl.column_names)
-    missing = [lb for lb in labels if prob_column(lb) not in faces_tbl.column_names]
-    if missing and faces_tbl.num_rows:
-        raise OutputError(f"{loc.display(layout.FACES)}: no probability column for label(s) {missing}")
-    faces = faces_tbl.to_pandas()
-    for label in missing:  # empty table: give it the columns the labels promise
-        faces[prob_column(label)] = pd.Series(dtype="float32")
-    videos = _categorize(loc, videos, frames, faces)
-    emotions = faces["emotion"].astype(object) if "emotion" in faces else pd.Series([], dtype=object)
-    unknown = sorted(set(emotions.dropna()) - set(labels))
-    faces["emotion"] = pd.Categorical(emotions, categories=labels + unknown)
-    sort_keys = ["video_id", "frame_index"]
-    frames = frames.sort_values(sort_keys, kind="stable").reset_index(drop=True)
-    faces = faces.sort_values(sort_keys + ["face_id"], kind="stable").reset_index(drop=True)
-    return Results(out=loc.public, videos=videos, frames=frames, faces=faces, labels=labels, meta=meta)
+    frames = _read_table(loc, layout.FRAMES, partitions[layout.FRAMES], FRAMES_SCHEMA, status)
+    labels = [str(x) for x in meta.get("labels") or []]
+    faces = _read_table(loc, layout.FACES, partitions[layout.FACES], faces_schema(labels), status,
+                        labels=labels)
+    labels = labels or labels_from_columns(faces.column_names)
+    return assemble(loc.public, videos, frames, faces, labels, meta, loc.display())
 
 
 def _read_videos(loc: OutputLocation, has_videos: bool, status: _Status) -> pd.DataFrame:
@@ -285,32 +252,9 @@ def _read_videos(loc: OutputLocation, has_videos: bool, status: _Status) -> pd.D
             videos_tbl = pa.concat_tables([videos_tbl, status.table], promote_options="permissive")
         except pa.ArrowException as exc:
             raise OutputError(f"{loc.display(layout.STATUS_DIR)}: rows do not match videos.parquet ({exc})") from exc
-    videos = videos_tbl.to_pandas()
+    videos = typed_videos(videos_tbl)
     dup = videos["video_id"].duplicated(keep="last")
     if dup.any():  # e.g. rows appended by a re-run: the last row of a video wins
         log.warning("%s: %d duplicate video_id row(s); keeping the last", videos_shown, int(dup.sum()))
         videos = videos[~dup].reset_index(drop=True)
-    for name in VIDEOS_SCHEMA.names:  # tolerate older/narrower tables
-        if name not in videos.columns:
-            videos[name] = pd.Series([None] * len(videos), dtype=object)
-    return videos
-
-
-def _categorize(loc: OutputLocation, videos: pd.DataFrame, frames: pd.DataFrame,
-                faces: pd.DataFrame) -> pd.DataFrame:
-    """``video_id`` as one Categorical in all three tables: the videos in file order, then ids
-    found only in partitions (each gets a stub row in ``videos``, with a warning)."""
-    ids = [str(v) for v in videos["video_id"].tolist()]
-    extra = sorted(
-        (set(frames["video_id"].astype(str)) | set(faces["video_id"].astype(str))) - set(ids)
-    )
-    if extra:
-        log.warning("%s: partitions without a videos.parquet row: %s%s", loc.display(), extra[:5],
-                    " ..." if len(extra) > 5 else "")
-        stub = pd.DataFrame({c: pd.Series([None] * len(extra), dtype=object) for c in videos.columns})
-        stub["video_id"] = extra
-        videos = pd.concat([videos, stub], ignore_index=True) if len(videos) else stub
-        ids += extra
-    for df in (videos, frames, faces):
-        _categorical_ids(df, ids)
     return videos

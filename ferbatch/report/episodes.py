@@ -4,8 +4,8 @@ A run is a maximal sequence of a face's rows with the same dominant label (the s
 ``s_emotion`` when the table was smoothed, else the raw ``emotion``) and no gap between them
 (see :mod:`ferbatch.report.smoothing` for gaps and row weights). A run lasts from its first
 row's timestamp to that time plus the summed weights of its rows, i.e. up to the next row of the
-face, or one sampling interval past its last row when a gap or the track's end follows (runs
-never cross a gap: each lies inside one ``track_run``).
+face, or one sampling interval past its last row when a gap or the track's end follows, but never
+past the video's end (runs never cross a gap: each lies inside one ``track_run``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def find_episodes(
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     intervals: dict[str, float] | None = None,
     use_smoothed: bool | None = None,
+    ends: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Episodes of ``faces`` lasting at least ``min_duration_s`` seconds, one row each.
 
@@ -54,16 +55,17 @@ def find_episodes(
     used — over its rows), peak_confidence and peak_s (its highest value and when), n_rows.
     ``faces`` may come straight from :func:`ferbatch.load` or from
     :func:`~ferbatch.report.smoothing.smooth` (then its track runs and weights are reused).
-    ``use_smoothed``: None = use ``s_emotion`` when the table has it.
+    ``use_smoothed``: None = use ``s_emotion`` when the table has it. ``intervals``, ``ends``:
+    for a table without timing (:func:`~ferbatch.report.smoothing.add_timing`).
     """
     if min_duration_s < 0:
-        raise ConfigError(f"minimum episode length must be >= 0 s, got {min_duration_s}")
+        raise ConfigError(f"--min-episode must be >= 0 (seconds), got {min_duration_s}")
     if not len(faces) or not labels:
         return empty_episodes(labels)
     if has_timing(faces):
         df = faces.sort_values(["video_id", "face_id", "timestamp_s"], kind="stable").reset_index(drop=True)
     else:
-        df = add_timing(faces, intervals, max_gap_s)
+        df = add_timing(faces, intervals, max_gap_s, ends)
     smoothed = ("s_emotion" in df) if use_smoothed is None else use_smoothed
     if smoothed and "s_emotion" not in df:
         raise ConfigError("use_smoothed=True needs a smoothed table (run smooth() first)")

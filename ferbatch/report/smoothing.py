@@ -14,9 +14,11 @@ Terms used across :mod:`ferbatch.report`:
   not to be confused with the pipeline's video segments): smoothers restart there and episodes
   end there.
 * **weight** (``weight_s``) of a face row: the time it stands for: the step to the face's next
-  row, or one sampling interval at the end of a track run. Short detection dropouts (up to the
-  gap threshold) are thus bridged by the row before them; the weights of a track run add up to
-  its duration.
+  row, or one sampling interval at the end of a track run — but never past the **end of the
+  video** (its ``duration_s``, when known and after its last analysed frame: a face on screen
+  until the last frame counts until the video ends, not one interval beyond). Short detection
+  dropouts (up to the gap threshold) are thus bridged by the row before them; the weights of a
+  track run add up to its duration.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_GAP_S",
     "smooth_column",
     "sampling_intervals",
+    "video_ends",
     "add_timing",
     "smooth",
 ]
@@ -82,6 +85,21 @@ def sampling_intervals(
     return {k: v if np.isfinite(v) and v > 0 else _FALLBACK_INTERVAL_S for k, v in out.items()}
 
 
+def video_ends(videos: pd.DataFrame | None, frames: pd.DataFrame | None = None) -> dict[str, float]:
+    """End (s) of each video whose ``duration_s`` is known and lies after its last analysed
+    frame (a duration at or before it is wrong metadata: such a video gets no end)."""
+    if videos is None or "duration_s" not in videos or not len(videos):
+        return {}
+    ids = videos["video_id"].astype(str).to_numpy()
+    durations = pd.to_numeric(videos["duration_s"], errors="coerce").astype("float64").to_numpy()
+    last: dict[str, float] = {}
+    if frames is not None and len(frames):
+        last = {str(k): float(v) for k, v in
+                frames.groupby(frames["video_id"].astype(str))["timestamp_s"].max().items()}
+    return {vid: float(d) for vid, d in zip(ids, durations)
+            if np.isfinite(d) and d > 0 and d > last.get(vid, -np.inf)}
+
+
 def _group_starts(df: pd.DataFrame) -> np.ndarray:
     """Boolean array: row starts a new (video_id, face_id) group (df sorted by them)."""
     vid = df["video_id"].astype(str).to_numpy()
@@ -96,15 +114,17 @@ def add_timing(
     faces: pd.DataFrame,
     intervals: dict[str, float] | None = None,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
+    ends: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """A copy of ``faces`` sorted by (video_id, face_id, timestamp_s) with ``track_run`` and
     ``weight_s``.
 
     ``track_run``: an integer id, unique across the table, of each gap-free run of one face.
-    ``weight_s``: the time each row stands for (see the module docstring).
+    ``weight_s``: the time each row stands for (see the module docstring), clipped at the end
+    of its video, ``ends`` (:func:`video_ends`; a video not in it is not clipped).
     """
     if max_gap_s <= 0:
-        raise ConfigError(f"max gap must be > 0 s, got {max_gap_s}")
+        raise ConfigError(f"--max-gap must be > 0 (seconds), got {max_gap_s}")
     df = faces.sort_values(["video_id", "face_id", "timestamp_s"], kind="stable").reset_index(drop=True)
     if intervals is None:
         intervals = sampling_intervals(df.iloc[0:0], None, df)
@@ -124,7 +144,11 @@ def add_timing(
     run_ends = np.ones(n, bool)
     if n > 1:
         run_ends[:-1] = new_run[1:]
-    df["weight_s"] = np.where(run_ends, interval, step_next)
+    weight = np.where(run_ends, interval, step_next)
+    if ends:
+        room = df["video_id"].astype(str).map(ends).astype(float).to_numpy() - t
+        weight = np.where(np.isfinite(room) & (room > 0), np.minimum(weight, room), weight)
+    df["weight_s"] = weight
     return df
 
 
@@ -177,24 +201,25 @@ def smooth(
     window_s: float = DEFAULT_WINDOW_S,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     intervals: dict[str, float] | None = None,
+    ends: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Smooth each face's probabilities over time; returns a sorted copy with added columns.
 
     Adds ``s_<label>`` (smoothed probability, float32), ``s_emotion`` (Categorical, argmax of
     the smoothed probabilities, ties to the earlier label), ``s_confidence``, and — unless already
-    present — ``track_run`` and ``weight_s`` (:func:`add_timing`). The raw ``p_*``, ``emotion`` and
+    present — ``track_run`` and ``weight_s`` (:func:`add_timing`, with ``intervals`` and ``ends``). The raw ``p_*``, ``emotion`` and
     ``confidence`` columns are kept. ``method``: ``"ema"`` (causal, time constant ``window_s``),
     ``"moving"`` (centred window of ``window_s`` seconds) or ``"none"`` (copies). Each face and
     each gap-free track run is smoothed on its own.
     """
     if method not in METHODS:
-        raise ConfigError(f"unknown smoothing method {method!r}; choose one of {', '.join(METHODS)}")
+        raise ConfigError(f"--smooth: unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if method != "none" and not window_s > 0:
-        raise ConfigError(f"smoothing window must be > 0 s, got {window_s}")
+        raise ConfigError(f"--window must be > 0 (seconds), got {window_s}")
     if has_timing(faces):
         df = faces.sort_values(["video_id", "face_id", "timestamp_s"], kind="stable").reset_index(drop=True)
     else:
-        df = add_timing(faces, intervals, max_gap_s)
+        df = add_timing(faces, intervals, max_gap_s, ends)
     prob_cols = [prob_column(label) for label in labels]
     missing = [c for c in prob_cols if c not in df]
     if missing:

@@ -2,7 +2,8 @@
 
 **Weighting.** Shares and means are over *face-time*, not rows: each face row is weighted by
 the time it stands for (``weight_s``: the step to that face's next row, or one sampling interval
-at the end of a track or before a gap; see :mod:`ferbatch.report.smoothing`). So a video sampled
+at the end of a track or before a gap, never past the video's end; see
+:mod:`ferbatch.report.smoothing`). So face-time never exceeds the video's duration per face. So a video sampled
 irregularly, or one with a face seen at 30 fps next to one seen at 5 fps, is summarised by
 seconds on screen. Two faces on screen for 10 s count as 20 face-seconds.
 
@@ -37,7 +38,7 @@ from .defaults import (
     SmoothMethod,
 )
 from .episodes import find_episodes
-from .smoothing import sampling_intervals, smooth
+from .smoothing import sampling_intervals, smooth, video_ends
 
 __all__ = ["Summary", "summarize", "write_summary", "share_column", "mean_column"]
 
@@ -188,8 +189,9 @@ def summarize(
     """Compute per-video and per-face summaries and episodes of a loaded output folder."""
     labels = list(results.labels)
     intervals = sampling_intervals(results.frames, results.videos, results.faces)
+    ends = video_ends(results.videos, results.frames)
     timeline = smooth(results.faces, labels, method=smooth_method, window_s=window_s,
-                      max_gap_s=max_gap_s, intervals=intervals)
+                      max_gap_s=max_gap_s, intervals=intervals, ends=ends)
     label_col = "emotion" if smooth_method == "none" else "s_emotion"
     episodes = find_episodes(timeline, labels, min_duration_s=min_episode_s,
                              use_smoothed=smooth_method != "none")

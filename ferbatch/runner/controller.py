@@ -2,7 +2,8 @@
 
 :func:`execute` takes a :class:`~ferbatch.runner.plan.RunPlan` and an :class:`Executor`
 (:class:`~ferbatch.runner.local.LocalExecutor` or :class:`~ferbatch.runner.ray_pool.RayExecutor`):
-it writes the manifest (refusing another label set), settles what killed runs left, reports and
+it writes the manifest (another label set only with ``overwrite`` and every video of the
+output among the inputs: :mod:`ferbatch.output.labelset`), settles what killed runs left, reports and
 keeps the skipped rows, commits the plan's failed rows, lets the executor analyse and commit the
 rest, rebuilds ``videos.parquet`` and returns the :class:`RunSummary`. :func:`run_videos` is
 what ``ferbatch run`` and the Ray job call: plan, choose the executor, execute.
@@ -21,7 +22,7 @@ from ..config import PoolConfig, RunConfig
 from ..logs import run_log
 from ..output.location import OutputLocation
 from ..progress import RunHook
-from .plan import Action, PlannedVideo, RunPlan, describe, plan_run
+from .plan import Action, PlannedVideo, RunPlan, describe, describe_ignored, plan_run
 from .summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def execute(plan: RunPlan, executor: Executor, hook: RunHook | None = None) -> R
     """Run ``plan`` with ``executor`` (see the module doc). Raises :class:`OutputError` when
     the output cannot be written, :class:`ConfigError` for an executor that cannot start."""
     plan.store.write_manifest(plan.provenance.labels, plan.provenance.model,
-                              overwrite=plan.overwrite)
+                              overwrite=plan.overwrite, redo={v.video_id for v in plan.videos})
     with run_log(plan.location) as log_path:
         log.info("ferbatch %s into %s (log %s); plan: %s; executor: %s", __version__,
                  plan.location, log_path, describe(plan), type(executor).__name__)
@@ -49,7 +50,10 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
     started = time.perf_counter()
     store = plan.store
     store.recover()
-    summary = RunSummary(out=plan.location.public)
+    summary = RunSummary(out=plan.location.public,
+                         ignored=[(str(i.path), i.reason) for i in plan.ignored])
+    if plan.ignored:
+        log.info("%d file(s) skipped: %s", len(plan.ignored), describe_ignored(plan.ignored))
     hook.on_start(len(plan.videos))
     rows: dict[str, dict[str, Any]] = {}
     for video in plan.videos:
@@ -97,11 +101,19 @@ def wants_ray(plan: RunPlan, use_ray: bool | None, address: str | None) -> bool:
 def run_videos(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
                config: RunConfig | None = None, *, overwrite: bool = False,
                pool: PoolConfig | None = None, use_ray: bool | None = None,
-               hook: RunHook | None = None) -> RunSummary:
+               hook: RunHook | None = None, retry_partial: bool = False) -> RunSummary:
     """Plan a run and execute it in-process or on Ray (:func:`wants_ray`), as ``ferbatch run``
-    does. ``pool``: the Ray pool's settings (also its ``segment_s`` for the plan)."""
+    does: the Python API's equivalent of the command, every option included.
+
+    ``inputs``, ``out``, ``config``, ``overwrite``, ``hook``: as :func:`ferbatch.run`;
+    ``retry_partial``: redo ``partial`` videos too (``--retry-partial``); ``pool``: the Ray
+    pool's settings (``--workers``, ``--address``…; also its ``segment_s`` for the plan);
+    ``use_ray``: ``True``/``False`` force Ray or in-process (``--ray``/``--local``), ``None``
+    decides as :func:`wants_ray`.
+    """
     pool = (pool or PoolConfig()).validate()
-    plan = plan_run(inputs, out, config, overwrite=overwrite, segment_s=pool.segment_s)
+    plan = plan_run(inputs, out, config, overwrite=overwrite, segment_s=pool.segment_s,
+                    retry_partial=retry_partial)
     if wants_ray(plan, use_ray, pool.address):
         from .ray_pool import RayExecutor
 

@@ -46,14 +46,17 @@ class LocalExecutor:
 
 def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
         config: RunConfig | None = None, overwrite: bool = False,
-        hook: RunHook | None = None, stages: Stages | None = None) -> RunSummary:
-    """Process every video under ``inputs`` into ``out`` on this machine, in this process.
+        hook: RunHook | None = None, stages: Stages | None = None,
+        retry_partial: bool = False) -> RunSummary:
+    """Process every video under ``inputs`` into ``out`` on this machine, in this process
+    (never Ray; :func:`ferbatch.run_videos` is ``ferbatch run``'s equivalent, Ray included).
 
     ``inputs``: video files (any extension) and folders (searched recursively for video
     extensions). ``out``: a local folder, a URI pyarrow's filesystems resolve
     (``s3://bucket/prefix``, ``gs://…``, ``file:///…``) or an
     :class:`~ferbatch.output.location.OutputLocation`. Videos already complete in ``out``
-    (same file, model and settings) are skipped unless ``overwrite``. ``hook``: a
+    (same file, model and settings; ``ok`` or ``partial``) are skipped unless ``overwrite``
+    (redo all) or, for ``partial`` ones, ``retry_partial``. ``hook``: a
     :class:`~ferbatch.progress.RunHook` for progress displays. ``stages``: loaded models to
     reuse (their config must be ``config``'s).
 
@@ -62,6 +65,6 @@ def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | 
     ``failed`` or ``partial`` with the reason.
     """
     config = config or (stages.config if stages is not None else RunConfig())
-    plan = plan_run(inputs, out, config, overwrite=overwrite,
+    plan = plan_run(inputs, out, config, overwrite=overwrite, retry_partial=retry_partial,
                     provenance=stages.provenance if stages is not None else None)
     return execute(plan, LocalExecutor(stages), hook)

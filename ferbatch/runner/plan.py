@@ -4,7 +4,8 @@
 decides what happens to it:
 
 * :attr:`Action.SKIP` — a committed row records this very file (size, mtime) done with the
-  same model and settings (:func:`is_complete`); the row is reused;
+  same model and settings, ``ok`` or ``partial`` (:func:`is_complete`; ``retry_partial``
+  redoes partial ones); the row is reused;
 * :attr:`Action.FAIL` — the input cannot be analysed at all and must not be opened (a FIFO,
   a device, a socket: opening one blocks or reads forever); the plan carries its failed row;
 * :attr:`Action.PROCESS` — analyse it. With ``segment_s > 0`` the container header is read
@@ -23,9 +24,9 @@ import enum
 import logging
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,49 @@ from ..errors import ConfigError
 from ..output.commit import OutputStore
 from ..output.layout import video_id_for
 from ..output.location import OutputLocation
-from ..output.schema import STATUS_FAILED, Provenance, new_video_row
+from ..output.schema import STATUS_FAILED, STATUS_PARTIAL, Provenance, new_video_row
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A file found among the inputs that the run leaves out, and why (in the summary)."""
+
+    path: Path
+    reason: str  # "hidden", or "same file as <path>"
+
+
+def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Ignored]]:
+    """The video files of ``inputs`` (:func:`discover_videos`) and the files left out: a
+    second name of a file already found (a symlink, the same path twice) and video files
+    under a hidden name (``.name``) inside a given folder."""
+    found: list[Path] = []
+    ignored: list[Ignored] = []
+    first: dict[Path, Path] = {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            candidates: list[Path] = []
+            for p in sorted(path.rglob("*")):
+                if not (p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()):
+                    continue
+                if any(part.startswith(".") for part in p.relative_to(path).parts):
+                    ignored.append(Ignored(p, "hidden"))
+                else:
+                    candidates.append(p)
+        elif path.exists() or path.is_symlink():
+            candidates = [path]
+        else:
+            raise ConfigError(f"input not found: {path}")
+        for candidate in candidates:
+            key = candidate.resolve()
+            if key in first:
+                ignored.append(Ignored(candidate, f"same file as {first[key]}"))
+            else:
+                first[key] = candidate
+                found.append(candidate)
+    return found, ignored
 
 
 def discover_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -45,32 +86,22 @@ def discover_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     Files named explicitly are kept whatever their extension (the user asked for them); in
     folders only known video extensions are picked up and hidden files and folders are skipped.
     Order is stable; duplicates (the same resolved file) removed. Raises :class:`ConfigError`
-    for an input that does not exist.
+    for an input that does not exist. :func:`find_inputs` also says what was left out.
     """
-    found: list[Path] = []
-    seen: set[Path] = set()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            candidates: Iterable[Path] = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        elif path.exists() or path.is_symlink():
-            candidates = [path]
-        else:
-            raise ConfigError(f"input not found: {path}")
-        for candidate in candidates:
-            key = candidate.resolve()
-            if key not in seen:
-                seen.add(key)
-                found.append(candidate)
-    return found
+    return find_inputs(inputs)[0]
 
 
-def is_complete(row: dict[str, Any] | None, path: Path, fingerprint: str) -> bool:
-    """True when ``row`` records this very file (size, mtime) done with the same settings."""
+def is_complete(row: dict[str, Any] | None, path: Path, fingerprint: str,
+                retry_partial: bool = False) -> bool:
+    """True when ``row`` records this very file (size, mtime) done with the same settings.
+
+    ``failed`` videos are never complete; ``partial`` ones (frames lost to damage) are, unless
+    ``retry_partial`` (``--retry-partial``: worth it when the damage may have been a read error
+    of a network filesystem, or after the file was repaired in place).
+    """
     if row is None or row.get("status") == STATUS_FAILED:
+        return False
+    if retry_partial and row.get("status") == STATUS_PARTIAL:
         return False
     try:
         st = path.stat()
@@ -118,6 +149,8 @@ class RunPlan:
     videos: list[PlannedVideo] = field(default_factory=list)
     overwrite: bool = False
     segment_s: float = 0.0
+    retry_partial: bool = False
+    ignored: list[Ignored] = field(default_factory=list)
 
     @property
     def location(self) -> OutputLocation:
@@ -165,10 +198,11 @@ def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
     reason = _not_regular(path)
     if reason is not None:
         row = new_video_row(path, video_id, plan.provenance, error=reason)
-        row["finished_at"] = datetime.now(timezone.utc)
+        row["finished_at"] = datetime.now(UTC)
         return PlannedVideo(path, video_id, Action.FAIL, row)
     old = plan.store.read_status(video_id)
-    if not plan.overwrite and is_complete(old, path, plan.provenance.settings_fingerprint):
+    if not plan.overwrite and is_complete(old, path, plan.provenance.settings_fingerprint,
+                                          plan.retry_partial):
         return PlannedVideo(path, video_id, Action.SKIP, old)
     duration = None
     if plan.segment_s > 0:
@@ -180,30 +214,52 @@ def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
 
 def plan_run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
              config: RunConfig | None = None, *, overwrite: bool = False, segment_s: float = 0.0,
-             provenance: Provenance | None = None) -> RunPlan:
+             provenance: Provenance | None = None, retry_partial: bool = False) -> RunPlan:
     """Plan a run of ``inputs`` into ``out`` (see the module doc). Reads, never writes, ``out``.
 
-    ``provenance`` defaults to the one of ``config``'s model, read from the checkpoint's
-    metadata (:func:`ferbatch.pipeline.run_provenance`: no model is built). Raises
-    :class:`ConfigError` for a bad option or a missing input, :class:`OutputError` for an
-    output that cannot be resolved, :class:`ModelError` for a bad checkpoint.
+    ``overwrite``: redo every video; ``retry_partial``: redo ``partial`` ones too (by default a
+    re-run skips them like ``ok`` ones, see :func:`is_complete`). ``provenance`` defaults to
+    the one of ``config``'s model, read from the checkpoint's metadata
+    (:func:`ferbatch.pipeline.run_provenance`: no model is built). Raises :class:`ConfigError`
+    for a bad option, a missing input or inputs without any video file, :class:`OutputError`
+    for an output that cannot be resolved, :class:`ModelError` for a bad checkpoint.
     """
     config = (config or RunConfig()).validate()
     if segment_s < 0:
         raise ConfigError(f"--segment-s must be >= 0, got {segment_s}")
-    paths = discover_videos(inputs)
+    paths, ignored = find_inputs(inputs)
+    if not paths:
+        raise ConfigError(no_videos_message(inputs, ignored))
     store = OutputStore(out)  # a bad URI fails here, before any model is read
     if provenance is None:
         from ..pipeline import run_provenance
 
         provenance = run_provenance(config)
-    plan = RunPlan(store, config, provenance, overwrite=overwrite, segment_s=segment_s)
+    plan = RunPlan(store, config, provenance, overwrite=overwrite, segment_s=segment_s,
+                   retry_partial=retry_partial, ignored=ignored)
     plan.videos = [_plan_one(path, plan) for path in paths]
     return plan
 
 
+def no_videos_message(inputs: Sequence[str | os.PathLike[str]], ignored: list[Ignored]) -> str:
+    """Why a run has nothing to do: no video file in ``inputs``."""
+    shown = ", ".join(str(i) for i in list(inputs)[:3]) + (" …" if len(inputs) > 3 else "")
+    text = (f"no video files in {shown or 'the inputs'} (folders are searched recursively for "
+            f"{' '.join(sorted(VIDEO_EXTENSIONS))}; hidden files are skipped)")
+    if ignored:
+        text += f"; {len(ignored)} file(s) skipped: " + describe_ignored(ignored)
+    return text
+
+
+def describe_ignored(ignored: list[Ignored], limit: int = 5) -> str:
+    """``a.mp4 (same file as b.mp4), .x.mp4 (hidden)`` (the first ``limit``)."""
+    text = ", ".join(f"{i.path} ({i.reason})" for i in ignored[:limit])
+    return text + (f", … ({len(ignored)} in all)" if len(ignored) > limit else "")
+
+
 def describe(plan: RunPlan) -> str:
-    """One line: how many inputs the plan analyses, skips and fails."""
+    """One line: how many inputs the plan analyses, skips and fails (and files left out)."""
     counts = {a: sum(v.action is a for v in plan.videos) for a in Action}
-    return (f"{len(plan.videos)} input(s): {counts[Action.PROCESS]} to analyse, "
+    text = (f"{len(plan.videos)} input(s): {counts[Action.PROCESS]} to analyse, "
             f"{counts[Action.SKIP]} already done, {counts[Action.FAIL]} cannot be read")
+    return text + (f"; {len(plan.ignored)} file(s) skipped" if plan.ignored else "")

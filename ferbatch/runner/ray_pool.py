@@ -22,7 +22,7 @@ import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..config import PoolConfig, RunConfig
@@ -55,8 +55,9 @@ class Port(Protocol):
     def call(self, actor: Any, method: str, *args: Any, num_returns: int = 1) -> Any:
         """Call ``actor.method(*args)``: a future, or a tuple of ``num_returns`` futures."""
 
-    def wait(self, futures: list[Any]) -> Any:
-        """Block until one of ``futures`` is ready; return it."""
+    def wait(self, futures: list[Any], timeout: float | None = None) -> Any:
+        """Block until one of ``futures`` is ready and return it; ``None`` after ``timeout``
+        seconds without one."""
 
     def get(self, future: Any) -> Any:
         """Its value; raises :class:`WorkerDied` or :class:`TaskFailed`."""
@@ -64,7 +65,13 @@ class Port(Protocol):
     def kill(self, actor: Any) -> None:
         """Stop ``actor`` for good (no restart)."""
 
+    def frames(self, actor: Any) -> int | None:
+        """Frames ``actor`` has analysed so far (its lifetime count), asked while it works;
+        ``None`` when it cannot tell."""
 
+
+#: seconds between two polls of the busy workers' frame counts (the progress bar)
+PROGRESS_POLL_S = 1.0
 
 
 @dataclass
@@ -94,6 +101,8 @@ class Scheduler:
         self._running: dict[Any, _Running] = {}  # future of a task -> what runs
         self._idle: deque[Any] = deque()
         self._last_error = ""
+        self._seen: dict[Any, int] = {}  # actor -> frame count last polled
+        self._reported: dict[str, int] = {}  # video_id -> frames reported while it ran
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> dict[str, dict[str, Any]]:
@@ -107,8 +116,10 @@ class Scheduler:
                     if not self.queue:  # the last tasks were given up (their video ran whole)
                         break
                     raise RunError(f"no Ray worker could start: {self._last_error}")
-                future = self.port.wait(waiting)
-                if future in self._starting:
+                future = self.port.wait(waiting, PROGRESS_POLL_S if self._running else None)
+                if future is None:
+                    self.poll_frames()
+                elif future in self._starting:
                     self.on_worker_ready(future)
                 else:
                     self.on_result(future)
@@ -145,6 +156,20 @@ class Scheduler:
         log.info("worker ready: pid %d on %s (%s)", info.pid, info.host, info.device)
         self.hook.on_worker(info)
 
+    def poll_frames(self) -> None:
+        """Report the frames the busy workers analysed since the last poll (each worker counts
+        them per batch; only the numbers cross Ray)."""
+        for running in list(self._running.values()):
+            count = self.port.frames(running.actor)
+            if count is None:
+                continue
+            delta = count - self._seen.get(running.actor, 0)
+            self._seen[running.actor] = count
+            if delta > 0:
+                video_id = running.task.video.video_id
+                self._reported[video_id] = self._reported.get(video_id, 0) + delta
+                self.hook.on_frames(delta)
+
     def on_result(self, future: Any) -> None:
         """A task came back: record it and queue what follows."""
         running = self._running.pop(future)
@@ -166,6 +191,7 @@ class Scheduler:
     def on_worker_died(self, running: _Running, error: str) -> None:
         """Replace the worker; retry its task (first in the queue)."""
         self.port.kill(running.actor)
+        self._seen.pop(running.actor, None)
         task = running.task
         if task.wanted(self):
             self.retry_or_fail(task, f"{task.video.path.name}{task.where}: worker died "
@@ -179,14 +205,16 @@ class Scheduler:
         self.results[video.video_id] = row
         if trace:
             log.error("%s failed in its worker:\n%s", video.path, trace.rstrip())
-        self.hook.on_frames(int(row.get("frames_analyzed") or 0))
+        rest = int(row.get("frames_analyzed") or 0) - self._reported.pop(video.video_id, 0)
+        if rest > 0:  # the frames not polled yet (all of them with a fast video)
+            self.hook.on_frames(rest)
         self.hook.on_done(row)
 
     def fail(self, video: PlannedVideo, error: str) -> None:
         """Commit ``video`` as failed from the driver and go on."""
         log.warning("%s", error)
         row = new_video_row(video.path, video.video_id, self.plan.provenance, error=error)
-        row["finished_at"] = datetime.now(timezone.utc)
+        row["finished_at"] = datetime.now(UTC)
         self.plan.store.commit(row, None, None)
         self.finish(video, row)
 
@@ -232,7 +260,8 @@ class RayPort:
         from .worker import VideoWorker
 
         self._ray = ray
-        self._cls = ray.remote(VideoWorker).options(  # type: ignore[attr-defined]
+        remote = ray.remote(concurrency_groups={"progress": 1})(VideoWorker)  # type: ignore[call-overload]
+        self._cls = remote.options(  # one task at a time; frames() answers beside it
             num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0, max_concurrency=1)
         self._args = (out, config.to_dict())
 
@@ -246,9 +275,9 @@ class RayPort:
             remote = remote.options(num_returns=num_returns)
         return remote.remote(*args)
 
-    def wait(self, futures: list[Any]) -> Any:
-        ready, _ = self._ray.wait(futures, num_returns=1)
-        return ready[0]
+    def wait(self, futures: list[Any], timeout: float | None = None) -> Any:
+        ready, _ = self._ray.wait(futures, num_returns=1, timeout=timeout)
+        return ready[0] if ready else None
 
     def get(self, future: Any) -> Any:
         from ray.exceptions import RayActorError, RayTaskError
@@ -259,6 +288,13 @@ class RayPort:
             raise WorkerDied(_short(exc)) from exc
         except RayTaskError as exc:
             raise TaskFailed(_short(exc)) from exc
+
+    def frames(self, actor: Any) -> int | None:
+        try:
+            ref = actor.frames.options(concurrency_group="progress").remote()
+            return int(self._ray.get(ref, timeout=PROGRESS_POLL_S))
+        except Exception:  # noqa: BLE001 - a dead or busy worker: its result will tell
+            return None
 
     def kill(self, actor: Any) -> None:
         from ray.exceptions import GetTimeoutError, RayActorError
@@ -341,7 +377,7 @@ class RayExecutor:
 def run_distributed(inputs: Sequence[str | os.PathLike[str]],
                     out: str | os.PathLike[str] | OutputLocation, config: RunConfig | None = None,
                     *, overwrite: bool = False, hook: RunHook | None = None,
-                    **pool_options: Any) -> RunSummary:
+                    retry_partial: bool = False, **pool_options: Any) -> RunSummary:
     """Process every video under ``inputs`` into ``out`` with a pool of Ray worker actors.
 
     Same plan, skip rules, output and :class:`RunSummary` as :func:`ferbatch.run`;
@@ -351,5 +387,6 @@ def run_distributed(inputs: Sequence[str | os.PathLike[str]],
     it is an object-store URI each worker resolves with the credentials of its environment.
     """
     pool = PoolConfig(**pool_options).validate()
-    plan = plan_run(inputs, out, config, overwrite=overwrite, segment_s=pool.segment_s)
+    plan = plan_run(inputs, out, config, overwrite=overwrite, segment_s=pool.segment_s,
+                    retry_partial=retry_partial)
     return execute(plan, RayExecutor(pool), hook)

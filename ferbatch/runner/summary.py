@@ -14,12 +14,15 @@ class RunSummary:
     """Rows of every input video, in input order, plus counts.
 
     ``out``: a :class:`Path` for a local folder, else the URI. ``skipped``: inputs already
-    complete (their rows are the committed ones). ``frames``: frames analysed by this run.
+    complete (their rows are the committed ones). ``ignored``: files found but left out, as
+    ``(path, reason)``: a second name of one file (``same file as …``) or a hidden file.
+    ``frames``: frames analysed by this run.
     """
 
     out: Path | str
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     frames: int = 0
 
@@ -34,5 +37,16 @@ class RunSummary:
     @property
     def exit_code(self) -> int:
         """0 when every video is ``ok``; 1 when any is ``partial`` or ``failed`` (a partial
-        video lost frames to damage: a batch job should notice)."""
+        video lost frames to damage: a batch job should notice). The other exit codes of
+        ``ferbatch run`` (:data:`EXIT_CODES`) do not come from a summary."""
         return 0 if self.all_ok else 1
+
+
+#: The exit codes of ``ferbatch run`` and the Ray job (README, ``ferbatch run --help``).
+EXIT_CODES = {
+    0: "every video ok",
+    1: "a video partial or failed, or an error shown as \"Error: ...\"",
+    2: "usage error (unknown option, bad value, missing argument)",
+    130: "interrupted by Ctrl-C (SIGINT)",
+    143: "terminated by SIGTERM",
+}

@@ -60,7 +60,12 @@ class Fallback:
 
 class VideoWorker:
     """One worker actor. ``out``: the output's path/URI (or location); ``config``:
-    :meth:`RunConfig.to_dict` of the run (the device already resolved by the driver)."""
+    :meth:`RunConfig.to_dict` of the run (the device already resolved by the driver).
+
+    :attr:`frames_done` counts the frames this worker analysed, batch by batch; the driver
+    polls it through :meth:`frames` (in the actor's ``progress`` concurrency group, while a
+    video is being analysed) for its progress bar — a number, never frames, crosses Ray.
+    """
 
     def __init__(self, out: str | OutputLocation, config: dict[str, Any]) -> None:
         from ..decode.av_util import quiet_ffmpeg
@@ -71,6 +76,14 @@ class VideoWorker:
         self.config = RunConfig.from_dict(config).validate()
         self.stages = Stages(self.config)
         self.store = OutputStore(out)
+        self.frames_done = 0
+
+    def _count(self, n: int) -> None:
+        self.frames_done += int(n)
+
+    def frames(self) -> int:
+        """Frames analysed by this worker so far (segments' warm-up frames included)."""
+        return self.frames_done
 
     def info(self) -> WorkerInfo:
         """Who this worker is: pid, host, device."""
@@ -81,7 +94,7 @@ class VideoWorker:
         """Analyse ``path`` whole, commit its partitions and status row."""
         from ..pipeline import process_video
 
-        result = process_video(path, self.config, self.stages)
+        result = process_video(path, self.config, self.stages, progress=self._count)
         self.store.commit(result.row, result.frames, result.faces)
         return Committed(result.row, result.traceback)
 
@@ -106,7 +119,7 @@ class VideoWorker:
         """
         from ..segments import process_segment
 
-        result = process_segment(path, span, self.config, self.stages)
+        result = process_segment(path, span, self.config, self.stages, progress=self._count)
         tables = (result.frames, result.faces) if result.frames is not None else None
         return SegmentDone(result.row), tables
 

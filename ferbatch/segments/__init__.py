@@ -27,7 +27,7 @@ segment's detections are matched (IoU >= 0.5) to the rows already merged for tha
 id takes the global id of its detection on the latest warm-up frame where it was seen (each
 global id once). Other local ids get new global ids in order of first appearance, as a
 whole-video tracker would hand them out. The merged video is committed once, atomically, by
-:meth:`ferbatch.write.OutputStore.commit`, with the same ``videos.parquet`` row as an unsplit run
+:meth:`ferbatch.output.commit.OutputStore.commit`, with the same ``videos.parquet`` row as an unsplit run
 (``processing_s`` is the worker time summed over the segments and the merge).
 
 Boundary behaviour: the rows are identical to an unsplit run (floats to rounding, as between

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,15 +31,16 @@ def open_segment(path: str | os.PathLike[str], span: FrameSpan,
 
 
 def process_segment(path: str | os.PathLike[str], span: FrameSpan, config: RunConfig,
-                    stages: Stages) -> VideoResult:
+                    stages: Stages, progress: Callable[[int], None] | None = None) -> VideoResult:
     """Analyse one segment with the usual pipeline; its tables keep the warm-up rows.
 
     The row's ``frames_decoded`` counts the segment's own frames; the other counts include the
-    warm-up and are recomputed by :func:`merge_segments`.
+    warm-up and are recomputed by :func:`merge_segments`. ``progress``: as
+    :func:`~ferbatch.pipeline.process_video`'s.
     """
     from ..pipeline import process_video
 
-    return process_video(path, config, stages,
+    return process_video(path, config, stages, progress=progress,
                          opener=lambda p, decode: open_segment(p, span, decode))
 
 
@@ -144,7 +145,7 @@ def merge_segments(plan: SegmentPlan, results: Sequence[VideoResult],
                frames_analyzed=frames_t.num_rows, faces_detected=faces_t.num_rows,
                tracks=next_id, status=STATUS_OK, error=None,
                processing_s=round(sum(r.row["processing_s"] or 0.0 for r in results) + extra_s, 4),
-               finished_at=datetime.now(timezone.utc))
+               finished_at=datetime.now(UTC))
     if row["frames_decoded"] != plan.n_frames:
         raise SegmentError(f"{plan.path}: segments decoded {row['frames_decoded']} frames, "
                            f"the plan has {plan.n_frames}")

@@ -4,11 +4,15 @@ the loaders share (file and content hashes, class selection).
 A split is one ``uint8`` tensor ``N×H×W`` of grey faces and integer targets (or soft targets
 over the label set), so training augments whole batches with tensor ops and never touches files
 or PIL per image. The loaders themselves live in :mod:`ferbatch.train.datasets`.
+
+Parsed FER2013 CSVs (~85 MB each) are cached in :func:`cache_dir`: ``$FERBATCH_CACHE_DIR``
+(``off`` disables the cache), else ``$XDG_CACHE_HOME/ferbatch``, else ``~/.cache/ferbatch``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +50,24 @@ class FaceData:
         idx = torch.as_tensor(index, dtype=torch.long)
         return FaceData(self.images[idx], self.targets[idx], self.labels, self.source,
                         self.soft_sampling)
+
+
+#: environment variable that moves the dataset cache (``off``: no cache)
+CACHE_ENV = "FERBATCH_CACHE_DIR"
+_CACHE_OFF = {"off", "none", "0", "no", "false"}
+
+
+def cache_dir() -> Path | None:
+    """Folder of the parsed-dataset cache, or ``None`` when it is off: ``$FERBATCH_CACHE_DIR``
+    (``off``, ``none``, ``0``: no cache), else ``$XDG_CACHE_HOME/ferbatch``, else
+    ``~/.cache/ferbatch``."""
+    own = os.environ.get(CACHE_ENV)
+    if own is not None and own.strip():
+        return None if own.strip().lower() in _CACHE_OFF else Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) \
+        else Path.home() / ".cache"
+    return base / "ferbatch"
 
 
 def file_hash(path: str | Path) -> str:

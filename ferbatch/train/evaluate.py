@@ -27,7 +27,7 @@ from ..models.checkpoint import load_checkpoint
 from ..output.atomic import atomic_write_text
 from .args import TTA_MODES
 from .data import FaceData
-from .datasets import get_dataset
+from .datasets import check_dataset_options, get_dataset
 from .labels import canonical_label
 
 SPLITS = ("train", "val", "test")
@@ -75,6 +75,7 @@ def load_eval_data(data: str, dataset: str, split: str, labels: list[str], image
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    check_dataset_options(dataset, ferplus)
     face, skipped = get_dataset(dataset).eval_split(Path(data), split, labels=labels,
                                                     image_size=image_size, ferplus=ferplus)
     face, more = match_labels(face, labels)
@@ -146,10 +147,16 @@ def write_confusion_csv(cm: np.ndarray, labels: list[str], path: Path) -> Path:
     return path
 
 
+def output_stem(report: dict[str, Any], json_path: str | Path | None) -> str:
+    """What the confusion and reliability files of an evaluation are named after: the JSON
+    file's stem, else ``<split>_<tta>``, so several evaluations can share one folder."""
+    return Path(json_path).stem if json_path is not None else f"{report['split']}_{report['tta']}"
+
+
 def _write_outputs(report: dict[str, Any], json_path: str | Path | None,
                    out_dir: str | Path | None, title: str) -> None:
-    """The report as JSON, ``confusion_<split>.csv`` / ``.png`` and the reliability diagram
-    ``reliability_<split>.png`` (all atomic but the PNGs)."""
+    """The report as JSON, ``<stem>_confusion.csv`` / ``.png`` and the reliability diagram
+    ``<stem>_reliability.png`` (:func:`output_stem`; all atomic but the PNGs)."""
     from .plots import plot_confusion, plot_reliability
 
     if json_path is not None:
@@ -161,11 +168,11 @@ def _write_outputs(report: dict[str, Any], json_path: str | Path | None,
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         cm = np.asarray(report["confusion_matrix"])
-        split = report["split"]
-        write_confusion_csv(cm, report["labels"], folder / f"confusion_{split}.csv")
-        plot_confusion(cm, report["labels"], folder / f"confusion_{split}.png", title=title)
+        stem = output_stem(report, json_path)
+        write_confusion_csv(cm, report["labels"], folder / f"{stem}_confusion.csv")
+        plot_confusion(cm, report["labels"], folder / f"{stem}_confusion.png", title=title)
         if report.get("calibration"):
-            plot_reliability(report["calibration"], folder / f"reliability_{split}.png", title=title)
+            plot_reliability(report["calibration"], folder / f"{stem}_reliability.png", title=title)
 
 
 def evaluate_main(model_path: str | None, data: str, *, dataset: str = "fer2013",
@@ -175,8 +182,10 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str = "fer2013"
     """Evaluate a checkpoint (``None``: the bundled default) on one split of a dataset, with
     the checkpoint's own preprocessing.
 
-    Writes the report as JSON to ``json_path`` and ``confusion_<split>.csv``/``.png`` into
-    ``out_dir`` (default: the JSON file's folder); prints nothing (see :func:`format_report`).
+    Writes the report as JSON to ``json_path`` and ``<stem>_confusion.csv``/``.png`` and
+    ``<stem>_reliability.png`` into ``out_dir`` (default: the JSON file's folder; ``<stem>``:
+    the JSON file's name without ``.json``, else ``<split>_<tta>``); prints nothing (see
+    :func:`format_report`).
     Returns the report (keys: accuracy, macro_f1, per_class, confusion_matrix, labels, n,
     evaluated_labels, skipped_classes, model, data, split, tta, …). Raises
     :class:`ConfigError`, :class:`DataError` or :class:`~ferbatch.errors.ModelError`.

@@ -27,7 +27,7 @@ from ..output.atomic import atomic_write_text
 from .args import TrainArgs, non_default
 from .build import Training, build_training, run_epoch
 from .data import FaceData
-from .datasets import get_dataset
+from .datasets import check_dataset_options, get_dataset
 from .engine import evaluate
 from .resume import CONFIG, LAST, Progress, load_last, reconcile_resume, save_last, stored_config
 
@@ -44,7 +44,9 @@ def _say(args: TrainArgs, message: str) -> None:
 def load_splits(args: TrainArgs) -> tuple[dict[str, FaceData], str]:
     """Train / val / test splits of ``args.dataset`` (the registry in
     :mod:`ferbatch.train.datasets`) and a hash of its data. Raises :class:`ConfigError` for an
-    unknown dataset, :class:`DataError` for unreadable data."""
+    unknown dataset or an option of another dataset (``--ferplus``, ``--val-data``), :class:`DataError` for
+    unreadable data."""
+    check_dataset_options(args.dataset, args.ferplus, args.val_data)
     return get_dataset(args.dataset).train_splits(args)
 
 

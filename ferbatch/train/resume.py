@@ -121,10 +121,15 @@ def load_last(path: Path, run: Training) -> Progress:
 
     Raises :class:`TrainError` when the file is unreadable or does not fit the model.
     """
+    from ..errors import ModelError
+    from ..models.checkpoint import safe_torch_load
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = safe_torch_load(path, "training state")
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
+    except ModelError as exc:
+        raise TrainError(f"cannot resume: {exc}") from exc
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise TrainError(f"cannot resume from {path}: {exc}".splitlines()[0]) from exc
     run.schedule.load_state_dict(state["schedule"])

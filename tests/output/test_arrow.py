@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -52,7 +52,7 @@ def test_from_numpy_refuses_types_it_cannot_build() -> None:
 
 
 def _video_rows() -> list[dict]:
-    t = datetime(2026, 11, 23, 8, 0, 1, 234000, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 23, 8, 0, 1, 234000, tzinfo=UTC)
     return [
         {"video_id": "a-1", "path": "/v/ä.mp4", "status": "ok", "error": None, "duration_s": 1.5,
          "fps": 30.0, "width": 640, "height": 360, "rotation": 90, "frames_decoded": 45,

@@ -44,12 +44,31 @@ def test_output_store_commits_partitions_atomically(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "out/frames/video_id=a-1").num_rows == 1
 
 
-def test_output_store_refuses_a_different_label_set(tmp_path: Path) -> None:
+def test_output_store_holds_one_label_set(tmp_path: Path) -> None:
+    """Another label set: refused without --overwrite, refused when a video with results is
+    not redone, else the old results are removed before the new manifest is written."""
+    import json
+
     store = OutputStore(tmp_path)
     store.write_manifest(["happy", "sad"], "m1")
-    with pytest.raises(ConfigError, match="labels"):
+    store.write_manifest(["happy", "sad", "angry"], "m2")  # nothing committed yet: free
+    store.write_manifest(["happy", "sad"], "m1", overwrite=True)
+    store.commit(video_row("a-1"), *small_tables(3))
+    store.commit(video_row("b-2"), *small_tables(2))
+    store.commit(video_row("c-3", "failed"), None, None)  # no results: does not count
+    store.write_videos_table()
+    with pytest.raises(ConfigError, match=r"labels \['happy', 'sad'\].*--overwrite"):
         store.write_manifest(["happy", "sad", "angry"], "m2")
-    store.write_manifest(["happy", "sad", "angry"], "m2", overwrite=True)
+    with pytest.raises(ConfigError, match=r"1 of them are not among the inputs: /in/b-2.mp4"):
+        store.write_manifest(["happy", "sad", "angry"], "m2", overwrite=True, redo={"a-1"})
+    assert json.loads((tmp_path / "_ferbatch.json").read_text())["labels"] == ["happy", "sad"]
+    assert ferbatch.load(tmp_path).videos["status"].tolist() == ["ok", "ok", "failed"]
+    store.write_manifest(["happy", "sad", "angry"], "m2", overwrite=True, redo={"a-1", "b-2"})
+    assert json.loads((tmp_path / "_ferbatch.json").read_text())["labels"] == ["happy", "sad", "angry"]
+    assert output_files(store.location, "faces") == [] and output_files(store.location, "_status") == [
+        "c-3.parquet"]
+    res = ferbatch.load(tmp_path)
+    assert res.videos["video_id"].tolist() == ["c-3"] and res.faces.empty
 
 
 def _interrupt_status_writes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import shutil
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -145,3 +146,38 @@ def test_status_rows_of_an_unfinished_run_take_precedence(tmp_path, synth):
     assert by_id.loc["epsilon", "status"] == "failed"
     assert sorted(by_id.index) == ["alpha", "beta", "delta", "epsilon", "gamma"]
     assert len(res.faces) == 33
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_an_output_mixing_label_sets_is_refused(tmp_path, synth, manifest):
+    """One output holds one label set: a faces partition with other p_* columns (an output an
+    older ferbatch let two models write) is an error naming the video, never shares
+    recomputed over the wrong labels."""
+    out = tmp_path / "out"
+    shutil.copytree(synth.out, out)
+    if not manifest:
+        (out / "_ferbatch.json").unlink()
+    part = next((out / "faces" / "video_id=beta").glob("*.parquet"))
+    table = pq.read_table(part)
+    four = [c for c in table.column_names if c.startswith("p_") and c[2:] in ("happy", "sad", "surprise", "neutral")]
+    others = [c for c in table.column_names if c.startswith("p_") and c not in four]
+    pq.write_table(table.drop_columns(others), part)
+    with pytest.raises(OutputError, match=r"one label set.*1 video\(s\) have other labels: beta \['happy'"):
+        load(out)
+
+
+def test_videos_dtypes_do_not_depend_on_the_data(tmp_path, synth):
+    """Integer columns are nullable pandas types whether or not a video failed (nulls)."""
+    from ferbatch.output.results import typed_videos
+
+    expected = {"width": "Int32", "height": "Int32", "rotation": "Int16", "tracks": "Int32",
+                "frames_decoded": "Int64", "frames_analyzed": "Int64", "faces_detected": "Int64",
+                "file_size": "Int64", "file_mtime_ns": "Int64", "duration_s": "float64",
+                "fps": "float64"}
+    res = load(synth.out)  # gamma failed: nulls in width/height/rotation
+    table = pq.read_table(synth.out / "videos.parquet")
+    ok_only = typed_videos(table.filter(pc.equal(table.column("status"), "ok")))
+    for videos in (res.videos, ok_only):
+        assert {c: str(videos[c].dtype) for c in expected} == expected
+    gamma = res.videos.set_index(res.videos["video_id"].astype(str)).loc["gamma"]
+    assert gamma["width"] is pd.NA and gamma["status"] == "failed"

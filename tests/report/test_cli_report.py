@@ -59,3 +59,26 @@ def test_cli_defaults_are_the_report_constants():
             "print(sorted(m for m in ('pandas', 'pyarrow', 'matplotlib', 'jinja2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_face_time_and_episodes_end_with_the_video(user_folder, tmp_path):
+    """Every 7th frame of a 3 s clip: the last analysed frame (2.92 s) stands for the time up
+    to the video's end, not one sampling interval (0.58 s) beyond it."""
+    import pandas as pd
+
+    from ferbatch.cli import cli
+
+    out = tmp_path / "out"
+    run = CliRunner().invoke(cli, ["run", str(user_folder / "face.mp4"), "--out", str(out),
+                                   "--every", "7", "-q", "--local"])
+    assert run.exit_code == 0, run.output
+    result = CliRunner().invoke(cli, ["report", str(out), "--no-html", "-q", "--smooth", "none",
+                                      "--min-episode", "0"])
+    assert result.exit_code == 0, result.output
+    video = pd.read_parquet(out / "summary.parquet").iloc[0]
+    assert video["duration_s"] == 3.0 and video["face_ids"] >= 1
+    faces = pd.read_parquet(out / "summary_faces.parquet")
+    assert (faces["seen_s"] <= 3.0 + 1e-9).all()
+    assert video["face_seconds"] <= 3.0 * video["face_ids"] + 1e-9
+    episodes = pd.read_parquet(out / "episodes.parquet")
+    assert len(episodes) and episodes["end_s"].max() == 3.0  # the face is there until the end

@@ -79,8 +79,11 @@ class FakePort:
             return Future(run), f"tables of {args[1]}"
         return Future(run)
 
-    def wait(self, futures: list[Future]) -> Future:
+    def wait(self, futures: list[Future], timeout: float | None = None) -> Future | None:
         return futures[0]
+
+    def frames(self, worker: FakeWorker) -> int | None:
+        return None
 
     def get(self, future: Future) -> Any:
         return future.run()
@@ -230,3 +233,37 @@ def test_no_worker_can_start_is_a_run_error(tmp_path: Path) -> None:
     port = FakePort(_split_behaviour(), start_fails=True)
     with pytest.raises(RunError, match="no checkpoint"):
         run(port, plan, todo, workers=2)
+
+
+class PollingPort(FakePort):
+    """Each task's first wait times out, so the scheduler polls the busy workers' frame
+    counts once (4 frames per poll) before the result comes."""
+
+    def __init__(self, behave: Callable[[FakeWorker, str, tuple[Any, ...]], Any]) -> None:
+        super().__init__(behave)
+        self.timed_out: set[int] = set()
+        self.counts: dict[int, int] = {}
+
+    def wait(self, futures: list[Future], timeout: float | None = None) -> Future | None:
+        fresh = [f for f in futures if id(f) not in self.timed_out]
+        if timeout is not None and fresh:
+            self.timed_out.update(id(f) for f in fresh)
+            return None
+        return futures[0]
+
+    def frames(self, worker: FakeWorker) -> int | None:
+        self.counts[worker.n] = self.counts.get(worker.n, 0) + 4
+        return self.counts[worker.n]
+
+
+def test_frames_of_busy_workers_are_polled_and_never_counted_twice(tmp_path: Path) -> None:
+    """Under Ray the progress bar moves while a video runs: the driver polls each busy
+    worker's frame counter; at the end it adds only the frames not polled yet."""
+    plan, todo = make_plan(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
+    port = PollingPort(lambda w, m, args: Committed(ok_row(args[0])))
+    rows, events = run(port, plan, todo)
+    assert len(rows) == 3
+    frames = events.of("frames")
+    assert 4 in frames and sum(frames) == 30  # 10 frames per video, polled ones included
+    first_done = next(i for i, (kind, _) in enumerate(events.events) if kind == "done")
+    assert any(kind == "frames" for kind, _ in events.events[:first_done])  # before any video ended

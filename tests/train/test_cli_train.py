@@ -92,3 +92,23 @@ def test_train_cli_reports_errors_without_traceback(tmp_path: Path) -> None:
                                       "--out", str(tmp_path / "o"), "--quiet"])
     assert result.exit_code == 1
     assert "not found" in result.output and "Traceback" not in result.output
+
+
+def test_dataset_options_of_another_dataset_are_refused(fer_files: tuple[Path, Path],
+                                                        tmp_path: Path) -> None:
+    """--ferplus without --dataset ferplus (and --val-data without --dataset folder) would be
+    ignored silently: a clear error instead, before any training."""
+    runner = CliRunner()
+    train = runner.invoke(cli, ["train", "--data", str(fer_files[0]), "--out", str(tmp_path / "r"),
+                                "--ferplus", str(fer_files[1]), "--epochs", "1", "--quiet"])
+    assert train.exit_code == 1
+    assert (f"Error: --ferplus {fer_files[1]} is read only with --dataset ferplus, and this command "
+            "uses --dataset fer2013: add --dataset ferplus, or drop --ferplus") in train.output
+    assert not (tmp_path / "r" / "best.pt").exists()
+    folder = runner.invoke(cli, ["train", "--data", str(fer_files[0]), "--out", str(tmp_path / "s"),
+                                 "--val-data", str(tmp_path), "--epochs", "1", "--quiet"])
+    assert folder.exit_code == 1 and "--val-data" in folder.output and "--dataset folder" in folder.output
+    evaluate = runner.invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--ferplus",
+                                   str(fer_files[1]), "--json", str(tmp_path / "e.json")])
+    assert evaluate.exit_code == 1 and "is read only with --dataset ferplus" in evaluate.output
+    assert "Traceback" not in train.output + evaluate.output

@@ -252,3 +252,30 @@ def test_unknown_dataset_lists_the_registry(tmp_path: Path) -> None:
     assert dataset_names() == ["fer2013", "ferplus", "folder"]
     with pytest.raises(ConfigError, match="fer2013, ferplus, folder"):
         get_dataset("affectnet")
+
+
+def test_dataset_cache_follows_xdg_and_can_move_or_be_off(trained_run: Path,
+                                                          fer_files: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    """``ferbatch evaluate`` caches the parsed CSV in $XDG_CACHE_HOME/ferbatch, in
+    $FERBATCH_CACHE_DIR when set, nowhere with FERBATCH_CACHE_DIR=off."""
+    from click.testing import CliRunner
+
+    from ferbatch.cli import cli
+
+    def evaluate(**env: str | None) -> None:
+        args = ["evaluate", "--data", str(fer_files[0]), "--model", str(trained_run / "best.pt"),
+                "--json", str(tmp_path / "e.json"), "--quiet", "--device", "cpu"]
+        result = CliRunner().invoke(cli, args, env={"FERBATCH_CACHE_DIR": None, **env})
+        assert result.exit_code == 0, result.output
+
+    def cached(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.glob("fer2013-*.npz")) if folder.is_dir() else []
+
+    xdg, own = tmp_path / "xdg", tmp_path / "own"
+    evaluate(XDG_CACHE_HOME=str(xdg), FERBATCH_CACHE_DIR="off")
+    assert cached(xdg / "ferbatch") == []
+    evaluate(XDG_CACHE_HOME=str(xdg))
+    assert len(cached(xdg / "ferbatch")) == 1
+    evaluate(XDG_CACHE_HOME=str(xdg), FERBATCH_CACHE_DIR=str(own))
+    assert cached(own) == cached(xdg / "ferbatch")

@@ -35,8 +35,8 @@ def test_evaluate_cli_fer2013(trained_run: Path, fer_files: tuple[Path, Path],
     assert REQUIRED_KEYS <= set(report)
     assert report["n"] == 50 and report["split"] == "test" and report["tta"] == "flip"
     assert report["skipped_classes"] == []
-    assert (tmp_path / "eval" / "confusion_test.png").is_file()
-    with open(tmp_path / "eval" / "confusion_test.csv") as fh:
+    assert (tmp_path / "eval" / "test_confusion.png").is_file()
+    with open(tmp_path / "eval" / "test_confusion.csv") as fh:
         rows = list(csv.reader(fh))
     assert rows[0][1:] == report["labels"] and len(rows) == 1 + len(report["labels"])
     assert sum(int(v) for row in rows[1:] for v in row[1:]) == 50
@@ -53,7 +53,15 @@ def test_evaluate_cli_fer2013(trained_run: Path, fer_files: tuple[Path, Path],
     assert sum(cal["reliability"]["count"]) == 50
     assert direct["calibration"]["nll"] == pytest.approx(cal["uncalibrated"]["nll"])
     assert "ECE" in result.output and "Brier" in result.output
-    assert (tmp_path / "eval" / "reliability_test.png").is_file()
+    assert (tmp_path / "eval" / "test_reliability.png").is_file()
+    # a second evaluation into the same folder keeps the first one's files: named after the JSON
+    again = CliRunner().invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--model",
+                                     str(trained_run / "best.pt"), "--json",
+                                     str(tmp_path / "eval" / "none.json"), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
+        "none.json", "none_confusion.csv", "none_confusion.png", "none_reliability.png",
+        "test.json", "test_confusion.csv", "test_confusion.png", "test_reliability.png"]
 
 
 def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Path, Path],
@@ -64,7 +72,7 @@ def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Pat
     assert report["dataset"] == "ferplus" and report["split"] == "val"
     assert "contempt" not in report["labels"]
     assert report["skipped_classes"] in ([], ["contempt"])
-    assert (tmp_path / "confusion_val.csv").is_file()
+    assert (tmp_path / "fp_confusion.csv").is_file()
 
 
 def test_evaluate_folder_class_mismatch(trained_run: Path, tmp_path: Path) -> None:
@@ -86,7 +94,7 @@ def test_evaluate_folder_class_mismatch(trained_run: Path, tmp_path: Path) -> No
     assert report["accuracy"] == pytest.approx(sk.accuracy_score(y, pred))
     assert report["macro_f1"] == pytest.approx(
         sk.f1_score(y, pred, labels=[0, 3], average="macro", zero_division=0))
-    assert (tmp_path / "figs" / "confusion_test.png").is_file()
+    assert (tmp_path / "figs" / "f_confusion.png").is_file()
     assert root.is_dir()
 
 

@@ -69,6 +69,19 @@ def dataset_names() -> list[str]:
     return list(DATASETS)
 
 
+def check_dataset_options(dataset: str, ferplus: str | None = None,
+                          val_data: str | None = None) -> None:
+    """``--ferplus`` is read only with ``--dataset ferplus`` and ``--val-data`` only with
+    ``--dataset folder``: with any other dataset they would be ignored silently, so they are a
+    :class:`ConfigError`."""
+    for option, value, wanted in (("--ferplus", ferplus, "ferplus"),
+                                  ("--val-data", val_data, "folder")):
+        if value and dataset != wanted:
+            raise ConfigError(f"{option} {value} is read only with --dataset {wanted}, and this "
+                              f"command uses --dataset {dataset}: add --dataset {wanted}, or "
+                              f"drop {option}")
+
+
 def get_dataset(name: str) -> DatasetKind:
     """The registered dataset ``name``; an unknown name is a :class:`ConfigError` listing the
     valid ones."""

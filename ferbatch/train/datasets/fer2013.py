@@ -1,7 +1,9 @@
 """FER2013: one CSV (``emotion,pixels,Usage``; plain or ``.gz``) with the three splits.
 
 Usage ``Training`` / ``PublicTest`` / ``PrivateTest`` become ``train`` / ``val`` / ``test``.
-Parsing the 36k rows takes ~20 s, so the arrays are cached as ``.npz`` keyed by the file's hash.
+Parsing the 36k rows takes ~20 s, so the arrays are cached as ``.npz`` (~85 MB) keyed by the
+file's hash, in :func:`ferbatch.train.data.cache_dir` (``$FERBATCH_CACHE_DIR``, ``off`` for no
+cache; else ``$XDG_CACHE_HOME/ferbatch`` or ``~/.cache/ferbatch``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from ...errors import DataError
 from ...output.atomic import atomic_write_bytes
 from ..data import FaceData, file_hash, select_classes
+from ..data import cache_dir as default_cache_dir
 
 if TYPE_CHECKING:
     from ..args import TrainArgs
@@ -38,7 +41,8 @@ def _parse_pixels(pixels: list[str], path: Path) -> np.ndarray:
 def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read a FER2013 CSV (plain or .gz): images uint8 N×48×48, emotions int64 N, usage str N.
 
-    The parsed arrays are cached as ``.npz`` keyed by the file's hash (parsing takes ~20 s).
+    The parsed arrays are cached as ``.npz`` keyed by the file's hash (parsing takes ~20 s) in
+    ``cache_dir``, default :func:`~ferbatch.train.data.cache_dir` (``None`` there: no cache).
     """
     import pandas as pd
 
@@ -46,8 +50,9 @@ def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple
     if not file.is_file():
         raise DataError(f"FER2013 CSV not found: {file}")
     digest = file_hash(file)
-    cache = Path(cache_dir or Path.home() / ".cache" / "ferbatch") / f"fer2013-{digest}.npz"
-    if cache.is_file():
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = folder / f"fer2013-{digest}.npz" if folder is not None else None
+    if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as npz:
             return npz["images"], npz["emotion"], npz["usage"]
     try:
@@ -64,10 +69,11 @@ def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple
     if emotion.min() < 0 or emotion.max() > 6:
         raise DataError(f"{file}: emotion values must be 0..6")
     usage = frame["Usage"].to_numpy(dtype=str)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, images=images, emotion=emotion, usage=usage)
-    atomic_write_bytes(cache, buf.getvalue())
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, images=images, emotion=emotion, usage=usage)
+        atomic_write_bytes(cache, buf.getvalue())
     return images, emotion, usage
 
 

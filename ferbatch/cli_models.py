@@ -1,0 +1,119 @@
+"""CLI commands about models: ``ferbatch models``, ``calibrate-crop`` and
+``calibrate-temperature``. ``COMMANDS`` lists them for ``cli.py``."""
+
+from __future__ import annotations
+
+import click
+
+from .cli_train import CACHE_HELP, FERPLUS_HELP, SPLIT_HELP, _dataset_help
+from .devices import DEVICE_HELP
+from .errors import FerbatchError
+from .train.datasets import dataset_names
+
+
+def model_summaries() -> dict[str, str]:
+    """Registered architecture name → the first paragraph of its builder's docstring."""
+    from .models import list_models, model_entrypoint
+
+    out = {}
+    for name in list_models():
+        doc = (model_entrypoint(name).__doc__ or "").strip().split("\n\n")[0]
+        out[name] = " ".join(doc.split())
+    return out
+
+
+@click.command("models")
+def models_command() -> None:
+    """List the bundled models (usable as --model NAME) and the registered architectures."""
+    from .models.bundled import bundled_models
+
+    click.echo("bundled models (--model NAME):")
+    for m in bundled_models():
+        acc = m.metrics.get("accuracy")
+        figures = [f"test acc {acc:.2%}" if acc is not None else "test acc -"]
+        if "macro_f1" in m.metrics:
+            figures.append(f"macro-F1 {m.metrics['macro_f1']:.2%}")
+        if "temperature" in m.metrics:
+            figures.append(f"temperature {m.metrics['temperature']:.3f}")
+        click.echo(f"  {m.name:<10} {m.arch:<10} {m.size_mb:4.1f} MB  {len(m.labels)} classes: "
+                   f"{' '.join(m.labels)}  ({', '.join(figures)})")
+    click.echo("architectures (ferbatch train --model ARCH):")
+    summaries = model_summaries()
+    width = max(map(len, summaries), default=0)
+    for name, doc in summaries.items():
+        click.echo(f"  {name:<{width}}  {doc}")
+
+
+@click.command("calibrate-crop", epilog=CACHE_HELP)
+@click.option("--data", required=True, help="FER2013 CSV whose framing the crops should match.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True,
+              help="FER2013 split to measure: train = Training, val = PublicTest, test = PrivateTest.")
+@click.option("--n", "count", default=400, show_default=True, help="Images to measure (the split's first N).")
+@click.option("--checkpoint", default=None, metavar="FILE",
+              help="Write the measured framing into this checkpoint.  [default: only print it]")
+def calibrate_command(data: str, split: str, count: int, checkpoint: str | None) -> None:
+    """Measure how training faces are framed relative to the detector's boxes (crop geometry)."""
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .train.calibrate import calibrate_crop
+    from .train.datasets.fer2013 import load_fer2013
+
+    try:
+        images = load_fer2013(data)[split].images[:count].numpy()
+        result = calibrate_crop(images)
+        click.echo(f"faces found in {result.found}/{result.total} images; crop_scale "
+                   f"{result.crop_scale:.3f} (IQR {result.scale_iqr[0]:.3f}-{result.scale_iqr[1]:.3f}), "
+                   f"crop_shift_y {result.crop_shift_y:+.3f}")
+        if checkpoint:
+            ckpt = load_checkpoint(checkpoint)
+            ckpt.preprocess.crop_scale = round(result.crop_scale, 3)
+            ckpt.preprocess.crop_shift_y = round(result.crop_shift_y, 3)
+            ckpt.extra["crop_calibration"] = {"data": data, "split": split, "n": count,
+                                              "found": result.found}
+            save_checkpoint(ckpt, checkpoint)
+            click.echo(f"wrote crop_scale/crop_shift_y into {checkpoint}")
+    except FerbatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("calibrate-temperature", epilog=CACHE_HELP)
+@click.option("--data", required=True, help="Dataset to fit on: FER2013 CSV, FER+'s, or an image folder.")
+@click.option("--dataset", type=click.Choice(dataset_names()), default="fer2013", show_default=True,
+              help=_dataset_help())
+@click.option("--ferplus", default=None, metavar="FILE", help=FERPLUS_HELP)
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True,
+              help="Split to fit on: " + SPLIT_HELP + " Fit on val; never on the test split you report.")
+@click.option("--checkpoint", required=True, help="Checkpoint to calibrate (rewritten in place unless --out).")
+@click.option("--out", default=None, help="Write the calibrated checkpoint here instead.  [default: --checkpoint]")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, split: str,
+                                  checkpoint: str, out: str | None, device: str) -> None:
+    """Fit the softmax temperature of a checkpoint (temperature scaling, Guo et al. 2017) on a
+    held-out split and store it with the weights, so ferbatch's p_<label> columns are calibrated.
+
+    Prints ECE (15 bins), NLL and Brier score on that split before and after; the top label of
+    every face is unchanged.
+    """
+    from .devices import resolve_device
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .train.calibration import calibrate_temperature
+    from .train.evaluate import load_eval_data
+
+    try:
+        ckpt = load_checkpoint(checkpoint)
+        face, skipped = load_eval_data(data, dataset, split, ckpt.labels,
+                                       ckpt.preprocess.image_size, ferplus)
+        cal = calibrate_temperature(ckpt, face, resolve_device(device), f"{dataset}:{split}")
+        cal["data"] = str(data)
+        target = out or checkpoint
+        save_checkpoint(ckpt, target)
+    except FerbatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    b, a = cal["before"], cal["after"]
+    click.echo(f"temperature {cal['temperature']:.4f} fitted on {cal['n']} faces ({dataset} {split})"
+               + (f"; skipped classes: {', '.join(skipped)}" if skipped else ""))
+    click.echo(f"ECE {b['ece']:.4f} -> {a['ece']:.4f}  NLL {b['nll']:.4f} -> {a['nll']:.4f}  "
+               f"Brier {b['brier']:.4f} -> {a['brier']:.4f}")
+    click.echo(f"wrote the calibration into {target}")
+
+
+COMMANDS = [models_command, calibrate_command, calibrate_temperature_command]
