@@ -183,7 +183,8 @@ def ray_options(local_flag: bool = True) -> Callable[[Any], Any]:
         click.option("--max-retries", type=click.IntRange(min=0), default=PoolConfig.max_retries,
                      show_default=True, metavar="N",
                      help="Times a video (or one of its segments) is retried after its worker "
-                          "died."),
+                          "died or its task raised (e.g. a full disk at commit); then it is "
+                          "recorded as failed."),
         click.option("--segment-s", type=click.FloatRange(min=0), default=PoolConfig.segment_s,
                      show_default=True, metavar="SECONDS",
                      help="Split a video at least twice this long into segments of about this "

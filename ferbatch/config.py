@@ -230,7 +230,7 @@ class PoolConfig:
     * ``gpus_per_worker``: ``--gpus-per-worker``, GPUs each worker reserves, fractions share a
       GPU; ``None``: 1 when the cluster has GPUs and the device is not ``cpu``, else 0.
     * ``max_retries``: ``--max-retries``, times a video (or one of its segments) is retried after
-      its worker died.
+      its worker died or its task raised; then it is recorded as failed.
     * ``segment_s``: ``--segment-s``, seconds: a video at least twice this long is cut at
       keyframes into segments of about this length that several workers analyse (0: never).
     """

@@ -240,7 +240,7 @@ def detect_batches(batches: Iterator[list[Frame]], detector: FaceDetector, worke
 def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
                   stages: Stages | None = None, progress: ProgressFn | None = None,
                   opener: Callable[[str | os.PathLike[str], DecodeConfig], VideoStream] | None = None,
-                  ) -> VideoResult:
+                  video_id: str | None = None) -> VideoResult:
     """Analyse one video file; never raises for bad input (the row says ``failed``/``partial``).
 
     Returns a :class:`VideoResult`: the ``videos.parquet`` row and the frames / faces rows as
@@ -249,12 +249,13 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
     models across videos; ``progress`` is called with the number of frames analysed after each
     batch. ``opener(path, decode_config)`` replaces
     :func:`~ferbatch.decode.open_video` (:mod:`ferbatch.segments` opens one time segment).
+    ``video_id``: the id the run's plan gave the file (default: :func:`video_id_for`).
     """
     config = (config or RunConfig()).validate()
     stages = stages or Stages(config)
     started = time.perf_counter()
     sampler = FrameSampler.from_config(config.decode)
-    row = new_video_row(path, video_id_for(path), stages.provenance)
+    row = new_video_row(path, video_id or video_id_for(path), stages.provenance)
     frames_t = faces_t = None
     trace: str | None = None
     try:

@@ -317,7 +317,9 @@ class OutputStore:
                 if table is None or video_row["status"] == STATUS_FAILED:
                     c.delete_dir(target)
                     continue
-                parts = [c.publish(table, target, token)]
+                part = c.publish(table, target, token)
+                if part not in parts:
+                    parts.append(part)
             schema = VIDEOS_SCHEMA.with_metadata({PARTS_KEY: json.dumps(parts).encode()})
             c.write_table(from_rows([video_row], schema), self.status_path(video_id))
             c.delete_file(self.pending_path(video_id))

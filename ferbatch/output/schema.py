@@ -13,6 +13,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -125,6 +126,15 @@ class Provenance:
         fields = dataclasses.asdict(self)
         del fields["labels"]
         return fields
+
+
+def failed_row(path: str | os.PathLike[str], video_id: str, provenance: Provenance,
+                error: str) -> dict[str, Any]:
+    """The row of a video that fails without being analysed (a FIFO, a worker that kept
+    dying): :func:`new_video_row` with ``error`` and ``finished_at`` now."""
+    row = new_video_row(path, video_id, provenance, error=error)
+    row["finished_at"] = datetime.now(UTC)
+    return row
 
 
 def new_video_row(path: str | os.PathLike[str], video_id: str, provenance: Provenance,

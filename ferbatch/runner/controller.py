@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from .. import __version__
 from ..config import PoolConfig, RunConfig
+from ..errors import FerbatchError
 from ..logs import run_log
 from ..output.location import OutputLocation
 from ..progress import RunHook
@@ -38,12 +39,25 @@ class Executor(Protocol):
 def execute(plan: RunPlan, executor: Executor, hook: RunHook | None = None) -> RunSummary:
     """Run ``plan`` with ``executor`` (see the module doc). Raises :class:`OutputError` when
     the output cannot be written, :class:`ConfigError` for an executor that cannot start."""
+    prepare = getattr(executor, "prepare", None)
+    if prepare is not None:  # e.g. load the models: fail before the output is touched
+        prepare(plan)
     plan.store.write_manifest(plan.provenance.labels, plan.provenance.model,
                               overwrite=plan.overwrite, redo={v.video_id for v in plan.videos})
     with run_log(plan.location) as log_path:
         log.info("ferbatch %s into %s (log %s); plan: %s; executor: %s", __version__,
                  plan.location, log_path, describe(plan), type(executor).__name__)
-        return _execute(plan, executor, hook or RunHook())
+        try:
+            return _execute(plan, executor, hook or RunHook())
+        except FerbatchError as exc:
+            log.warning("run stopped: %s", exc)
+            raise
+        except KeyboardInterrupt:
+            log.warning("run interrupted; committed videos are kept, the rest is redone next time")
+            raise
+        except Exception:
+            log.error("run stopped by an unexpected error", exc_info=True)
+            raise
 
 
 def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:

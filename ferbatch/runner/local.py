@@ -29,19 +29,34 @@ class LocalExecutor:
     def __init__(self, stages: Stages | None = None) -> None:
         self.stages = stages
 
+    def prepare(self, plan: RunPlan) -> None:
+        """Load the models (and resolve ``--device``) before anything is written to the output:
+        a bad device or checkpoint fails the run with the output untouched."""
+        if self.stages is None and plan.todo:
+            self.stages = Stages(plan.config)
+
     def execute(self, plan: RunPlan, todo: list[PlannedVideo],
                 hook: RunHook) -> dict[str, dict[str, Any]]:
         """Analyse and commit every video of ``todo``; one bad video never stops the rest."""
-        stages = self.stages or Stages(plan.config)
-        self.stages = stages
+        self.prepare(plan)
+        assert self.stages is not None
         rows: dict[str, dict[str, Any]] = {}
         for video in todo:
             hook.on_video(video.path)
-            result = process_video(video.path, plan.config, stages, progress=hook.on_frames)
+            result = process_video(video.path, plan.config, self.stages, progress=hook.on_frames,
+                                   video_id=video.video_id)
             plan.store.commit(result.row, result.frames, result.faces)
             rows[video.video_id] = result.row
+            log_video(result.row)
             hook.on_done(result.row)
         return rows
+
+
+def log_video(row: dict[str, Any]) -> None:
+    """One line in the run's log per finished video, whichever executor ran it."""
+    log.info("%s %s: %s frames, %s faces, %.1f s%s", row["status"], row["path"],
+             row.get("frames_analyzed"), row.get("faces_detected"), row.get("processing_s") or 0.0,
+             f" ({row['error']})" if row.get("error") else "")
 
 
 def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,

@@ -26,7 +26,6 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from ..errors import ConfigError
 from ..output.commit import OutputStore
 from ..output.layout import video_id_for
 from ..output.location import OutputLocation
-from ..output.schema import STATUS_FAILED, STATUS_PARTIAL, Provenance, new_video_row
+from ..output.schema import STATUS_FAILED, STATUS_PARTIAL, Provenance, failed_row
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +59,11 @@ def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
         if path.is_dir():
             candidates: list[Path] = []
             for p in sorted(path.rglob("*")):
-                if not (p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()):
+                if p.suffix.lower() not in VIDEO_EXTENSIONS or p.is_dir():
                     continue
-                if any(part.startswith(".") for part in p.relative_to(path).parts):
+                if not p.is_file():  # a FIFO, device, socket or broken link: never opened
+                    ignored.append(Ignored(p, "not a regular file" if p.exists() else "broken link"))
+                elif any(part.startswith(".") for part in p.relative_to(path).parts):
                     ignored.append(Ignored(p, "hidden"))
                 else:
                     candidates.append(p)
@@ -124,7 +125,8 @@ class PlannedVideo:
     """One input of the run: its path as found, its id, the decision and what it rests on.
 
     ``row``: the committed row (SKIP) or the failed row to commit (FAIL). ``duration_s``: the
-    container header's duration, read only when splitting is on (PROCESS).
+    container header's duration when known in advance; otherwise :meth:`RunPlan.duration`
+    reads it once, and only where a decision needs it (Ray routing and pool sizing).
     """
 
     path: Path
@@ -151,6 +153,21 @@ class RunPlan:
     segment_s: float = 0.0
     retry_partial: bool = False
     ignored: list[Ignored] = field(default_factory=list)
+    _durations: dict[str, float | None] = field(default_factory=dict, repr=False)
+
+    def duration(self, video: PlannedVideo) -> float | None:
+        """``video``'s header duration in seconds, read once (``None``: unknown, or splitting
+        is off and nothing needs it)."""
+        if video.duration_s is not None or self.segment_s <= 0:
+            return video.duration_s
+        if video.video_id not in self._durations:
+            from ..segments import header_duration
+
+            self._durations[video.video_id] = header_duration(video.path)
+        return self._durations[video.video_id]
+
+    def _known_duration(self, video: PlannedVideo) -> float | None:
+        return video.duration_s if video.duration_s is not None else self._durations.get(video.video_id)
 
     @property
     def location(self) -> OutputLocation:
@@ -162,21 +179,36 @@ class RunPlan:
         return [v for v in self.videos if v.action is Action.PROCESS]
 
     def splittable(self, video: PlannedVideo) -> bool:
-        """True when ``video`` is long enough (by its header) to be cut into segments."""
-        return (self.segment_s > 0 and video.duration_s is not None
-                and video.duration_s >= 2 * self.segment_s)
+        """True when ``video`` is long enough (by its header, read here if need be) to be cut
+        into segments."""
+        duration = self.duration(video)
+        return self.segment_s > 0 and duration is not None and duration >= 2 * self.segment_s
 
     def may_split(self, video: PlannedVideo) -> bool:
         """True when a worker should plan ``video``'s segments before analysing it: splitting
-        is on and its header says it is long enough, or says nothing (the packets will tell)."""
-        return self.segment_s > 0 and (video.duration_s is None or self.splittable(video))
+        is on and its header, if read, says it is long enough (unread: the worker's packet-only
+        pass decides). Reads nothing."""
+        duration = self._known_duration(video)
+        return self.segment_s > 0 and (duration is None or duration >= 2 * self.segment_s)
 
     def expected_units(self, video: PlannedVideo) -> int:
         """Work units ``video`` will probably make: 1, or its expected number of segments."""
         if not self.splittable(video):
             return 1
-        assert video.duration_s is not None
-        return max(1, int(video.duration_s // self.segment_s))
+        return max(1, int((self.duration(video) or 0.0) // self.segment_s))
+
+    def count_units(self, cap: int) -> int:
+        """Work units of the videos to analyse, counted up to ``cap`` (a pool cannot use more):
+        with at least ``cap`` videos no header is read, otherwise each is read once."""
+        todo = self.todo
+        if self.segment_s <= 0 or len(todo) >= cap:
+            return len(todo)
+        units = 0
+        for video in todo:
+            units += self.expected_units(video)
+            if units >= cap:
+                return cap
+        return units
 
 
 def _not_regular(path: Path) -> str | None:
@@ -197,19 +229,13 @@ def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
     video_id = video_id_for(path)
     reason = _not_regular(path)
     if reason is not None:
-        row = new_video_row(path, video_id, plan.provenance, error=reason)
-        row["finished_at"] = datetime.now(UTC)
-        return PlannedVideo(path, video_id, Action.FAIL, row)
+        return PlannedVideo(path, video_id, Action.FAIL,
+                            failed_row(path, video_id, plan.provenance, reason))
     old = plan.store.read_status(video_id)
     if not plan.overwrite and is_complete(old, path, plan.provenance.settings_fingerprint,
                                           plan.retry_partial):
         return PlannedVideo(path, video_id, Action.SKIP, old)
-    duration = None
-    if plan.segment_s > 0:
-        from ..segments import header_duration
-
-        duration = header_duration(path)
-    return PlannedVideo(path, video_id, Action.PROCESS, duration_s=duration)
+    return PlannedVideo(path, video_id, Action.PROCESS)
 
 
 def plan_run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,

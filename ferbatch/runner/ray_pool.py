@@ -22,15 +22,15 @@ import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..config import PoolConfig, RunConfig
 from ..errors import ConfigError, RunError
 from ..output.location import OutputLocation
-from ..output.schema import new_video_row
+from ..output.schema import failed_row
 from ..progress import Retry, RunHook, Unsplit, WorkerInfo
 from .controller import execute
+from .local import log_video
 from .plan import PlannedVideo, RunPlan, plan_run
 from .summary import RunSummary
 from .tasks import PlanTask, SegmentTask, Split, Task, WholeTask
@@ -43,7 +43,12 @@ class WorkerDied(Exception):
 
 
 class TaskFailed(Exception):
-    """A task raised inside a live worker (e.g. its commit hit a full disk)."""
+    """A task raised inside a live worker (e.g. its commit hit a full disk); ``trace``: the
+    remote traceback, for the run's log."""
+
+    def __init__(self, message: str, trace: str = "") -> None:
+        super().__init__(message)
+        self.trace = trace
 
 
 class Port(Protocol):
@@ -182,6 +187,8 @@ class Scheduler:
         except TaskFailed as exc:
             self._idle.append(running.actor)
             if task.wanted(self):
+                log.warning("%s%s failed in its worker: %s\n%s", task.video.path, task.where, exc,
+                            exc.trace.rstrip())
                 task.on_task_error(f"{task.video.path.name}{task.where}: {exc}", self)
             return
         self._idle.append(running.actor)
@@ -205,6 +212,7 @@ class Scheduler:
         self.results[video.video_id] = row
         if trace:
             log.error("%s failed in its worker:\n%s", video.path, trace.rstrip())
+        log_video(row)
         rest = int(row.get("frames_analyzed") or 0) - self._reported.pop(video.video_id, 0)
         if rest > 0:  # the frames not polled yet (all of them with a fast video)
             self.hook.on_frames(rest)
@@ -213,8 +221,7 @@ class Scheduler:
     def fail(self, video: PlannedVideo, error: str) -> None:
         """Commit ``video`` as failed from the driver and go on."""
         log.warning("%s", error)
-        row = new_video_row(video.path, video.video_id, self.plan.provenance, error=error)
-        row["finished_at"] = datetime.now(UTC)
+        row = failed_row(video.path, video.video_id, self.plan.provenance, error)
         self.plan.store.commit(row, None, None)
         self.finish(video, row)
 
@@ -287,7 +294,7 @@ class RayPort:
         except RayActorError as exc:
             raise WorkerDied(_short(exc)) from exc
         except RayTaskError as exc:
-            raise TaskFailed(_short(exc)) from exc
+            raise TaskFailed(_short(exc), str(exc)) from exc
 
     def frames(self, actor: Any) -> int | None:
         try:
@@ -365,8 +372,9 @@ class RayExecutor:
         from .ray_setup import connect
 
         with connect(self.pool.address):
-            units = sum(plan.expected_units(v) for v in todo)
-            shape = shape_pool(self.pool, plan.config.device, ray.cluster_resources(), units)
+            resources = ray.cluster_resources()
+            cap = self.pool.workers or max(1, int(resources.get("CPU", 1)))
+            shape = shape_pool(self.pool, plan.config.device, resources, plan.count_units(cap))
             config = dataclasses.replace(plan.config, device=shape.device)
             log.info("Ray pool: %d worker(s), %g CPU and %g GPU each, on %s", shape.workers,
                      shape.cpus, shape.gpus, shape.device)

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
+from ferbatch.cli import cli
 from ferbatch.config import DecodeConfig, RunConfig
 from ferbatch.output.schema import LANDMARK_COLUMNS
 from ferbatch.pipeline import Stages
@@ -92,3 +94,43 @@ def test_a_run_and_a_rerun_do_not_import_pandas(user_folder: Path, tmp_path: Pat
     assert proc.stdout.split("\n")[-2] == "['ok', 'ok'] [0, 1] False"
     faces = pd.read_parquet(tmp_path / "o" / "faces")
     assert len(faces) > 0 and faces["emotion"].notna().all()
+
+
+@pytest.mark.allow_error_logs  # an unexpected exception in a stage is logged at ERROR, on purpose
+def test_a_bug_in_one_video_fails_that_video_and_the_run_goes_on(
+        clip_folder: Path, tmp_path: Path, stages: Stages, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any exception (here a KeyError from the tracker on a.mp4) becomes one failed row with
+    the stack in the run's log; b.mp4 is still analysed and every row is committed."""
+    import ferbatch.pipeline as pipeline
+
+    real = pipeline.IoUTracker.update
+    calls = {"n": 0}
+
+    def broken(self, boxes, t):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyError("tracker state")
+        return real(self, boxes, t)
+
+    monkeypatch.setattr(pipeline.IoUTracker, "update", broken)
+    out = tmp_path / "out"
+    summary = run([clip_folder / "a.mp4", clip_folder / "b.mp4"], out, stages=stages)
+    status = {Path(r["path"]).name: r for r in summary.rows}
+    assert status["a.mp4"]["status"] == "failed" and "KeyError" in status["a.mp4"]["error"]
+    assert status["b.mp4"]["status"] == "ok"
+    assert len(pq.read_table(out / "videos.parquet")) == 2
+    log = next((out / "_logs").glob("run-*.log")).read_text()
+    assert "Traceback" in log and "tracker state" in log
+    assert f"ok {clip_folder / 'b.mp4'}: 24 frames" in log  # one line per finished video
+
+
+def test_a_bad_device_fails_before_the_output_is_touched(clip_folder: Path, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(clip_folder / "a.mp4"), "--out", str(out),
+                                      "--device", "cuda", "--local", "-q"])
+    assert result.exit_code == 1 and "CUDA is not available" in result.output
+    assert "Traceback" not in result.output and not out.exists()

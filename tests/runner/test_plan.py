@@ -123,8 +123,9 @@ def test_a_fifo_fails_without_being_opened_and_a_video_is_analysed(
     assert "a FIFO (named pipe)" in pipe.row["error"] and str(fifo) in pipe.row["error"]
     assert pipe.row["settings_fingerprint"] == stages.fingerprint
     assert pipe.row["finished_at"] is not None
-    assert header_reads == [video]  # never the FIFO's
-    assert plan.todo == [face]
+    assert header_reads == []  # planning opens nothing; a decision reads a header once
+    assert plan.todo == [face] and plan.duration(face) is not None and plan.duration(face)
+    assert header_reads == [video]  # read once, never the FIFO's
     assert describe(plan) == "2 input(s): 1 to analyse, 0 already done, 1 cannot be read"
     assert not out.exists()  # planning reads the output, never writes it
 
@@ -161,21 +162,22 @@ def test_a_complete_video_is_skipped_unless_anything_about_it_changed(
     assert action() is Action.PROCESS  # a failed video is tried again
 
 
-def test_the_header_is_read_only_when_splitting_is_on(video: Path, tmp_path: Path, stages: Stages,
-                                                      header_reads: list[Path]) -> None:
+def test_the_header_is_read_once_and_only_when_a_decision_needs_it(
+        video: Path, tmp_path: Path, stages: Stages, header_reads: list[Path]) -> None:
     out = tmp_path / "out"
-    (whole,) = plan_run([video], out, provenance=stages.provenance).videos
-    assert header_reads == [] and whole.duration_s is None
     unsplit = plan_run([video], out, provenance=stages.provenance)
+    (whole,) = unsplit.videos
     assert not unsplit.splittable(whole) and not unsplit.may_split(whole)
-    assert unsplit.expected_units(whole) == 1
+    assert unsplit.expected_units(whole) == 1 and unsplit.duration(whole) is None
+    assert header_reads == [] and whole.duration_s is None  # splitting off: never read
 
     split = plan_run([video], out, provenance=stages.provenance, segment_s=1.0)
     (planned,) = split.videos
-    assert header_reads == [video]
-    assert planned.duration_s == pytest.approx(3.0, abs=0.1)  # 36 frames at 12 fps
-    assert split.splittable(planned) and split.may_split(planned)
-    assert split.expected_units(planned) == 3
+    assert header_reads == [] and split.may_split(planned)  # unknown: a worker would plan it
+    assert split.splittable(planned) and split.expected_units(planned) == 3
+    assert split.duration(planned) == pytest.approx(3.0, abs=0.1)  # 36 frames at 12 fps
+    assert header_reads == [video]  # read once for all those questions
+    assert split.count_units(cap=2) == 2 and split.count_units(cap=8) == 3
     long_segments = plan_run([video], out, provenance=stages.provenance, segment_s=2.0)
     assert not long_segments.splittable(long_segments.videos[0])  # shorter than 2 × 2 s
     assert long_segments.expected_units(long_segments.videos[0]) == 1
