@@ -143,20 +143,35 @@ def _dataset_help() -> str:
 FERPLUS_MODE_HELP = ("How FER+ votes become targets: majority (one label, rows without a clear "
                      "majority dropped), probability (a label drawn from the votes each batch), "
                      "crossentropy (the vote distribution as soft target).")
+
+
+def dataset_options(default: Any) -> Any:
+    """The dataset options ``train`` and ``tune`` share (``--dataset``, ``--ferplus``,
+    ``--ferplus-mode``, ``--val-data``), defaults read through ``default(field_name)``."""
+    options = [
+        click.option("--dataset", type=click.Choice(dataset_names()), default=default("dataset"),
+                     show_default=True, help=_dataset_help()),
+        click.option("--ferplus", default=default("ferplus"), metavar="FILE", help=FERPLUS_HELP),
+        click.option("--ferplus-mode", type=click.Choice(FERPLUS_MODES),
+                     default=default("ferplus_mode"), show_default=True, help=FERPLUS_MODE_HELP),
+        click.option("--val-data", default=default("val_data"), metavar="DIR",
+                     help="Validation image folder, for --dataset folder only.  [default: DATA/val/ "
+                          "when it exists, else a seeded 10 % of the training images]"),
+    ]
+
+    def decorate(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
 TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror), tencrop (10 crops)."
 
 
 @click.command("train", epilog=CACHE_HELP)
 @click.option("--data", required=True, help="FER2013 CSV (.csv/.csv.gz) or an image folder root.")
 @click.option("--out", required=True, help="Run folder: checkpoints, metrics, curves.")
-@click.option("--dataset", type=click.Choice(dataset_names()), default=_train("dataset"), show_default=True,
-              help=_dataset_help())
-@click.option("--ferplus", default=_train("ferplus"), metavar="FILE", help=FERPLUS_HELP)
-@click.option("--ferplus-mode", type=click.Choice(FERPLUS_MODES), default=_train("ferplus_mode"), show_default=True,
-              help=FERPLUS_MODE_HELP)
-@click.option("--val-data", default=_train("val_data"), metavar="DIR",
-              help="Validation image folder, for --dataset folder only.  [default: DATA/val/ when "
-                   "it exists, else a seeded 10 % of the training images]")
+@dataset_options(_train)
 @click.option("--classes", default=None, metavar="A,B,…",
               help="Comma-separated subset of labels to train on, e.g. happy,sad,surprise,neutral "
                    "(rows of other classes are dropped).  [default: every class of the dataset]")
@@ -275,14 +290,7 @@ def _space_help(name: str, what: str) -> str:
 @click.command("tune", epilog=CACHE_HELP)
 @click.option("--data", required=True, help="FER2013 CSV (.csv/.csv.gz) or an image folder root.")
 @click.option("--out", required=True, help="Folder for Ray Tune's trial logs and tune_results.csv/.json.")
-@click.option("--dataset", type=click.Choice(dataset_names()), default=_tune("dataset"), show_default=True,
-              help=_dataset_help())
-@click.option("--ferplus", default=_tune("ferplus"), metavar="FILE", help=FERPLUS_HELP)
-@click.option("--ferplus-mode", type=click.Choice(FERPLUS_MODES), default=_tune("ferplus_mode"), show_default=True,
-              help=FERPLUS_MODE_HELP)
-@click.option("--val-data", default=_tune("val_data"), metavar="DIR",
-              help="Validation image folder, for --dataset folder only.  [default: DATA/val/ when "
-                   "it exists, else a seeded 10 % of the training images]")
+@dataset_options(_tune)
 @click.option("--classes", default=None, metavar="A,B,…",
               help="Comma-separated subset of labels.  [default: every class of the dataset]")
 @click.option("--search", type=click.Choice(SEARCHES), default=_tune("search"), show_default=True,
