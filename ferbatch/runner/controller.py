@@ -78,7 +78,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
             hook.on_skip(video.row)
         elif video.action is Action.FAIL:
             assert video.row is not None
-            log.warning("%s", video.row["error"])
+            log.info("%s", video.row["error"])  # shown by the progress display and the summary
             store.commit(video.row, None, None)
             rows[video.video_id] = video.row
             hook.on_done(video.row)
