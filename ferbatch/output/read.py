@@ -90,7 +90,7 @@ def _read_status(loc: OutputLocation) -> _Status:
         if layout.pending_id(name) is not None:
             pending.add(layout.pending_id(name))
             continue
-        if not name.endswith(".parquet"):
+        if not layout.is_status_file(name):
             continue
         try:
             table = pq.read_table(info.path, filesystem=fs)

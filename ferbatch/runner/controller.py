@@ -137,3 +137,10 @@ def run_videos(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
 
         executor = LocalExecutor()
     return execute(plan, executor, hook)
+
+
+def log_video(row: dict[str, Any]) -> None:
+    """One line in the run's log per finished video, whichever executor ran it."""
+    log.info("%s %s: %s frames, %s faces, %.1f s%s", row["status"], row["path"],
+             row.get("frames_analyzed"), row.get("faces_detected"), row.get("processing_s") or 0.0,
+             f" ({row['error']})" if row.get("error") else "")

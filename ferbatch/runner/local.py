@@ -16,7 +16,7 @@ from ..config import RunConfig
 from ..output.location import OutputLocation
 from ..pipeline import Stages, process_video
 from ..progress import RunHook
-from .controller import execute
+from .controller import execute, log_video
 from .plan import PlannedVideo, RunPlan, plan_run
 from .summary import RunSummary
 
@@ -51,12 +51,6 @@ class LocalExecutor:
             hook.on_done(result.row)
         return rows
 
-
-def log_video(row: dict[str, Any]) -> None:
-    """One line in the run's log per finished video, whichever executor ran it."""
-    log.info("%s %s: %s frames, %s faces, %.1f s%s", row["status"], row["path"],
-             row.get("frames_analyzed"), row.get("faces_detected"), row.get("processing_s") or 0.0,
-             f" ({row['error']})" if row.get("error") else "")
 
 
 def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,

@@ -29,8 +29,7 @@ from ..errors import ConfigError, RunError
 from ..output.location import OutputLocation
 from ..output.schema import failed_row
 from ..progress import Retry, RunHook, Unsplit, WorkerInfo
-from .controller import execute
-from .local import log_video
+from .controller import execute, log_video
 from .plan import PlannedVideo, RunPlan, plan_run
 from .summary import RunSummary
 from .tasks import PlanTask, SegmentTask, Split, Task, WholeTask
@@ -97,7 +96,6 @@ class Scheduler:
                  max_retries: int, hook: RunHook) -> None:
         self.port, self.plan, self.hook = port, plan, hook
         self.n_workers, self.max_retries = n_workers, max_retries
-        self.segment_s = plan.segment_s
         self.queue: deque[Task] = deque(
             PlanTask(v) if plan.may_split(v) else WholeTask(v) for v in todo)
         self.splits: dict[str, Split] = {}

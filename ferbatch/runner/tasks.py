@@ -79,7 +79,7 @@ class WholeTask(Task):
 class PlanTask(WholeTask):
     def submit(self, port: Port, actor: Any, sched: Scheduler) -> tuple[Any, Any]:
         sched.hook.on_video(self.video.path)
-        return port.call(actor, "plan_or_process", self.video.abspath, sched.segment_s,
+        return port.call(actor, "plan_or_process", self.video.abspath, sched.plan.segment_s,
                          self.video.duration_s), None
 
     def on_result(self, value: Planned | Committed, extra: Any, sched: Scheduler) -> None:
