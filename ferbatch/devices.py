@@ -47,7 +47,7 @@ def check_device_name(name: str) -> None:
         return
     if name.startswith("cuda:") and name[5:].isdigit():
         return
-    raise ConfigError(f"device must be auto, cpu or cuda[:N], got {name!r}")
+    raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

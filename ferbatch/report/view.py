@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..output.read import Results
 from ..output.schema import STATUS_FAILED
+from ..progress import plural
 from .formatting import DASH, duration, fixed, num, percent, short, text
 from .graphics import SharesBar, Sparkline, shares_bar, sparkline
 from .palette import color_for
@@ -268,7 +269,7 @@ def index_page(summary: Summary, results: Results, timelines: dict[str, pd.DataF
         _index_row(table, row, labels, quote(pages[vid]), spark)
     failed = [FailedVideo(str(r.video_id), quote(pages[str(r.video_id)]), text(r.path), text(r.error))
               for r in v[v["status"] == STATUS_FAILED].itertuples()]
-    line = (f"{len(v)} videos · {len(failed)} failed · model {_model_name(results)} · "
+    line = (f"{plural(len(v), 'video')} · {len(failed)} failed · model {_model_name(results)} · "
             f"labels {', '.join(labels)} · smoothing {text(st.get('smooth'))} "
             f"({fixed(st.get('window_s'), 'g', ' s')}) · episodes ≥ {fixed(st.get('min_episode_s'), 'g', ' s')}")
     return IndexPage("ferbatch report", line, [chip(lb) for lb in labels], table, failed)

@@ -47,6 +47,7 @@ def execute(plan: RunPlan, executor: Executor, hook: RunHook | None = None) -> R
     with run_log(plan.location) as log_path:
         log.info("ferbatch %s into %s (log %s); plan: %s; executor: %s", __version__,
                  plan.location, log_path, describe(plan), type(executor).__name__)
+        log.debug("settings: %s; model %s", plan.config.to_dict(), plan.provenance.model)
         try:
             return _execute(plan, executor, hook or RunHook())
         except FerbatchError as exc:
@@ -75,6 +76,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
             assert video.row is not None
             rows[video.video_id] = video.row
             summary.skipped.append(str(video.path))
+            log.info("already done: %s", video.row["path"])
             hook.on_skip(video.row)
         elif video.action is Action.FAIL:
             assert video.row is not None
