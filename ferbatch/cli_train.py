@@ -180,6 +180,10 @@ TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror),
               help="Architecture option (repeatable), e.g. width=40.  [default: the architecture's own]")
 @click.option("--pretrained", default=_train("pretrained"), metavar="FILE",
               help="Local ImageNet weights file for tv_* backbones.  [default: random init]")
+@click.option("--init", default=_train("init"), metavar="NAME|PATH",
+              help="Fine-tune: start from this checkpoint's weights (a bundled model's name or a "
+                   "file); its architecture and preprocessing are used unless given; classifier "
+                   "rows are copied by label name.  [default: none]")
 @click.option("--image-size", default=_train("image_size"), show_default=True, help="Face side (px) the data are resized to.")
 @click.option("--input-size", default=_train("input_size"), show_default=True, help="Crop side (px) the model sees.")
 @click.option("--mean", default=_train("mean"), show_default=True, help="Normalisation mean of grey levels in [0, 1].")

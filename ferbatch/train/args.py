@@ -43,6 +43,7 @@ class TrainArgs:
     model: str = "vgg_gap"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None
+    init: str | None = None  # checkpoint (name or path) whose weights start the run
     image_size: int = Preprocess.image_size
     input_size: int = Preprocess.input_size
     mean: float = Preprocess.mean

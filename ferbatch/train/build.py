@@ -104,6 +104,10 @@ def build_training(args: TrainArgs, train: FaceData,
     extra = {"pretrained_path": args.pretrained} if args.pretrained else {}
     model = create_model(args.model, num_classes=len(train.labels), input_size=args.input_size,
                          **extra, **args.model_kwargs).to(device)
+    if args.init:
+        from .finetune import init_weights, load_init
+
+        init_weights(model, load_init(args.init), train.labels)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, name=args.optimizer, lr=args.lr,

@@ -64,7 +64,13 @@ def make_checkpoint(model: torch.nn.Module, args: TrainArgs, labels: list[str], 
 
 
 def _prepare_args(args: TrainArgs, out: Path, explicit: Collection[str] | None) -> TrainArgs:
-    """On a real resume (``last.pt`` exists) keep the stored run's identity options."""
+    """On a real resume (``last.pt`` exists) keep the stored run's identity options; with
+    ``--init`` take architecture and preprocessing from that checkpoint unless given."""
+    if args.init and not (args.resume and (out / LAST).is_file()):
+        from .finetune import args_from_init, load_init
+
+        given = non_default(args) if explicit is None else explicit
+        return args_from_init(args, load_init(args.init), given)
     if not (args.resume and (out / LAST).is_file()):
         return args
     stored = stored_config(out)
