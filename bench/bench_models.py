@@ -1,0 +1,77 @@
+"""Every bundled model: size, parameters, CPU speed (faces/s) and the metrics stored with it.
+
+    .venv/bin/python bench/bench_models.py [--threads 2] [--repeats 5] [--json bench/models_results.json]
+
+Speed is ``EmotionClassifier`` on random 48×48 uint8 faces (preprocessing, forward pass and
+softmax with the stored temperature), median of ``--repeats`` timings per batch size, on the CPU
+with ``--threads`` torch threads. Accuracy figures are the ones stored in each checkpoint by
+the trainer (``ferbatch models`` shows the same); the README's model table quotes this output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ferbatch.classify import EmotionClassifier
+from ferbatch.models.bundled import bundled_models
+
+
+def faces_per_s(clf: EmotionClassifier, batch: int, repeats: int, total: int) -> float:
+    """Median faces/s over ``repeats`` timings, each classifying ``total`` faces in batches."""
+    faces = np.random.default_rng(0).integers(0, 255, (max(batch, 64), 48, 48), dtype=np.uint8)
+    clf(faces[:batch])  # warm-up
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(max(1, total // batch)):
+            clf(faces[:batch])
+        rates.append(max(1, total // batch) * batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def measure(repeats: int, total: int) -> list[dict[str, Any]]:
+    rows = []
+    for model in bundled_models():
+        clf = EmotionClassifier(model.path, device="cpu")
+        params = sum(p.numel() for p in clf.model.parameters())
+        rows.append({"name": model.name, "arch": model.arch, "labels": model.labels,
+                     "parameters": params, "size_mb": round(model.size_mb, 2),
+                     "metrics": model.metrics,
+                     **{f"batch{b}_faces_per_s": faces_per_s(clf, b, repeats, total)
+                        for b in (1, 64)}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per batch size")
+    parser.add_argument("--faces", type=int, default=256, help="faces per timing")
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = measure(args.repeats, args.faces)
+    print(f"{'model':10} {'arch':10} {'classes':>7} {'params':>9} {'MB':>5} "
+          f"{'b1 f/s':>7} {'b64 f/s':>8}  test acc  macro-F1")
+    for r in rows:
+        m = r["metrics"]
+        acc = f"{m['accuracy']:.4f}" if "accuracy" in m else "-"
+        f1 = f"{m['macro_f1']:.4f}" if "macro_f1" in m else "-"
+        print(f"{r['name']:10} {r['arch']:10} {len(r['labels']):7d} {r['parameters']:9,d} "
+              f"{r['size_mb']:5.1f} {r['batch1_faces_per_s']:7.0f} {r['batch64_faces_per_s']:8.0f}"
+              f"  {acc:>8}  {f1:>8}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
