@@ -21,6 +21,7 @@ from .. import __version__
 from ..config import PoolConfig, RunConfig
 from ..errors import FerbatchError
 from ..logs import run_log
+from ..output.layout import readable
 from ..output.location import OutputLocation
 from ..progress import RunHook
 from .plan import Action, PlannedVideo, RunPlan, describe, describe_ignored, plan_run
@@ -66,7 +67,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
     store = plan.store
     store.recover()
     summary = RunSummary(out=plan.location.public,
-                         ignored=[(str(i.path), i.reason) for i in plan.ignored])
+                         ignored=[(readable(str(i.path)), i.reason) for i in plan.ignored])
     if plan.ignored:
         log.info("%d file(s) skipped: %s", len(plan.ignored), describe_ignored(plan.ignored))
     hook.on_start(len(plan.videos))
@@ -75,7 +76,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
         if video.action is Action.SKIP:
             assert video.row is not None
             rows[video.video_id] = video.row
-            summary.skipped.append(str(video.path))
+            summary.skipped.append(readable(str(video.path)))
             log.info("already done: %s", video.row["path"])
             hook.on_skip(video.row)
         elif video.action is Action.FAIL:
