@@ -89,8 +89,28 @@ _FACE_BASE = [
 
 
 def prob_column(label: str) -> str:
-    """Column name of the probability of ``label``."""
+    """Column name of the probability of ``label``.
+
+    Every column named after a label is made here (this one, :func:`smooth_column`,
+    :func:`share_column`, :func:`mean_column`): a label may be any string a checkpoint accepts
+    (``very happy``, ``sur.prise``: :mod:`ferbatch.models.validate`), so readers index
+    columns by these names, never as attributes."""
     return f"{PROB_PREFIX}{label}"
+
+
+def smooth_column(label: str) -> str:
+    """Column name of the smoothed probability of ``label`` (the report's smoothing)."""
+    return f"s_{label}"
+
+
+def share_column(label: str) -> str:
+    """Column name of the face-time share of ``label`` (the report's summary)."""
+    return f"share_{label}"
+
+
+def mean_column(label: str) -> str:
+    """Column name of the face-time-weighted mean probability of ``label`` (summary)."""
+    return f"mean_{prob_column(label)}"
 
 
 def faces_schema(labels: Sequence[str]) -> pa.Schema:
