@@ -3,6 +3,7 @@
 ::
 
     OUT/_ferbatch.json                      manifest: labels, model and schema version
+    OUT/_lock                               held by the run writing OUT (ferbatch.output.lock)
     OUT/_logs/run-<UTC time>-<pid>.log      one log per run, tracebacks of failed videos included
     OUT/videos.parquet                      one row per input file (rebuilt from OUT/_status)
     OUT/_status/<video_id>.parquet          that row, one file per video: the commit point
@@ -23,6 +24,7 @@ import unicodedata
 from pathlib import Path
 
 MANIFEST = "_ferbatch.json"
+LOCK_FILE = "_lock"
 LOG_DIR = "_logs"
 VIDEOS_FILE = "videos.parquet"
 STATUS_DIR = "_status"
