@@ -32,6 +32,7 @@ from .train.args import (
     field_default,
 )
 from .train.datasets import dataset_names
+from .train.datasets.infer import SPLIT_CHOICES
 from .train.tune_space import DEFAULT_LR, DEFAULT_SPACE, SCHEDULERS, SEARCHED, SEARCHES, TuneOptions
 
 
@@ -253,11 +254,12 @@ def train_command(**opts: Any) -> None:
 
 @click.command("evaluate", epilog=CACHE_HELP)
 @click.option("--data", required=True, help="FER2013 CSV, FER+'s FER2013 CSV, or an image folder root.")
-@click.option("--dataset", type=click.Choice(dataset_names()), default=_train("dataset"), show_default=True,
-              help=_dataset_help())
+@click.option("--dataset", type=click.Choice(dataset_names()), default=None,
+              help=_dataset_help() + " [default: from --data: a folder, a FER2013 CSV, or FER+'s "
+                   "votes file (the FER2013 CSV beside it is read)]")
 @click.option("--ferplus", default=None, metavar="FILE", help=FERPLUS_HELP)
-@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
-              help=SPLIT_HELP)
+@click.option("--split", type=click.Choice(SPLIT_CHOICES, case_sensitive=False), default="test",
+              show_default=True, help=SPLIT_HELP + " FER2013's names are accepted too.")
 @click.option("--model", "model_path", default=None, metavar="NAME|PATH", help="A bundled model's name (`ferbatch models`) or a checkpoint file.  [default: default]")
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help=TTA_HELP)
 @click.option("--json", "json_path", required=True, help="Write the metrics here (JSON).")
@@ -267,7 +269,7 @@ def train_command(**opts: Any) -> None:
 @click.option("--device", default=_train("device"), show_default=True, help=DEVICE_HELP)
 @click.option("--batch-size", default=512, show_default=True, help="Faces per inference batch.")
 @click.option("--quiet", is_flag=True, help="Print only the headline figures (accuracy, macro-F1, calibration), not the per-class table.")
-def evaluate_command(model_path: str | None, data: str, dataset: str, ferplus: str | None,
+def evaluate_command(model_path: str | None, data: str, dataset: str | None, ferplus: str | None,
                      split: str, tta: str, json_path: str, out_dir: str | None, device: str,
                      batch_size: int, quiet: bool) -> None:
     """Score a checkpoint on one split: accuracy, macro-F1, per-class metrics, confusion matrix.

@@ -82,7 +82,7 @@ def run_log(location: OutputLocation) -> Iterator[str | None]:
         else:
             fd, local_path = tempfile.mkstemp(prefix="ferbatch-", suffix=".log")
             os.close(fd)
-        handler = logging.FileHandler(local_path, encoding="utf-8")
+        handler = logging.FileHandler(local_path, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         logging.getLogger(__name__).warning("cannot write the run log %s: %s",
                                             location.display(name), exc)

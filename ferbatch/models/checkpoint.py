@@ -24,6 +24,7 @@ from ..errors import ModelError
 from ..output.atomic import atomic_write
 from .preprocess import Preprocess
 from .registry import create_model
+from .validate import check_checkpoint
 
 __all__ = ["FORMAT", "DEFAULT_WEIGHTS", "Checkpoint", "Preprocess", "save_checkpoint",
            "load_checkpoint", "file_sha256", "safe_torch_load"]
@@ -86,8 +87,9 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
     """Write ``ckpt`` to ``path`` atomically (:func:`ferbatch.output.atomic.atomic_write`),
     creating the folder; returns the path."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     data = ckpt.to_dict()
+    check_checkpoint(data, target)  # never write a checkpoint that loading would refuse
+    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, lambda tmp: torch.save(data, tmp))
     return target
 
@@ -152,13 +154,15 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
     """Read a checkpoint safely (``weights_only=True``): a file, or a bundled model's name
     (:func:`~ferbatch.models.bundled.resolve_model`; ``None``: the bundled default). Raises
     :class:`ModelError` for a missing, empty, unreadable or foreign file or an unknown name,
-    with the reason (:func:`safe_torch_load`)."""
+    with the reason (:func:`safe_torch_load`), and for a field no run could use (duplicate
+    labels, a 20000 px face size…), naming the field (:mod:`ferbatch.models.validate`)."""
     from .bundled import resolve_model
 
     file = resolve_model(path)
     data = safe_torch_load(file)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{file} is not a ferbatch checkpoint (format {FORMAT!r} expected)")
+    check_checkpoint(data, file)
     try:
         return Checkpoint(
             arch=data["arch"],

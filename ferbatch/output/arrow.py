@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .layout import readable
+
 _NUMPY = {
     pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
     pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32,
@@ -36,7 +38,16 @@ def _validity(valid: np.ndarray) -> pa.Buffer | None:
 def _utf8(value: Any) -> bytes:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}: {value!r}")
-    return value.encode()
+    try:
+        return value.encode()
+    except UnicodeEncodeError:  # a file name that is not UTF-8, in a path or a message
+        return readable(value).encode()
+
+
+def _bytes(value: Any) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"expected bytes, got {type(value).__name__}: {value!r}")
+    return bytes(value)
 
 
 def from_numpy(values: Any, type: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
@@ -52,8 +63,9 @@ def from_numpy(values: Any, type: pa.DataType, valid: np.ndarray | None = None) 
         buffers = [pa.py_buffer(np.ascontiguousarray(values, dtype=_NUMPY[type]))]
     elif pa.types.is_boolean(type):
         buffers = [pa.py_buffer(np.packbits(np.asarray(values, bool), bitorder="little"))]
-    elif pa.types.is_string(type) or pa.types.is_large_string(type):
-        encoded = [_utf8(v) if ok else b"" for v, ok in zip(values, mask)]
+    elif pa.types.is_string(type) or pa.types.is_large_string(type) or pa.types.is_binary(type):
+        convert = _bytes if pa.types.is_binary(type) else _utf8
+        encoded = [convert(v) if ok else b"" for v, ok in zip(values, mask)]
         offsets = np.zeros(n + 1, np.int64 if pa.types.is_large_string(type) else np.int32)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
         buffers = [pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]

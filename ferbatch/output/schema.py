@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from .. import __version__
+from .layout import path_bytes, readable_path
 
 SCHEMA_VERSION = "1.0"
 
@@ -54,6 +55,8 @@ VIDEOS_SCHEMA = pa.schema(
         ("schema_version", pa.string()),
         ("ferbatch_version", pa.string()),
         ("finished_at", pa.timestamp("ms", tz="UTC")),
+        # the path's exact bytes (``path`` shows a name that is not UTF-8 as ``\\xNN``)
+        ("path_bytes", pa.binary()),
     ]
 )
 
@@ -86,8 +89,28 @@ _FACE_BASE = [
 
 
 def prob_column(label: str) -> str:
-    """Column name of the probability of ``label``."""
+    """Column name of the probability of ``label``.
+
+    Every column named after a label is made here (this one, :func:`smooth_column`,
+    :func:`share_column`, :func:`mean_column`): a label may be any string a checkpoint accepts
+    (``very happy``, ``sur.prise``: :mod:`ferbatch.models.validate`), so readers index
+    columns by these names, never as attributes."""
     return f"{PROB_PREFIX}{label}"
+
+
+def smooth_column(label: str) -> str:
+    """Column name of the smoothed probability of ``label`` (the report's smoothing)."""
+    return f"s_{label}"
+
+
+def share_column(label: str) -> str:
+    """Column name of the face-time share of ``label`` (the report's summary)."""
+    return f"share_{label}"
+
+
+def mean_column(label: str) -> str:
+    """Column name of the face-time-weighted mean probability of ``label`` (summary)."""
+    return f"mean_{prob_column(label)}"
 
 
 def faces_schema(labels: Sequence[str]) -> pa.Schema:
@@ -142,10 +165,12 @@ def new_video_row(path: str | os.PathLike[str], video_id: str, provenance: Prove
     """A ``videos.parquet`` row of ``path`` before analysis: ``failed`` with ``error``, counts
     zero, file size and mtime from ``stat`` (``None`` when it fails), provenance filled in.
 
-    ``path`` is stored absolute (:func:`os.path.abspath`, symlinks kept as given).
+    ``path`` is stored absolute (:func:`os.path.abspath`, symlinks kept as given) and readable
+    (:func:`~ferbatch.output.layout.readable_path`), ``path_bytes`` exactly.
     """
     row: dict[str, Any] = {
-        "video_id": video_id, "path": os.path.abspath(path), "status": STATUS_FAILED,
+        "video_id": video_id, "path": readable_path(path), "path_bytes": path_bytes(path),
+        "status": STATUS_FAILED,
         "error": error, "duration_s": None, "fps": None, "width": None, "height": None,
         "rotation": None, "codec": None, "frames_decoded": 0, "frames_analyzed": 0,
         "faces_detected": 0, "tracks": 0, "processing_s": 0.0,

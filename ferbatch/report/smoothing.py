@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..output.schema import prob_column
+from ..output.schema import prob_column, smooth_column
 from .defaults import DEFAULT_MAX_GAP_S, DEFAULT_METHOD, DEFAULT_WINDOW_S, METHODS, SmoothMethod
 
 _FALLBACK_INTERVAL_S = 1.0
@@ -48,11 +48,6 @@ __all__ = [
     "add_timing",
     "smooth",
 ]
-
-
-def smooth_column(label: str) -> str:
-    """Column name of the smoothed probability of ``label``."""
-    return f"s_{label}"
 
 
 def has_timing(faces: pd.DataFrame) -> bool:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from ..errors import OutputError
 from ..output.atomic import atomic_write
 from ..output.read import Results
-from ..output.schema import prob_column
+from ..output.schema import mean_column, prob_column, share_column
 from .defaults import (
     DEFAULT_MAX_GAP_S,
     DEFAULT_METHOD,
@@ -41,16 +41,6 @@ from .episodes import find_episodes
 from .smoothing import sampling_intervals, smooth, video_ends
 
 __all__ = ["Summary", "summarize", "write_summary", "share_column", "mean_column"]
-
-
-def share_column(label: str) -> str:
-    """Column name of the face-time share of ``label``."""
-    return f"share_{label}"
-
-
-def mean_column(label: str) -> str:
-    """Column name of the face-time-weighted mean probability of ``label``."""
-    return f"mean_{prob_column(label)}"
 
 
 @dataclass

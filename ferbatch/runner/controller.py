@@ -21,7 +21,9 @@ from .. import __version__
 from ..config import PoolConfig, RunConfig
 from ..errors import FerbatchError
 from ..logs import run_log
+from ..output.layout import readable
 from ..output.location import OutputLocation
+from ..output.lock import output_lock
 from ..progress import RunHook
 from .plan import Action, PlannedVideo, RunPlan, describe, describe_ignored, plan_run
 from .summary import RunSummary
@@ -37,13 +39,21 @@ class Executor(Protocol):
 
 
 def execute(plan: RunPlan, executor: Executor, hook: RunHook | None = None) -> RunSummary:
-    """Run ``plan`` with ``executor`` (see the module doc). Raises :class:`OutputError` when
-    the output cannot be written, :class:`ConfigError` for an executor that cannot start."""
+    """Run ``plan`` with ``executor`` (see the module doc), holding the output's lock
+    (:mod:`ferbatch.output.lock`) from the manifest to ``videos.parquet``. Raises
+    :class:`OutputError` when the output cannot be written
+    (:class:`~ferbatch.output.lock.OutputBusyError`: another run is writing it),
+    :class:`ConfigError` for an executor that cannot start."""
     prepare = getattr(executor, "prepare", None)
     if prepare is not None:  # e.g. load the models: fail before the output is touched
         prepare(plan)
-    plan.store.write_manifest(plan.provenance.labels, plan.provenance.model,
-                              overwrite=plan.overwrite, redo={v.video_id for v in plan.videos})
+    with output_lock(plan.location):  # one run at a time: recover() then only sees dead runs' debris
+        plan.store.write_manifest(plan.provenance.labels, plan.provenance.model,
+                                  overwrite=plan.overwrite, redo={v.video_id for v in plan.videos})
+        return _logged(plan, executor, hook)
+
+
+def _logged(plan: RunPlan, executor: Executor, hook: RunHook | None) -> RunSummary:
     with run_log(plan.location) as log_path:
         log.info("ferbatch %s into %s (log %s); plan: %s; executor: %s", __version__,
                  plan.location, log_path, describe(plan), type(executor).__name__)
@@ -66,7 +76,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
     store = plan.store
     store.recover()
     summary = RunSummary(out=plan.location.public,
-                         ignored=[(str(i.path), i.reason) for i in plan.ignored])
+                         ignored=[(readable(str(i.path)), i.reason) for i in plan.ignored])
     if plan.ignored:
         log.info("%d file(s) skipped: %s", len(plan.ignored), describe_ignored(plan.ignored))
     hook.on_start(len(plan.videos))
@@ -75,7 +85,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
         if video.action is Action.SKIP:
             assert video.row is not None
             rows[video.video_id] = video.row
-            summary.skipped.append(str(video.path))
+            summary.skipped.append(readable(str(video.path)))
             log.info("already done: %s", video.row["path"])
             hook.on_skip(video.row)
         elif video.action is Action.FAIL:

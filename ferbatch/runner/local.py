@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
+from ..errors import FerbatchError
 from ..output.location import OutputLocation
-from ..pipeline import Stages, process_video
+from ..output.schema import STATUS_FAILED
+from ..pipeline import Stages, VideoResult, process_video
 from ..progress import RunHook
 from .controller import execute, log_video
 from .plan import PlannedVideo, RunPlan, plan_run
@@ -45,12 +48,30 @@ class LocalExecutor:
             hook.on_video(video.path)
             result = process_video(video.path, plan.config, self.stages, progress=hook.on_frames,
                                    video_id=video.video_id)
-            plan.store.commit(result.row, result.frames, result.faces)
+            _commit(plan, result)
             rows[video.video_id] = result.row
             log_video(result.row)
             hook.on_done(result.row)
         return rows
 
+
+def _commit(plan: RunPlan, result: VideoResult) -> None:
+    """Commit one video's rows. A bug while writing them (not the output failing: that is an
+    :class:`OutputError` and stops the run) fails this video alone: its row says ``failed``
+    with a short message, the traceback goes to the run's log."""
+    try:
+        plan.store.commit(result.row, result.frames, result.faces)
+    except FerbatchError:
+        raise
+    except Exception as exc:
+        row = result.row
+        log.error("%s: its rows cannot be written: %s: %s", row["path"], type(exc).__name__, exc,
+                  exc_info=True)
+        row.update(status=STATUS_FAILED, frames_analyzed=0, faces_detected=0, tracks=0,
+                   error=f"{Path(row['path']).name}: cannot write its rows: "
+                         f"{type(exc).__name__}: {exc}")
+        result.frames = result.faces = None
+        plan.store.commit(row, None, None)
 
 
 def run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,

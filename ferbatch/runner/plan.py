@@ -21,6 +21,7 @@ split with the same per-job function in-process or in a pool).
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
 import stat
@@ -32,7 +33,7 @@ from typing import Any
 from ..config import VIDEO_EXTENSIONS, RunConfig
 from ..errors import ConfigError
 from ..output.commit import OutputStore
-from ..output.layout import video_id_for
+from ..output.layout import readable, resolved, video_id_for
 from ..output.location import OutputLocation
 from ..output.schema import STATUS_FAILED, STATUS_PARTIAL, Provenance, failed_row
 
@@ -62,7 +63,9 @@ def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
                 if p.suffix.lower() not in VIDEO_EXTENSIONS or p.is_dir():
                     continue
                 if not p.is_file():  # a FIFO, device, socket or broken link: never opened
-                    ignored.append(Ignored(p, "not a regular file" if p.exists() else "broken link"))
+                    kind = not_regular(p)
+                    ignored.append(Ignored(p, f"not a regular file ({kind})" if kind
+                                           else "broken link"))
                 elif any(part.startswith(".") for part in p.relative_to(path).parts):
                     ignored.append(Ignored(p, "hidden"))
                 else:
@@ -72,7 +75,7 @@ def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
         else:
             raise ConfigError(f"input not found: {path}")
         for candidate in candidates:
-            key = candidate.resolve()
+            key = Path(resolved(candidate))
             if key in first:
                 ignored.append(Ignored(candidate, f"same file as {first[key]}"))
             else:
@@ -211,18 +214,34 @@ class RunPlan:
         return units
 
 
-def _not_regular(path: Path) -> str | None:
-    """Why ``path`` must not be opened (a FIFO, device or socket), or ``None``."""
+def not_regular(path: Path) -> str | None:
+    """What ``path`` is when it must not be opened as a video, or ``None`` for a regular file
+    (or one whose ``stat`` fails otherwise: the decoder reports that with its own words).
+
+    ``a FIFO (named pipe)``, ``a socket``, ``a character device``, ``a block device``,
+    ``a folder``, ``a symlink loop``. Asked before anything opens the file: opening a FIFO
+    blocks forever, reading a device may never end.
+    """
     try:
         mode = path.stat().st_mode
-    except OSError:
-        return None  # missing or unreadable: the decoder reports it with its own words
+    except OSError as exc:
+        return "a symlink loop" if exc.errno == errno.ELOOP else None
+    except RuntimeError:  # pathlib's own loop check (Python < 3.13)
+        return "a symlink loop"
     if stat.S_ISREG(mode):
         return None
-    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device"
+    return ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device"
             if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    return f"{path}: not a regular file ({kind}); ferbatch reads video files only"
+            else "a socket" if stat.S_ISSOCK(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "not a regular file")
+
+
+def _not_regular(path: Path) -> str | None:
+    """The failed row's message for ``path`` that must not be opened (:func:`not_regular`)."""
+    kind = not_regular(path)
+    if kind is None:
+        return None
+    return f"{readable(str(path))}: not a regular file ({kind}); ferbatch reads video files only"
 
 
 def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
@@ -279,7 +298,7 @@ def no_videos_message(inputs: Sequence[str | os.PathLike[str]], ignored: list[Ig
 
 def describe_ignored(ignored: list[Ignored], limit: int = 5) -> str:
     """``a.mp4 (same file as b.mp4), .x.mp4 (hidden)`` (the first ``limit``)."""
-    text = ", ".join(f"{i.path} ({i.reason})" for i in ignored[:limit])
+    text = ", ".join(f"{readable(str(i.path))} ({i.reason})" for i in ignored[:limit])
     return text + (f", … ({len(ignored)} in all)" if len(ignored) > limit else "")
 
 

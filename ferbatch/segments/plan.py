@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +39,13 @@ def _whole(path: str, reason: str) -> SegmentPlan:
 
 
 def header_duration(path: str | os.PathLike[str]) -> float | None:
-    """The video's duration in seconds from the container header (no demuxing), if any."""
+    """The video's duration in seconds from the container header (no demuxing), if any.
+    ``None`` without opening anything that is not a regular file (a FIFO would block)."""
     import av
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with av.open(str(path), metadata_errors="replace") as container:
             stream = select_video_stream(container)
             if stream is None:
@@ -129,6 +133,8 @@ def plan_segments(path: str | os.PathLike[str], config: RunConfig | None = None,
         st = os.stat(path)
     except OSError as exc:
         return _whole(path, f"cannot stat: {exc}")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO blocks av.open: the decoder fails it unopened
+        return _whole(path, "not a regular file")
     duration = duration_s if duration_s is not None else header_duration(path)
     if duration is not None and duration < 2 * segment_s:
         return _whole(path, f"{duration:.1f} s is shorter than 2 x {segment_s:g} s")

@@ -28,9 +28,8 @@ from ..output.atomic import atomic_write_text
 from .args import TTA_MODES
 from .data import FaceData
 from .datasets import check_dataset_options, get_dataset
+from .datasets.infer import canonical_split, infer_dataset
 from .labels import canonical_label
-
-SPLITS = ("train", "val", "test")
 
 
 def resize_faces(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -73,8 +72,7 @@ def load_eval_data(data: str, dataset: str, split: str, labels: list[str], image
     uses majority labels (the protocol its paper reports). Raises :class:`ConfigError` for an
     unknown dataset or split, :class:`DataError` for unreadable data.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    split = canonical_split(split)
     check_dataset_options(dataset, ferplus)
     face, skipped = get_dataset(dataset).eval_split(Path(data), split, labels=labels,
                                                     image_size=image_size, ferplus=ferplus)
@@ -175,12 +173,17 @@ def _write_outputs(report: dict[str, Any], json_path: str | Path | None,
             plot_reliability(report["calibration"], folder / f"{stem}_reliability.png", title=title)
 
 
-def evaluate_main(model_path: str | None, data: str, *, dataset: str = "fer2013",
+def evaluate_main(model_path: str | None, data: str, *, dataset: str | None = None,
                   split: str = "test", tta: str = "none", json_path: str | Path | None = None,
                   out_dir: str | Path | None = None, ferplus: str | None = None,
                   device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
     """Evaluate a checkpoint (``None``: the bundled default) on one split of a dataset, with
     the checkpoint's own preprocessing.
+
+    ``dataset``: a registered name, or ``None`` to infer it from ``data``
+    (:func:`~ferbatch.train.datasets.infer.infer_dataset`: a folder, a FER2013 CSV, FER+'s
+    votes file); ``split``: ``train``/``val``/``test`` or FER2013's ``Training``/
+    ``PublicTest``/``PrivateTest`` (the report says the canonical name).
 
     Writes the report as JSON to ``json_path`` and ``<stem>_confusion.csv``/``.png`` and
     ``<stem>_reliability.png`` into ``out_dir`` (default: the JSON file's folder; ``<stem>``:
@@ -194,6 +197,11 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str = "fer2013"
 
     if tta not in TTA_MODES:
         raise ConfigError(f"unknown TTA {tta!r}; choose {', '.join(TTA_MODES)}")
+    split = canonical_split(split)
+    if dataset is None:  # from the path: a folder, a FER2013 CSV, FER+'s votes file
+        found = infer_dataset(data, ferplus)
+        dataset, data = found.dataset, str(found.data)
+        ferplus = str(found.ferplus) if found.ferplus else None
     ckpt = load_checkpoint(model_path)
     pre = ckpt.preprocess
     if tta == "tencrop" and pre.image_size <= pre.input_size:

@@ -108,7 +108,8 @@ def test_dataset_options_of_another_dataset_are_refused(fer_files: tuple[Path, P
     folder = runner.invoke(cli, ["train", "--data", str(fer_files[0]), "--out", str(tmp_path / "s"),
                                  "--val-data", str(tmp_path), "--epochs", "1", "--quiet"])
     assert folder.exit_code == 1 and "--val-data" in folder.output and "--dataset folder" in folder.output
-    evaluate = runner.invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--ferplus",
-                                   str(fer_files[1]), "--json", str(tmp_path / "e.json")])
+    evaluate = runner.invoke(cli, ["evaluate", "--data", str(fer_files[0]), "--dataset", "fer2013",
+                                   "--ferplus", str(fer_files[1]), "--json", str(tmp_path / "e.json")])
     assert evaluate.exit_code == 1 and "is read only with --dataset ferplus" in evaluate.output
+    # (without --dataset, evaluate infers ferplus from --ferplus: tests/train/test_evaluate_inputs.py)
     assert "Traceback" not in train.output + evaluate.output

@@ -212,8 +212,19 @@ def train_splits(args: TrainArgs) -> tuple[dict[str, FaceData], str]:
 
 def eval_split(path: Path, split: str, *, labels: list[str], image_size: int,
                ferplus: str | None = None) -> tuple[FaceData, list[str]]:
-    """The registry's evaluation entry: ``path/<split>/<class>/…`` when that folder exists,
-    else ``path/<class>/…``, on the model's ``labels``; returns the skipped class folders."""
+    """The registry's evaluation entry: ``path/<split>/<class>/…`` when that folder exists
+    (``split`` in ferbatch's or FER2013's words: ``test`` or ``PrivateTest``…,
+    :data:`~ferbatch.train.datasets.infer.SPLIT_FOLDERS`), else ``path/<class>/…``, on the
+    model's ``labels``; returns the skipped class folders. A root holding other splits'
+    folders but not this one is a :class:`DataError` (their names are no classes)."""
+    from .infer import SPLIT_FOLDERS
+
     del ferplus
-    folder = path / split if (path / split).is_dir() else path
-    return load_folder(folder, image_size, labels)
+    for name in SPLIT_FOLDERS[split]:
+        if (path / name).is_dir():
+            return load_folder(path / name, image_size, labels)
+    others = [n for names in SPLIT_FOLDERS.values() for n in names if (path / n).is_dir()]
+    if others:
+        raise DataError(f"{path}: no {' or '.join(SPLIT_FOLDERS[split])} folder for split "
+                        f"{split!r} (it holds {', '.join(others)})")
+    return load_folder(path, image_size, labels)
