@@ -21,9 +21,11 @@ Design notes, each one a pitfall met on real files:
   frames output so far; with frame threading the decoder runs a few frames ahead, so they can
   differ by a few frames between thread settings. Some damage is concealed by FFmpeg without
   any error (garbled pixels, no message): that cannot be reported.
-* **Rotation** is applied to the pixels, see :func:`rotate_to_display`.
-* **Time** is ``(pts - stream.start_time) * time_base`` (frame index ≠ time on VFR video),
-  kept non-decreasing.
+* **Geometry**: frames are resampled to their sample aspect ratio and turned/mirrored by their
+  display matrix, as a player shows them (:mod:`ferbatch.decode.display`).
+* **Time** is ``(pts - origin) * time_base`` (frame index ≠ time on VFR video), strictly
+  increasing; frames without a usable pts get one from frame durations
+  (:class:`~ferbatch.decode.timing.Timeline`).
 * **Spans**: ``PyAVStream(path, span=FrameSpan(...))`` decodes one part of a video on its own
   (planned by :mod:`ferbatch.segments`): it seeks to a keyframe, decodes until the next span's
   keyframe, and yields frames with the same ``index``, ``timestamp_s`` and pixels as a decode of
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -55,6 +58,7 @@ from .av_util import (
 from .base import Frame, FrameSampler, VideoStream
 from .damage import DamageLog
 from .span import FrameSpan, SpanCheck
+from .timing import Timeline
 
 # re-exported: the names callers used before the helpers moved to av_util / span
 __all__ = ["PyAVStream", "FrameSpan", "SpanMismatchError", "pts_seconds", "select_video_stream",
@@ -157,18 +161,20 @@ class PyAVStream(VideoStream):
             cc.thread_type = "AUTO"
             cc.thread_count = self.threads  # 0: FFmpeg picks one per core
         self._tb = stream.time_base or Fraction(1, 90000)
-        self._start_pts = stream.start_time
 
         self._raw = self._decode_packets()
         self._first = next(self._raw, None)
         if self._first is None:
             why = self.error or "the video stream holds no frames"
             raise self._fail_open(f"no decodable video frames ({why})")
-        if self._start_pts is None:
-            self._start_pts = self._first.pts if self._first.pts is not None else 0
 
-        self.info, self._stream_duration_s = describe_stream(self.path, container, stream, self._first)
-        self._rotation = self.info.rotation
+        desc = describe_stream(self.path, container, stream, self._first)
+        self.info, self._stream_duration_s = desc.info, desc.stream_s
+        self._transform, self._scaled = desc.transform, desc.scaled_size
+        first_pts = self._first.pts
+        origin = None if first_pts is None else (
+            first_pts if stream.start_time is None else min(first_pts, stream.start_time))
+        self._timeline = Timeline(self._tb, stream.start_time, desc.frame_s, origin=origin)
         span = self.span
         if span is not None and span.key_pts is not None:
             self._seek_to(span)
@@ -220,9 +226,8 @@ class PyAVStream(VideoStream):
 
     def _frames(self, sampler: FrameSampler) -> Iterator[Frame]:
         try:
-            for av_frame in self._all_av_frames():
+            for av_frame, t in self._timeline.times(self._all_av_frames()):
                 index = self.frames_decoded
-                t = self._timestamp(av_frame, index)
                 self.frames_decoded += 1
                 self._last_t = t
                 if not sampler.keep(index, t):
@@ -234,6 +239,7 @@ class PyAVStream(VideoStream):
                     continue
                 yield Frame(index=index, timestamp_s=t, image=image)
             else:
+                self._end_of_stream()
                 self._check_complete()
         finally:
             self._gen = None
@@ -244,11 +250,10 @@ class PyAVStream(VideoStream):
         (:class:`~ferbatch.decode.span.SpanCheck`)."""
         check = SpanCheck(span, self.path)
         try:
-            for av_frame in self._all_av_frames():
+            for av_frame, t in self._timeline.times(self._all_av_frames()):
                 index = check.index_of(av_frame.pts)
                 if index is None:
                     continue  # decoded from the keyframe only as a reference
-                t = self._timestamp(av_frame, index)
                 self._last_t = t
                 if index >= span.first_index:
                     self.frames_decoded += 1
@@ -263,6 +268,7 @@ class PyAVStream(VideoStream):
             else:
                 if self.error is None:
                     check.finish()
+                self._end_of_stream()
                 if span.is_last:
                     self._check_complete(decoded=span.end_index)
         finally:
@@ -276,16 +282,15 @@ class PyAVStream(VideoStream):
         if self._raw is not None:
             yield from self._raw
 
-    def _timestamp(self, frame: av.VideoFrame, index: int) -> float:
-        """Seconds since the stream start; never decreases (broken pts are clamped)."""
-        pts = frame.pts
-        if pts is not None:
-            t = pts_seconds(pts, self._start_pts, self._tb)
-        elif self.info.fps:
-            t = index / self.info.fps
-        else:
-            t = self._last_t
-        return max(t, self._last_t) if index else max(t, 0.0)
+    def _end_of_stream(self) -> None:
+        """Decoding reached the end: record how time was found, and the duration when the
+        file did not say or its frames run longer (the last frame's time plus its duration;
+        e.g. Matroska's ``DURATION`` tag leaves out frames with negative pts)."""
+        tl = self._timeline
+        self.time_source, self.frames_time_inferred = tl.time_source, tl.inferred
+        end, known = tl.end_s, self.info.duration_s
+        if end is not None and (known is None or end > known + 0.5 * (tl.frame_s or 0.0)):
+            self.info = replace(self.info, duration_s=round(end, 6))
 
     def _decode_packets(self, skip_until_pts: int | None = None) -> Iterator[av.VideoFrame]:
         """Demux and decode packet by packet, skipping damaged ones; always drain the decoder.
@@ -363,14 +368,14 @@ class PyAVStream(VideoStream):
         ``max_consecutive_errors`` in a row decoding stops (``_conversion_stopped``)."""
         self._conversion_stopped = False
         try:
-            image = to_rgb(av_frame)
+            image = to_rgb(av_frame, self._scaled)
         except _AV_ERRORS as exc:
             self._damage.note(exc, "converting a frame", self._where())
             if self._damage.exhausted:
                 self._damage.stop(exc, self._where(), " while converting frames to RGB")
                 self._conversion_stopped = True
             return None
-        return np.ascontiguousarray(rotate_to_display(image, self._rotation))
+        return np.ascontiguousarray(self._transform.apply(image))
 
     def _check_complete(self, decoded: int | None = None) -> None:
         """At the end of the file: let the damage log say whether it was cut short."""
