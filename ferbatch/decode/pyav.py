@@ -57,8 +57,9 @@ from .av_util import (
 )
 from .base import Frame, FrameSampler, VideoStream
 from .damage import DamageLog
+from .packets import PacketReader
 from .span import FrameSpan, SpanCheck
-from .timing import Timeline
+from .timing import Timeline, stream_duration
 
 # re-exported: the names callers used before the helpers moved to av_util / span
 __all__ = ["PyAVStream", "FrameSpan", "SpanMismatchError", "pts_seconds", "select_video_stream",
@@ -66,7 +67,7 @@ __all__ = ["PyAVStream", "FrameSpan", "SpanMismatchError", "pts_seconds", "selec
 _AV_ERRORS = AV_ERRORS
 _reason = av_reason
 
-class PyAVStream(VideoStream):
+class PyAVStream(PacketReader, VideoStream):
     """A video opened with PyAV; see the module docstring for the behaviour on damaged files.
 
     ``threads``: decoder threads, 0 lets FFmpeg choose, 1 disables threading.
@@ -162,6 +163,9 @@ class PyAVStream(VideoStream):
             cc.thread_count = self.threads  # 0: FFmpeg picks one per core
         self._tb = stream.time_base or Fraction(1, 90000)
 
+        # no duration of its own: learn where the file's data ends from every stream
+        self.watch_other_streams = (stream_duration(container, stream) is None
+                                    and len(container.streams) > 1 and bool(container.duration))
         self._raw = self._decode_packets()
         self._first = next(self._raw, None)
         if self._first is None:
@@ -292,76 +296,6 @@ class PyAVStream(VideoStream):
         if end is not None and (known is None or end > known + 0.5 * (tl.frame_s or 0.0)):
             self.info = replace(self.info, duration_s=round(end, 6))
 
-    def _decode_packets(self, skip_until_pts: int | None = None) -> Iterator[av.VideoFrame]:
-        """Demux and decode packet by packet, skipping damaged ones; always drain the decoder.
-
-        ``skip_until_pts``: after a seek, packets before the one with that pts are not decoded.
-        Demuxing stops at the packet whose pts is ``self._stop_pts`` (a span's end keyframe).
-        """
-        assert self._container is not None
-        stream = self._stream
-        held = None  # a packet the demuxer flagged corrupt, kept until we know what follows
-        demux = self._container.demux(stream)
-        while True:
-            try:
-                packet = next(demux)
-            except StopIteration:
-                break
-            except _AV_ERRORS as exc:  # the container itself is damaged here
-                self._damage.stop(exc, self._where(), " while reading the file")
-                break
-            if skip_until_pts is not None:
-                if packet.pts != skip_until_pts or packet.size == 0:
-                    continue
-                skip_until_pts = None
-            if self._stop_pts is not None and packet.pts == self._stop_pts and packet.size:
-                if held is not None:  # a span ends here: whatever came before is not its tail
-                    yield from self._decode(held)
-                    held = None
-                break
-            # PyAV ends demuxing with an empty, timestamp-less packet that drains the decoder.
-            # Other empty packets (AVI "dropped frame" chunks) must not reach the decoder: an
-            # empty packet is FFmpeg's end-of-stream signal and would end decoding early.
-            is_flush = packet.size == 0 and packet.pts is None and packet.dts is None
-            if packet.size == 0 and not is_flush:
-                continue
-            if held is not None:
-                if is_flush:
-                    self._damage.tail_cut = True
-                else:
-                    yield from self._decode(held)
-                held = None
-            if packet.is_corrupt and not is_flush:
-                held = packet
-                continue
-            if is_flush:
-                self._flushed = True
-            yield from self._decode(packet)
-            if self._damage.exhausted:
-                self._damage.stop(None, self._where())
-                break
-        if held is not None:
-            self._damage.tail_cut = True
-        if not self._flushed:
-            self._flushed = True
-            yield from self._decode(None)
-
-    def _decode(self, packet: av.Packet | None) -> Iterator[av.VideoFrame]:
-        try:
-            decoded = self._stream.decode(packet)
-        except av.error.EOFError:
-            return  # decoder already drained
-        except _AV_ERRORS as exc:
-            self._damage.note(exc, "decoding", self._where())
-            return
-        if packet is not None and packet.size:
-            self._damage.good_packet()
-        yield from decoded
-
-    # ------------------------------------------------------------------ error reporting
-    def _where(self) -> str:
-        return f"frame {self.frames_decoded} (t={self._last_t:.2f} s)"
-
     def _display_image(self, av_frame: av.VideoFrame) -> np.ndarray | None:
         """The frame as displayed (RGB, rotation applied), or ``None`` when it cannot be
         converted (e.g. a pixel format swscale rejects): noted as damage, and after
@@ -379,9 +313,11 @@ class PyAVStream(VideoStream):
 
     def _check_complete(self, decoded: int | None = None) -> None:
         """At the end of the file: let the damage log say whether it was cut short."""
+        promised = self._stream_duration_s
+        if promised is None:
+            promised = self._hidden_cut_s()
         self._damage.check_complete(self.frames_decoded if decoded is None else decoded,
-                                    self._last_t, self.info.fps, self._stream_duration_s,
-                                    self.info.frame_count)
+                                    self._last_t, self.info.fps, promised, self.info.frame_count)
 
     # ------------------------------------------------------------------ closing
     def _close_container(self) -> None:
