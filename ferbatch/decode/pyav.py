@@ -288,12 +288,14 @@ class PyAVStream(PacketReader, VideoStream):
 
     def _end_of_stream(self) -> None:
         """Decoding reached the end: record how time was found, and the duration when the
-        file did not say or its frames run longer (the last frame's time plus its duration;
-        e.g. Matroska's ``DURATION`` tag leaves out frames with negative pts)."""
+        file did not say, or when frames whose time was inferred run past it (the last
+        frame's time plus its duration; Matroska's ``DURATION`` tag leaves out frames with
+        negative pts)."""
         tl = self._timeline
         self.time_source, self.frames_time_inferred = tl.time_source, tl.inferred
         end, known = tl.end_s, self.info.duration_s
-        if end is not None and (known is None or end > known + 0.5 * (tl.frame_s or 0.0)):
+        if end is not None and (known is None or (
+                tl.inferred and end > known + 0.5 * (tl.frame_s or 0.0))):
             self.info = replace(self.info, duration_s=round(end, 6))
 
     def _display_image(self, av_frame: av.VideoFrame) -> np.ndarray | None:

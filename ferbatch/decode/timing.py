@@ -10,6 +10,8 @@ increasing and distinct:
 * a frame without pts (raw h264/hevc elementary streams have none; Matroska drops negative
   ones) or whose pts does not increase gets the previous frame's time plus the previous
   frame's duration (``AVFrame.duration``, else the nominal 1/frame-rate);
+* pts handed out in decode order (AVI with B-frames) are sorted back into presentation order
+  over a few frames (:func:`sort_pts`);
 * frames without pts at the *start* wait (at most :data:`LOOKAHEAD` frames) for the first
   frame with one, and are placed before it, back from its pts by their durations;
 * a stream with no pts at all runs from 0 by frame durations (the codec's frame rate, e.g. the
@@ -28,6 +30,7 @@ duration).
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -38,6 +41,9 @@ import av
 
 #: most frames without pts held back at the start of a stream, waiting for the first pts
 LOOKAHEAD = 16
+#: frames looked ahead to put the pts of a stream back in presentation order (AVI stores no
+#: pts: FFmpeg numbers its packets in decode order, so frames with B-frames come out permuted)
+REORDER = 4
 
 TIME_PTS = "pts"
 TIME_MIXED = "pts+durations"
@@ -76,6 +82,25 @@ def stream_duration(container: Any, stream: Any) -> float | None:
 def container_duration(container: Any) -> float | None:
     """The container's duration (the longest stream) in seconds, ``None`` if unknown."""
     return container.duration / av.time_base if container.duration else None
+
+
+def sort_pts(frames: Iterable[Any], depth: int) -> Iterator[tuple[Any, int | None]]:
+    """``(frame, pts)`` pairs where each frame with a pts gets the smallest pts among itself
+    and the next ``depth`` frames (a sliding sort): frames whose pts increase keep their own;
+    decode-order numbers handed out to reordered frames (AVI with B-frames: 1, 4, 3, 5, 2, …)
+    come back sorted. Frames without pts keep ``None``."""
+    held: deque[Any] = deque()
+    pool: list[int] = []
+    for frame in frames:
+        held.append(frame)
+        if frame.pts is not None:
+            heapq.heappush(pool, int(frame.pts))
+        if len(held) > depth:
+            out = held.popleft()
+            yield out, (heapq.heappop(pool) if out.pts is not None else None)
+    while held:
+        out = held.popleft()
+        yield out, (heapq.heappop(pool) if out.pts is not None else None)
 
 
 class Timeline:
@@ -134,8 +159,7 @@ class Timeline:
         """``(frame, seconds since the stream start)`` for each frame of ``frames``; frames
         without pts at the start are held back (at most :data:`LOOKAHEAD`)."""
         waiting: deque[Any] = deque()
-        for frame in frames:
-            pts = frame.pts
+        for frame, pts in sort_pts(frames, REORDER):
             if self._last is None:  # nothing emitted yet: settle the origin first
                 if pts is None:
                     waiting.append(frame)

@@ -37,9 +37,11 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, *,
                 fmt: str | None = None, codec: str = "libx264", rotation: int = 0,
                 hflip: bool = False, vflip: bool = False, sar: Fraction | None = None,
                 pts: Sequence[int] | None = None, time_base: Fraction | None = None,
-                options: dict[str, str] | None = None, audio_s: float | None = None) -> Path:
+                options: dict[str, str] | None = None, audio_s: float | None = None,
+                gop: int | None = None) -> Path:
     """Encode ``frames`` (stored RGB arrays) into ``path``; ``pts`` in ``time_base`` units
-    (default ``0, 1, 2…`` in 1/fps). ``audio_s``: add that many seconds of AAC, interleaved."""
+    (default ``0, 1, 2…`` in 1/fps). ``audio_s``: add that many seconds of AAC, interleaved.
+    ``gop``: a keyframe exactly every ``gop`` frames (x264), so the clip can be cut."""
     h, w = frames[0].shape[:2]
     tb = time_base or Fraction(1, fps)
     pts = list(pts) if pts is not None else [int(i / (fps * tb)) for i in range(len(frames))]
@@ -48,6 +50,8 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, *,
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "18"} if codec == "libx264" else {}
+        if gop:
+            stream.options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
         stream.codec_context.time_base = tb
         stream.time_base = tb
         if sar is not None:

@@ -21,10 +21,11 @@ from decode_inputs import (
 )
 
 from ferbatch import process_video
-from ferbatch.config import RunConfig
+from ferbatch.config import DecodeConfig, RunConfig
 from ferbatch.decode import open_video
 from ferbatch.decode.display import DisplayTransform, transform_from_matrix
-from ferbatch.segments import header_duration
+from ferbatch.decode.timing import sort_pts
+from ferbatch.segments import header_duration, open_segment, plan_segments
 
 import clips
 
@@ -157,6 +158,25 @@ def test_elementary_stream_is_timed_by_the_codec(fmt, ext, fps, tmp_path) -> Non
     assert video.row_fields()["time_source"] == "durations"
 
 
+def test_avi_with_b_frames_is_timed_in_presentation_order(tmp_path) -> None:
+    """Variant: AVI stores no pts; FFmpeg numbers h264 packets in decode order, so B-frames
+    come out with permuted numbers (1, 4, 3, 5, 2, …). Times are sorted back: 1/fps apart."""
+    path = write_video(tmp_path / "b.avi", [_corner_image()] * 20, fps=10)
+    video, frames = decode(path)
+    ts = np.array([f.timestamp_s for f in frames])
+    np.testing.assert_allclose(np.diff(ts), 0.1, atol=1e-6)
+    assert 0.0 <= ts[0] <= 0.1 + 1e-6  # FFmpeg's own numbering may start one frame late
+    assert video.info.duration_s == pytest.approx(2.0)
+
+
+def test_sort_pts_restores_presentation_order() -> None:
+    from types import SimpleNamespace as F
+
+    frames = [F(pts=p) for p in (1, 4, 3, 5, 2, 8, 7, 9, 6, None, 10)]
+    assert [p for _, p in sort_pts(frames, 4)] == [1, 2, 3, 4, 5, 6, 7, 8, 9, None, 10]
+    assert [p for _, p in sort_pts([F(pts=p) for p in (0, 2, 5)], 4)] == [0, 2, 5]
+
+
 # --------------------------------------------------------------------------- 4 negative pts
 @pytest.mark.parametrize("first_pts,n_neg", [(-5, 5), (-2, 2)])
 def test_negative_start_pts_give_distinct_increasing_times(first_pts, n_neg, tmp_path) -> None:
@@ -241,3 +261,36 @@ def test_truncation_without_duration_tags_is_partial(tmp_path) -> None:
     video, frames = decode(cut)
     assert len(frames) == 20
     assert video.error is not None and "ends early" in video.error
+
+
+# --------------------------------------------------------------------------- segments
+@pytest.mark.parametrize("name,kw,shown", [
+    ("mirror-sar.mkv", {"hflip": True, "sar": Fraction(16, 11), "audio_s": 3.0},
+     (0, "horizontal", 140, 64)),
+    ("rot90-vflip.mp4", {"rotation": 90, "vflip": True}, (270, "horizontal", 64, 96)),
+])
+def test_segments_decode_like_the_whole_video(name, kw, shown, tmp_path) -> None:
+    """A mirrored, non-square (with audio) and a turned + mirrored clip cut into segments:
+    every segment yields the frames, timestamps and displayed pixels of the whole decode."""
+    geometry = {k: v for k, v in kw.items() if k in ("rotation", "hflip", "vflip")}
+    images = [stored_from_displayed(clips.render_frame(i, (96, 64)), **geometry)
+              for i in range(48)]
+    path = write_video(tmp_path / name, images, fps=24, gop=12, **kw)
+    decode_cfg = DecodeConfig()
+    with open_video(path, decode_cfg) as video:
+        whole = {f.index: (f.timestamp_s, f.image) for f in video.frames()}
+        info = video.info
+    assert (info.rotation, info.flip, info.width, info.height) == shown
+    plan = plan_segments(path, RunConfig(), segment_s=0.5)
+    assert plan.split, plan.reason
+    seen = set()
+    for span in plan.spans:
+        with open_segment(path, span, decode_cfg) as seg:
+            assert seg.info == info
+            for f in seg.frames():
+                t, img = whole[f.index]
+                assert f.timestamp_s == pytest.approx(t, abs=1e-9)
+                assert np.array_equal(f.image, img)
+                if f.index >= span.first_index:
+                    seen.add(f.index)
+    assert seen == set(whole) == set(range(48))
