@@ -267,7 +267,7 @@ def test_truncation_without_duration_tags_is_partial(tmp_path) -> None:
 @pytest.mark.parametrize("name,kw,shown", [
     ("mirror-sar.mkv", {"hflip": True, "sar": Fraction(16, 11), "audio_s": 3.0},
      (0, "horizontal", 140, 64)),
-    ("rot90-vflip.mp4", {"rotation": 90, "vflip": True}, (270, "horizontal", 64, 96)),
+    ("rot90-vflip.mp4", {"rotation": 90, "vflip": True}, (270, "horizontal", 96, 64)),
 ])
 def test_segments_decode_like_the_whole_video(name, kw, shown, tmp_path) -> None:
     """A mirrored, non-square (with audio) and a turned + mirrored clip cut into segments:
