@@ -71,6 +71,21 @@ def to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndar
     return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
 
 
+def display_frame(frame: av.VideoFrame, stream: av.video.stream.VideoStream,
+                  rotation: int | None = None) -> np.ndarray:
+    """One decoded frame as the decoder shows it (H×W×3 uint8 RGB): resampled to the
+    stream's sample aspect ratio, turned and mirrored by the frame's display matrix
+    (:mod:`.display`). ``rotation`` (e.g. the videos table's) overrides the angle; the
+    frame's mirror is kept only when the angles agree."""
+    transform = frame_transform(frame)
+    if rotation is not None and int(rotation) % 360 != transform.rotation:
+        transform = DisplayTransform(int(rotation) % 360)
+    sar = sample_aspect_ratio(stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio)
+    size = display_size(frame.width, frame.height, sar)
+    image = to_rgb(frame, size if size != (frame.width, frame.height) else None)
+    return np.ascontiguousarray(transform.apply(image))
+
+
 def av_reason(exc: BaseException) -> str:
     """FFmpeg's sentence for an av error ("Invalid data found when processing input")."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

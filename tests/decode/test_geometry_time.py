@@ -294,3 +294,30 @@ def test_segments_decode_like_the_whole_video(name, kw, shown, tmp_path) -> None
                 if f.index >= span.first_index:
                     seen.add(f.index)
     assert seen == set(whole) == set(range(48))
+
+
+# --------------------------------------------------------------------------- report thumbnails
+@pytest.mark.parametrize("kw", [{"hflip": True, "sar": Fraction(4, 3)},
+                                {"rotation": 90, "hflip": True}])
+def test_thumbnails_cut_the_displayed_pixels(kw, tmp_path) -> None:
+    """The report's thumbnails show frames as the decoder does: a box around the displayed
+    top-left red block of a mirrored, non-square (or turned + mirrored) clip crops red."""
+    import io
+
+    from PIL import Image
+
+    from ferbatch.report.thumbnails import ThumbRequest, extract_thumbnails
+
+    geometry = {k: v for k, v in kw.items() if k in ("rotation", "hflip")}
+    path = write_video(tmp_path / "t.mp4", [stored_from_displayed(_corner_image(), **geometry)] * 2,
+                       **kw)
+    with open_video(path) as video:
+        info = video.info
+    w, h = info.width, info.height
+    box = (0.0, 0.0, w / 4 - 4, h / 3 - 4)
+    got = extract_thumbnails(path, [ThumbRequest(("a",), 0.0, box)], size=(w, h),
+                             rotation=info.rotation)[("a",)]
+    assert got.error is None
+    crop = np.asarray(Image.open(io.BytesIO(got.jpeg)).convert("RGB")).astype(int)
+    centre = crop[crop.shape[0] // 3: 2 * crop.shape[0] // 3, crop.shape[1] // 3: 2 * crop.shape[1] // 3]
+    assert centre[..., 0].mean() > 180 and centre[..., 1].mean() < 80
