@@ -170,7 +170,7 @@ class Timeline:
                 if self._last is not None and pts <= self._last:  # released frames ran past it
                     yield self._emit(frame, self._last + self._last_dur, True)
                     continue
-                if self.origin is None:
+                if self.origin is None or pts < self.origin:  # never before the origin
                     self.origin = Fraction(int(pts)) if self.start_pts is None \
                         else Fraction(min(int(pts), int(self.start_pts)))
                 yield self._emit(frame, Fraction(int(pts)), False)
