@@ -38,10 +38,12 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, *,
                 hflip: bool = False, vflip: bool = False, sar: Fraction | None = None,
                 pts: Sequence[int] | None = None, time_base: Fraction | None = None,
                 options: dict[str, str] | None = None, audio_s: float | None = None,
-                gop: int | None = None) -> Path:
+                gop: int | None = None, matrix: Sequence[int] | None = None) -> Path:
     """Encode ``frames`` (stored RGB arrays) into ``path``; ``pts`` in ``time_base`` units
     (default ``0, 1, 2…`` in 1/fps). ``audio_s``: add that many seconds of AAC, interleaved.
-    ``gop``: a keyframe exactly every ``gop`` frames (x264), so the clip can be cut."""
+    ``gop``: a keyframe exactly every ``gop`` frames (x264), so the clip can be cut.
+    ``matrix``: a raw display matrix (9 ints, FFmpeg layout: 16.16 fixed point, the last
+    column 2.30) instead of ``rotation``/``hflip``/``vflip``, e.g. with a translation."""
     h, w = frames[0].shape[:2]
     tb = time_base or Fraction(1, fps)
     pts = list(pts) if pts is not None else [int(i / (fps * tb)) for i in range(len(frames))]
@@ -56,7 +58,9 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, *,
         stream.time_base = tb
         if sar is not None:
             stream.codec_context.sample_aspect_ratio = sar
-        if rotation or hflip or vflip:
+        if matrix is not None:
+            stream.set_display_matrix(matrix)
+        elif rotation or hflip or vflip:
             stream.set_display_rotation(rotation, hflip=hflip, vflip=vflip)
         audio = None
         if audio_s:

@@ -83,14 +83,21 @@ def test_matrix_names_are_canonical() -> None:
     assert transform_from_matrix(None) == DisplayTransform()
 
 
-@pytest.mark.parametrize("name,kw", [("hflip.mp4", {"hflip": True}),
-                                     ("rot90-hflip.mov", {"rotation": 90, "hflip": True})])
-def test_mirrored_face_is_analysed_as_displayed(name, kw, tmp_path, stages, face_image) -> None:
-    """Issue example (640x360 h264, tkhd horizontal mirror) and a rotate-90 + mirror .mov:
-    the smiling face is found upright, happy, at its displayed position; videos row says
-    rotation/flip."""
+#: the issue's tkhd matrix: a = -1, x-translation = width (640), 16.16 fixed point
+MIRROR_640 = (-1 << 16, 0, 0, 0, 1 << 16, 0, 640 << 16, 0, 1 << 30)
+
+
+@pytest.mark.parametrize("name,kw,matrix", [
+    ("hflip.mp4", {"hflip": True}, MIRROR_640),
+    ("rot90-hflip.mov", {"rotation": 90, "hflip": True}, None)])
+def test_mirrored_face_is_analysed_as_displayed(name, kw, matrix, tmp_path, stages,
+                                                face_image) -> None:
+    """Issue example (640x360 h264, tkhd horizontal mirror with x-translation = width) and a
+    rotate-90 + mirror .mov: the smiling face is found upright, happy, at its displayed
+    position; the videos row says rotation and flip."""
     shown = clips.face_scene(face_image, (40, 60), size=(640, 360), face_h=240)
-    path = write_video(tmp_path / name, [stored_from_displayed(shown, **kw)] * 3, **kw)
+    path = write_video(tmp_path / name, [stored_from_displayed(shown, **kw)] * 3, matrix=matrix,
+                       **kw)
     result = process_video(path, RunConfig(device="cpu"), stages)
     row = result.row
     assert row["status"] == "ok", row["error"]
@@ -208,7 +215,7 @@ def test_repeated_pts_are_spread_by_frame_duration() -> None:
 
 
 # --------------------------------------------------------------------------- 5 duration
-@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov", ".webm"])
+@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov", ".avi", ".webm"])
 def test_duration_is_the_video_streams(ext, tmp_path) -> None:
     """2.0 s of video with 5 s of audio: duration_s 2.0 in every container, also from the
     header the segment planner reads (.webm: vp9 alone, WebM takes no AAC)."""
@@ -321,3 +328,38 @@ def test_thumbnails_cut_the_displayed_pixels(kw, tmp_path) -> None:
     crop = np.asarray(Image.open(io.BytesIO(got.jpeg)).convert("RGB")).astype(int)
     centre = crop[crop.shape[0] // 3: 2 * crop.shape[0] // 3, crop.shape[1] // 3: 2 * crop.shape[1] // 3]
     assert centre[..., 0].mean() > 180 and centre[..., 1].mean() < 80
+
+
+# --------------------------------------------------------------------------- a whole run
+def test_run_on_a_folder_records_geometry_and_time(tmp_path, stages) -> None:
+    """A folder run (the local runner) picks up a raw .h264 stream, a negative-pts .mkv, a
+    cut .mkv with audio and a mirrored .mp4: videos.parquet says how each was read, the frames
+    table holds the inferred times, the cut one is partial and the run's exit code is 1."""
+    import pandas as pd
+
+    from ferbatch.runner.local import run
+
+    src = tmp_path / "in"
+    src.mkdir()
+    img = _corner_image()
+    write_video(src / "raw.h264", [img] * 20, fps=10, fmt="h264")
+    write_video(src / "neg.mkv", [img] * 20, fps=10, time_base=Fraction(1, 10),
+                pts=range(-5, 15), options={"avoid_negative_ts": "disabled"})
+    full = write_video(tmp_path / "full.mkv", [img] * 40, fps=10, audio_s=4.0)
+    cut_before_video_packet(full, 20, src / "cut.mkv")
+    write_video(src / "mirror.mp4", [stored_from_displayed(img, hflip=True)] * 5, hflip=True,
+                sar=Fraction(4, 3))
+    summary = run([src], tmp_path / "out", RunConfig(device="cpu"), stages=stages)
+    assert summary.exit_code == 1
+    videos = pd.read_parquet(tmp_path / "out" / "videos.parquet").set_index(
+        pd.read_parquet(tmp_path / "out" / "videos.parquet")["path"].map(lambda p: Path(p).name))
+    raw, neg, cut, mirror = (videos.loc[n] for n in ("raw.h264", "neg.mkv", "cut.mkv", "mirror.mp4"))
+    assert (raw.status, raw.fps, raw.time_source, raw.frames_time_inferred) == ("ok", 10.0, "durations", 20)
+    assert raw.duration_s == pytest.approx(2.0)
+    assert (neg.status, neg.time_source, neg.duration_s) == ("ok", "pts+durations", pytest.approx(2.0))
+    assert cut.status == "partial" and "ends early" in cut.error
+    assert (mirror.status, mirror.rotation, mirror.flip, mirror.sample_aspect_ratio, mirror.width) == \
+        ("ok", 0, "horizontal", "4:3", 85)
+    frames = pd.read_parquet(tmp_path / "out" / "frames")
+    ts = frames[frames["video_id"].astype(str) == raw.video_id].sort_values("frame_index")["timestamp_s"]
+    np.testing.assert_allclose(ts.to_numpy(), np.arange(20) / 10, atol=1e-6)
