@@ -266,6 +266,7 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
             cols, tracker = _analyse(stream, sampler, config, stages, progress)
             row["frames_decoded"] = stream.frames_decoded
             decode_error = stream.error
+            row.update(stream.row_fields())  # final duration, time source (after decoding)
         frames_t, faces_t = _tables(cols, stages)
         row.update(frames_analyzed=frames_t.num_rows, faces_detected=faces_t.num_rows,
                    tracks=tracker.num_tracks)

@@ -1,16 +1,26 @@
 """Small, stateless PyAV helpers shared by the decoder, the segment planner and the report's
-thumbnails: stream choice, time, display rotation, RGB conversion, FFmpeg's error wording."""
+thumbnails: stream choice, time, display rotation, RGB conversion, FFmpeg's error wording, and
+the description of a stream (:func:`describe_stream`)."""
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import numpy as np
 
 from .base import VideoInfo
+from .display import (
+    DisplayTransform,
+    display_size,
+    format_sar,
+    frame_transform,
+    sample_aspect_ratio,
+)
+from .timing import stream_duration
 
 # Errors from av.open / decoding. av.FFmpegError covers every FFmpeg error code; the others are
 # raised by PyAV itself for odd inputs (bad metadata encodings, unsupported formats).
@@ -39,7 +49,8 @@ def rotate_to_display(image: np.ndarray, rotation: int) -> np.ndarray:
     ``k > 0`` turns counter-clockwise too, so the displayed image is ``np.rot90(image,
     rotation // 90)``. Example: a phone held upright records landscape pixels with rotation
     -90 (= 270, legacy ``rotate=90`` tag); the player turns them 90° clockwise into portrait.
-    Mirroring flags in the matrix are not applied (PyAV reports only the angle).
+    This handles a pure rotation only; :mod:`ferbatch.decode.display` handles the whole
+    display matrix (mirrors too) and the sample aspect ratio.
     """
     k = (rotation // 90) % 4
     return image if k == 0 else np.rot90(image, k)
@@ -52,9 +63,27 @@ def normalise_rotation(degrees: float | int | None) -> int:
     return int(round(degrees / 90.0)) * 90 % 360
 
 
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """Convert a decoded frame to an H×W×3 uint8 RGB array (swscale; the costly step)."""
-    return frame.to_ndarray(format="rgb24")
+def to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Convert a decoded frame to an H×W×3 uint8 RGB array (swscale; the costly step),
+    resampled to ``size`` = (width, height) in the same pass when given (bilinear)."""
+    if size is None:
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+
+
+def display_frame(frame: av.VideoFrame, stream: av.video.stream.VideoStream,
+                  rotation: int | None = None) -> np.ndarray:
+    """One decoded frame as the decoder shows it (H×W×3 uint8 RGB): resampled to the
+    stream's sample aspect ratio, turned and mirrored by the frame's display matrix
+    (:mod:`.display`). ``rotation`` (e.g. the videos table's) overrides the angle; the
+    frame's mirror is kept only when the angles agree."""
+    transform = frame_transform(frame)
+    if rotation is not None and int(rotation) % 360 != transform.rotation:
+        transform = DisplayTransform(int(rotation) % 360)
+    sar = sample_aspect_ratio(stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio)
+    size = display_size(frame.width, frame.height, sar)
+    image = to_rgb(frame, size if size != (frame.width, frame.height) else None)
+    return np.ascontiguousarray(transform.apply(image))
 
 
 def av_reason(exc: BaseException) -> str:
@@ -70,28 +99,50 @@ def quiet_ffmpeg() -> None:
     logging.getLogger("libav").setLevel(logging.ERROR)
 
 
+@dataclass(frozen=True)
+class StreamDescription:
+    """What :func:`describe_stream` finds: the :class:`VideoInfo`, the duration the video
+    stream itself promises (``None``: unknown; the truncation check compares it with where
+    decoding ended), the display ``transform``, the size the stored frame is resampled to
+    for its sample aspect ratio (``None``: not resampled), the nominal frame duration in
+    seconds (``None``: unknown) and whether the stream has no timestamps at its start."""
+
+    info: VideoInfo
+    stream_s: float | None
+    transform: DisplayTransform
+    scaled_size: tuple[int, int] | None
+    frame_s: float | None
+    no_pts: bool
+
+
 def describe_stream(path: str, container: av.container.InputContainer,
                     stream: av.video.stream.VideoStream,
-                    first: av.VideoFrame) -> tuple[VideoInfo, float | None]:
-    """The :class:`VideoInfo` of ``stream`` (displayed size from the ``first`` frame's display
-    rotation), and the duration the video stream itself promises in seconds (its own, or the
-    container's when the container holds only this stream; ``None`` when unknown), which the
-    truncation check compares with where decoding ended."""
-    rotation = normalise_rotation(getattr(first, "rotation", 0))
-    width, height = first.width, first.height
-    if rotation in (90, 270):
+                    first: av.VideoFrame) -> StreamDescription:
+    """Describe ``stream`` from its header and its ``first`` decoded frame: the display
+    matrix and sample aspect ratio (:mod:`.display`) give the displayed size, the video
+    stream's own duration and frame rate come from :mod:`.timing`. A stream without
+    timestamps (raw h264) is timed by the codec (the frame's duration, the SPS frame rate),
+    not by the demuxer's 25 fps guess."""
+    transform = frame_transform(first)
+    sar = sample_aspect_ratio(stream.sample_aspect_ratio,
+                              stream.codec_context.sample_aspect_ratio)
+    width, height = display_size(first.width, first.height, sar)
+    scaled = (width, height) if (width, height) != (first.width, first.height) else None
+    if transform.swaps_axes:
         width, height = height, width
-    rate = stream.average_rate or stream.guessed_rate
-    stream_s: float | None = None
-    if stream.duration and stream.time_base:
-        stream_s = float(stream.duration * stream.time_base)
-    elif container.duration and len(container.streams) == 1:
-        stream_s = container.duration / av.time_base
-    duration = stream_s
-    if duration is None and container.duration:
-        duration = container.duration / av.time_base
-    info = VideoInfo(path=path, width=int(width), height=int(height), rotation=rotation,
-                     fps=float(rate) if rate else None, duration_s=duration,
+    no_pts = first.pts is None and stream.start_time is None
+    rate: Fraction | None = stream.average_rate or stream.guessed_rate
+    if no_pts:
+        tb = first.time_base or stream.time_base
+        if first.duration and tb:
+            rate = 1 / (first.duration * tb)
+        else:
+            rate = stream.codec_context.framerate or stream.guessed_rate or rate
+    stream_s = stream_duration(container, stream)
+    info = VideoInfo(path=path, width=int(width), height=int(height), rotation=transform.rotation,
+                     fps=float(rate) if rate else None, duration_s=stream_s,
                      frame_count=int(stream.frames) if stream.frames else None,
-                     codec=stream.codec_context.name)
-    return info, stream_s
+                     codec=stream.codec_context.name, flip=transform.flip,
+                     sample_aspect_ratio=format_sar(sar))
+    return StreamDescription(info, stream_s, transform, scaled, 1.0 / float(rate) if rate else None,
+                             no_pts)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -25,13 +26,18 @@ from ..errors import ConfigError
 class VideoInfo:
     """What a video is, as a player would show it.
 
-    ``width``/``height`` are the *displayed* size, i.e. after ``rotation`` is applied.
-    ``rotation`` is the stored display rotation in counter-clockwise degrees (FFmpeg's
-    display-matrix convention, the value ``VideoFrame.rotation`` and
-    ``VideoStream.set_display_rotation`` use), normalised to 0, 90, 180 or 270. Note that a phone
-    clip whose legacy ``rotate`` tag reads 90 (clockwise) reports 270 here.
-    ``fps`` is the container's average frame rate (``None`` when unknown); ``frame_count`` the
-    container's estimate (``None`` when it has none); ``codec`` the decoder name (``"h264"``).
+    ``width``/``height`` are the *displayed* size, i.e. after the sample aspect ratio and the
+    display matrix are applied (:mod:`ferbatch.decode.display`). ``rotation`` is the display
+    rotation in counter-clockwise degrees (FFmpeg's display-matrix convention, the value
+    ``VideoFrame.rotation`` and ``VideoStream.set_display_rotation`` use), normalised to 0, 90,
+    180 or 270, and ``flip`` the mirror applied after it (``"none"``, ``"horizontal"``,
+    ``"vertical"``). Note that a phone clip whose legacy ``rotate`` tag reads 90 (clockwise)
+    reports 270 here. ``sample_aspect_ratio`` is the stored pixels' SAR as ``"64:45"``
+    (``"1:1"``: square). ``fps`` is the stream's average frame rate (the codec's when the
+    stream has no timestamps; ``None`` when unknown); ``duration_s`` the video stream's own
+    duration (:func:`ferbatch.decode.timing.stream_duration`; ``None`` until decoded when the
+    file does not say); ``frame_count`` the container's estimate (``None`` when it has none);
+    ``codec`` the decoder name (``"h264"``).
     """
 
     path: str
@@ -42,6 +48,8 @@ class VideoInfo:
     duration_s: float | None
     frame_count: int | None
     codec: str
+    flip: str = "none"
+    sample_aspect_ratio: str = "1:1"
 
 
 @dataclass
@@ -50,8 +58,10 @@ class Frame:
 
     ``index`` counts *all* decoded frames of the video from 0 (our own counter: PyAV's
     ``frame.index`` can repeat with threaded decoding). ``timestamp_s`` is the presentation time
-    relative to the stream start, correct on variable-frame-rate video. ``image`` is an
-    H×W×3 uint8 RGB, C-contiguous array, already rotated to the displayed orientation.
+    relative to the stream start, correct on variable-frame-rate video (strictly increasing;
+    inferred from frame durations where the file has no usable pts, see
+    :mod:`ferbatch.decode.timing`). ``image`` is an H×W×3 uint8 RGB, C-contiguous array, as
+    displayed: resampled to the sample aspect ratio, rotated and mirrored.
     """
 
     index: int
@@ -139,11 +149,25 @@ class VideoStream(abc.ABC):
     After iteration ends, :attr:`frames_decoded` counts every decoded frame (also those the
     sampler skipped) and :attr:`error` is ``None`` when the file decoded to its end, or a
     sentence saying where and why decoding stopped early (damaged or truncated data).
+    :attr:`time_source` and :attr:`frames_time_inferred` say how the timestamps were found
+    (:mod:`ferbatch.decode.timing`; ``None``/0 for a backend that does not tell).
     """
 
     info: VideoInfo
     frames_decoded: int
     error: str | None
+    time_source: str | None = None
+    frames_time_inferred: int = 0
+
+    def row_fields(self) -> dict[str, Any]:
+        """The ``videos.parquet`` columns the stream describes: geometry, rate, duration, codec
+        and how time was found (after iteration: the final values)."""
+        info = self.info
+        return {"duration_s": info.duration_s, "fps": info.fps, "width": info.width,
+                "height": info.height, "rotation": info.rotation, "flip": info.flip,
+                "sample_aspect_ratio": info.sample_aspect_ratio, "codec": info.codec,
+                "time_source": self.time_source,
+                "frames_time_inferred": self.frames_time_inferred}
 
     @abc.abstractmethod
     def frames(self, sampler: FrameSampler | None = None) -> Iterator[Frame]:

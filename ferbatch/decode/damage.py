@@ -72,8 +72,11 @@ class DamageLog:
         Two signs: the demuxer flagged the last packet incomplete (MP4/MOV cut short:
         :attr:`tail_cut`), or the decode ended cleanly but long before the length the container
         promises (Matroska and AVI files cut short end without any FFmpeg error). The promised
-        length is the video stream's duration (or the container's, when it holds only this
-        stream), else the frame-count estimate; only a shortfall beyond max(0.5 s, 2 %, 3
+        length is the video stream's own duration (:func:`~ferbatch.decode.timing.stream_duration`:
+        the track's, Matroska's ``DURATION`` tag, the container's when it holds only this
+        stream; with none of those, the container's when the file's data stops before it
+        together with the video, see :mod:`~ferbatch.decode.packets`), whatever other streams
+        the file holds, else the frame-count estimate; only a shortfall beyond max(0.5 s, 2 %, 3
         frames) counts, so frame-count estimates that are a few frames off, and trimmed phone
         videos (edit lists report the trimmed duration), do not trip it.
         """

@@ -21,9 +21,11 @@ Design notes, each one a pitfall met on real files:
   frames output so far; with frame threading the decoder runs a few frames ahead, so they can
   differ by a few frames between thread settings. Some damage is concealed by FFmpeg without
   any error (garbled pixels, no message): that cannot be reported.
-* **Rotation** is applied to the pixels, see :func:`rotate_to_display`.
-* **Time** is ``(pts - stream.start_time) * time_base`` (frame index ≠ time on VFR video),
-  kept non-decreasing.
+* **Geometry**: frames are resampled to their sample aspect ratio and turned/mirrored by their
+  display matrix, as a player shows them (:mod:`ferbatch.decode.display`).
+* **Time** is ``(pts - origin) * time_base`` (frame index ≠ time on VFR video), strictly
+  increasing; frames without a usable pts get one from frame durations
+  (:class:`~ferbatch.decode.timing.Timeline`).
 * **Spans**: ``PyAVStream(path, span=FrameSpan(...))`` decodes one part of a video on its own
   (planned by :mod:`ferbatch.segments`): it seeks to a keyframe, decodes until the next span's
   keyframe, and yields frames with the same ``index``, ``timestamp_s`` and pixels as a decode of
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -54,7 +57,9 @@ from .av_util import (
 )
 from .base import Frame, FrameSampler, VideoStream
 from .damage import DamageLog
+from .packets import PacketReader
 from .span import FrameSpan, SpanCheck
+from .timing import Timeline, stream_duration
 
 # re-exported: the names callers used before the helpers moved to av_util / span
 __all__ = ["PyAVStream", "FrameSpan", "SpanMismatchError", "pts_seconds", "select_video_stream",
@@ -62,7 +67,7 @@ __all__ = ["PyAVStream", "FrameSpan", "SpanMismatchError", "pts_seconds", "selec
 _AV_ERRORS = AV_ERRORS
 _reason = av_reason
 
-class PyAVStream(VideoStream):
+class PyAVStream(PacketReader, VideoStream):
     """A video opened with PyAV; see the module docstring for the behaviour on damaged files.
 
     ``threads``: decoder threads, 0 lets FFmpeg choose, 1 disables threading.
@@ -157,18 +162,23 @@ class PyAVStream(VideoStream):
             cc.thread_type = "AUTO"
             cc.thread_count = self.threads  # 0: FFmpeg picks one per core
         self._tb = stream.time_base or Fraction(1, 90000)
-        self._start_pts = stream.start_time
 
+        # no duration of its own: learn where the file's data ends from every stream
+        self.watch_other_streams = (stream_duration(container, stream) is None
+                                    and len(container.streams) > 1 and bool(container.duration))
         self._raw = self._decode_packets()
         self._first = next(self._raw, None)
         if self._first is None:
             why = self.error or "the video stream holds no frames"
             raise self._fail_open(f"no decodable video frames ({why})")
-        if self._start_pts is None:
-            self._start_pts = self._first.pts if self._first.pts is not None else 0
 
-        self.info, self._stream_duration_s = describe_stream(self.path, container, stream, self._first)
-        self._rotation = self.info.rotation
+        desc = describe_stream(self.path, container, stream, self._first)
+        self.info, self._stream_duration_s = desc.info, desc.stream_s
+        self._transform, self._scaled = desc.transform, desc.scaled_size
+        first_pts = self._first.pts
+        origin = None if first_pts is None else (
+            first_pts if stream.start_time is None else min(first_pts, stream.start_time))
+        self._timeline = Timeline(self._tb, stream.start_time, desc.frame_s, origin=origin)
         span = self.span
         if span is not None and span.key_pts is not None:
             self._seek_to(span)
@@ -220,9 +230,8 @@ class PyAVStream(VideoStream):
 
     def _frames(self, sampler: FrameSampler) -> Iterator[Frame]:
         try:
-            for av_frame in self._all_av_frames():
+            for av_frame, t in self._timeline.times(self._all_av_frames()):
                 index = self.frames_decoded
-                t = self._timestamp(av_frame, index)
                 self.frames_decoded += 1
                 self._last_t = t
                 if not sampler.keep(index, t):
@@ -234,6 +243,7 @@ class PyAVStream(VideoStream):
                     continue
                 yield Frame(index=index, timestamp_s=t, image=image)
             else:
+                self._end_of_stream()
                 self._check_complete()
         finally:
             self._gen = None
@@ -244,11 +254,10 @@ class PyAVStream(VideoStream):
         (:class:`~ferbatch.decode.span.SpanCheck`)."""
         check = SpanCheck(span, self.path)
         try:
-            for av_frame in self._all_av_frames():
+            for av_frame, t in self._timeline.times(self._all_av_frames()):
                 index = check.index_of(av_frame.pts)
                 if index is None:
                     continue  # decoded from the keyframe only as a reference
-                t = self._timestamp(av_frame, index)
                 self._last_t = t
                 if index >= span.first_index:
                     self.frames_decoded += 1
@@ -263,6 +272,7 @@ class PyAVStream(VideoStream):
             else:
                 if self.error is None:
                     check.finish()
+                self._end_of_stream()
                 if span.is_last:
                     self._check_complete(decoded=span.end_index)
         finally:
@@ -276,86 +286,17 @@ class PyAVStream(VideoStream):
         if self._raw is not None:
             yield from self._raw
 
-    def _timestamp(self, frame: av.VideoFrame, index: int) -> float:
-        """Seconds since the stream start; never decreases (broken pts are clamped)."""
-        pts = frame.pts
-        if pts is not None:
-            t = pts_seconds(pts, self._start_pts, self._tb)
-        elif self.info.fps:
-            t = index / self.info.fps
-        else:
-            t = self._last_t
-        return max(t, self._last_t) if index else max(t, 0.0)
-
-    def _decode_packets(self, skip_until_pts: int | None = None) -> Iterator[av.VideoFrame]:
-        """Demux and decode packet by packet, skipping damaged ones; always drain the decoder.
-
-        ``skip_until_pts``: after a seek, packets before the one with that pts are not decoded.
-        Demuxing stops at the packet whose pts is ``self._stop_pts`` (a span's end keyframe).
-        """
-        assert self._container is not None
-        stream = self._stream
-        held = None  # a packet the demuxer flagged corrupt, kept until we know what follows
-        demux = self._container.demux(stream)
-        while True:
-            try:
-                packet = next(demux)
-            except StopIteration:
-                break
-            except _AV_ERRORS as exc:  # the container itself is damaged here
-                self._damage.stop(exc, self._where(), " while reading the file")
-                break
-            if skip_until_pts is not None:
-                if packet.pts != skip_until_pts or packet.size == 0:
-                    continue
-                skip_until_pts = None
-            if self._stop_pts is not None and packet.pts == self._stop_pts and packet.size:
-                if held is not None:  # a span ends here: whatever came before is not its tail
-                    yield from self._decode(held)
-                    held = None
-                break
-            # PyAV ends demuxing with an empty, timestamp-less packet that drains the decoder.
-            # Other empty packets (AVI "dropped frame" chunks) must not reach the decoder: an
-            # empty packet is FFmpeg's end-of-stream signal and would end decoding early.
-            is_flush = packet.size == 0 and packet.pts is None and packet.dts is None
-            if packet.size == 0 and not is_flush:
-                continue
-            if held is not None:
-                if is_flush:
-                    self._damage.tail_cut = True
-                else:
-                    yield from self._decode(held)
-                held = None
-            if packet.is_corrupt and not is_flush:
-                held = packet
-                continue
-            if is_flush:
-                self._flushed = True
-            yield from self._decode(packet)
-            if self._damage.exhausted:
-                self._damage.stop(None, self._where())
-                break
-        if held is not None:
-            self._damage.tail_cut = True
-        if not self._flushed:
-            self._flushed = True
-            yield from self._decode(None)
-
-    def _decode(self, packet: av.Packet | None) -> Iterator[av.VideoFrame]:
-        try:
-            decoded = self._stream.decode(packet)
-        except av.error.EOFError:
-            return  # decoder already drained
-        except _AV_ERRORS as exc:
-            self._damage.note(exc, "decoding", self._where())
-            return
-        if packet is not None and packet.size:
-            self._damage.good_packet()
-        yield from decoded
-
-    # ------------------------------------------------------------------ error reporting
-    def _where(self) -> str:
-        return f"frame {self.frames_decoded} (t={self._last_t:.2f} s)"
+    def _end_of_stream(self) -> None:
+        """Decoding reached the end: record how time was found, and the duration when the
+        file did not say, or when frames whose time was inferred run past it (the last
+        frame's time plus its duration; Matroska's ``DURATION`` tag leaves out frames with
+        negative pts)."""
+        tl = self._timeline
+        self.time_source, self.frames_time_inferred = tl.time_source, tl.inferred
+        end, known = tl.end_s, self.info.duration_s
+        if end is not None and (known is None or (
+                tl.inferred and end > known + 0.5 * (tl.frame_s or 0.0))):
+            self.info = replace(self.info, duration_s=round(end, 6))
 
     def _display_image(self, av_frame: av.VideoFrame) -> np.ndarray | None:
         """The frame as displayed (RGB, rotation applied), or ``None`` when it cannot be
@@ -363,20 +304,22 @@ class PyAVStream(VideoStream):
         ``max_consecutive_errors`` in a row decoding stops (``_conversion_stopped``)."""
         self._conversion_stopped = False
         try:
-            image = to_rgb(av_frame)
+            image = to_rgb(av_frame, self._scaled)
         except _AV_ERRORS as exc:
             self._damage.note(exc, "converting a frame", self._where())
             if self._damage.exhausted:
                 self._damage.stop(exc, self._where(), " while converting frames to RGB")
                 self._conversion_stopped = True
             return None
-        return np.ascontiguousarray(rotate_to_display(image, self._rotation))
+        return np.ascontiguousarray(self._transform.apply(image))
 
     def _check_complete(self, decoded: int | None = None) -> None:
         """At the end of the file: let the damage log say whether it was cut short."""
+        promised = self._stream_duration_s
+        if promised is None:
+            promised = self._hidden_cut_s()
         self._damage.check_complete(self.frames_decoded if decoded is None else decoded,
-                                    self._last_t, self.info.fps, self._stream_duration_s,
-                                    self.info.frame_count)
+                                    self._last_t, self.info.fps, promised, self.info.frame_count)
 
     # ------------------------------------------------------------------ closing
     def _close_container(self) -> None:

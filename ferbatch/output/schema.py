@@ -57,6 +57,11 @@ VIDEOS_SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("ms", tz="UTC")),
         # the path's exact bytes (``path`` shows a name that is not UTF-8 as ``\\xNN``)
         ("path_bytes", pa.binary()),
+        # decode: geometry and time (ferbatch.decode.display / .timing)
+        ("flip", pa.string()),  # mirror applied after `rotation`: none / horizontal / vertical
+        ("sample_aspect_ratio", pa.string()),  # stored pixels' SAR, ffprobe style "64:45"
+        ("time_source", pa.string()),  # pts / pts+durations / durations
+        ("frames_time_inferred", pa.int64()),  # frames whose time came from frame durations
     ]
 )
 
@@ -175,6 +180,8 @@ def new_video_row(path: str | os.PathLike[str], video_id: str, provenance: Prove
         "rotation": None, "codec": None, "frames_decoded": 0, "frames_analyzed": 0,
         "faces_detected": 0, "tracks": 0, "processing_s": 0.0,
         "file_size": None, "file_mtime_ns": None, "finished_at": None,
+        "flip": None, "sample_aspect_ratio": None, "time_source": None,
+        "frames_time_inferred": None,
         **provenance.row_fields(),
     }
     try:

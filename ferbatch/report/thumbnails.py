@@ -2,10 +2,10 @@
 
 Frames are found and shown as the pipeline's decoder (:mod:`ferbatch.decode.pyav`) finds and
 shows them, through its own helpers: the same video stream (:func:`select_video_stream`), the
-same clock (:func:`pts_seconds`) and the same display rotation (:func:`rotate_to_display`, with
-the angle the pipeline recorded in the videos table when the caller passes it). Seek to the
-timestamp (PyAV lands on an earlier keyframe), decode forward to the first frame at or after it,
-rotate it, crop the face box (displayed-frame pixels, as in the faces table) with a margin, and
+same clock (:func:`pts_seconds`) and the same display geometry (:func:`display_frame`: sample
+aspect ratio, display matrix rotation and mirror, with the angle the pipeline recorded in the
+videos table when the caller passes it). Seek to the timestamp (PyAV lands on an earlier
+keyframe), decode forward to the first frame at or after it, show it as displayed, crop the face box (displayed-frame pixels, as in the faces table) with a margin, and
 encode a small JPEG. A missing or unreadable video never fails the report: the affected
 thumbnails come back as ``None`` with a reason, and a warning names the file and the reason.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..decode.av_util import normalise_rotation, pts_seconds, rotate_to_display, select_video_stream
+from ..decode.av_util import display_frame, pts_seconds, select_video_stream
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,6 @@ def crop_face(
     buf = io.BytesIO()
     crop.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
-
-
-def _display_angle(frame, rotation: int | None) -> int:
-    """The display rotation to apply: the pipeline's (``rotation``) when known, else the
-    frame's own display-matrix angle rounded to a quarter turn, as the decoder rounds it."""
-    if rotation is not None:
-        return int(rotation)
-    return normalise_rotation(getattr(frame, "rotation", 0))
 
 
 def extract_thumbnails(
@@ -154,7 +146,7 @@ def _one(container, stream, req: ThumbRequest, size, rotation: int | None, heigh
             break
     if best is None:
         return ThumbResult(None, "no frame decoded at that time")
-    img = rotate_to_display(best.to_ndarray(format="rgb24"), _display_angle(best, rotation))
+    img = display_frame(best, stream, rotation)
     box = req.box
     if size and size[0] and size[1]:
         h, w = img.shape[:2]

@@ -159,7 +159,8 @@ class RunPlan:
     _durations: dict[str, float | None] = field(default_factory=dict, repr=False)
 
     def duration(self, video: PlannedVideo) -> float | None:
-        """``video``'s header duration in seconds, read once (``None``: unknown, or splitting
+        """``video``'s video-stream duration from the header (:func:`~ferbatch.segments.header_duration`;
+        never the audio's), in seconds, read once (``None``: unknown, or splitting
         is off and nothing needs it)."""
         if video.duration_s is not None or self.segment_s <= 0:
             return video.duration_s

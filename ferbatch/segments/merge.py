@@ -141,7 +141,9 @@ def merge_segments(plan: SegmentPlan, results: Sequence[VideoResult],
     faces_t = pa.concat_tables(faces_parts)
     first = results[0].row
     row = dict(first)
-    row.update(frames_decoded=sum(r.row["frames_decoded"] for r in results),
+    durations = [r.row["duration_s"] for r in results if r.row.get("duration_s") is not None]
+    row.update(duration_s=max(durations, default=None),  # the last segment's end, if longer
+               frames_decoded=sum(r.row["frames_decoded"] for r in results),
                frames_analyzed=frames_t.num_rows, faces_detected=faces_t.num_rows,
                tracks=next_id, status=STATUS_OK, error=None,
                processing_s=round(sum(r.row["processing_s"] or 0.0 for r in results) + extra_s, 4),

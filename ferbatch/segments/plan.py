@@ -15,6 +15,7 @@ from ..config import DecodeConfig, RunConfig
 from ..decode.av_util import pts_seconds, select_video_stream
 from ..decode.base import FrameSampler
 from ..decode.span import FrameSpan
+from ..decode.timing import stream_duration
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,10 @@ def _whole(path: str, reason: str) -> SegmentPlan:
 
 
 def header_duration(path: str | os.PathLike[str]) -> float | None:
-    """The video's duration in seconds from the container header (no demuxing), if any.
-    ``None`` without opening anything that is not a regular file (a FIFO would block)."""
+    """The video *stream's* duration in seconds from the header (no demuxing), if the file
+    says (:func:`ferbatch.decode.timing.stream_duration`: never the audio's or the container's
+    when other streams run longer). ``None`` without opening anything that is not a regular
+    file (a FIFO would block)."""
     import av
 
     try:
@@ -50,13 +53,9 @@ def header_duration(path: str | os.PathLike[str]) -> float | None:
             stream = select_video_stream(container)
             if stream is None:
                 return None
-            if stream.duration and stream.time_base:
-                return float(stream.duration * stream.time_base)
-            if container.duration:
-                return container.duration / av.time_base
+            return stream_duration(container, stream)
     except (av.FFmpegError, OSError, ValueError, UnicodeError):
         return None
-    return None
 
 
 @dataclass
@@ -157,7 +156,7 @@ def plan_segments(path: str | os.PathLike[str], config: RunConfig | None = None,
     n = len(frame_pts)
     if n < 2 or len(np.unique(frame_pts)) != n:
         return _whole(path, "too few frames or repeated pts")
-    times = _timestamps(frame_pts, start_pts, time_base)
+    times = _timestamps(frame_pts, min(start_pts, int(frame_pts[0])), time_base)
     span_s = max((times[-1] - times[0]) * n / (n - 1), duration or 0.0)  # the last frame lasts too
     n_segments = int(span_s // segment_s)
     if n_segments < 2:
@@ -197,7 +196,9 @@ def _make_spans(packets: _Packets, cuts: list[tuple[int, int]], starts: list[int
 
 
 def _timestamps(frame_pts: np.ndarray, start_pts: int, time_base: Any) -> list[float]:
-    """The decoder's timestamps: :func:`pts_seconds`, clamped to be non-decreasing from 0."""
+    """The decoder's timestamps (:class:`~ferbatch.decode.timing.Timeline`): the pts are
+    distinct and sorted here, so each is :func:`pts_seconds` from the origin (the stream's
+    start or its first frame, whichever is earlier); kept clamped as before."""
     out: list[float] = []
     last = 0.0
     for i, pts in enumerate(frame_pts.tolist()):

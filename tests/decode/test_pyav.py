@@ -202,7 +202,8 @@ def test_skipped_frames_are_not_converted(encoded, monkeypatch: pytest.MonkeyPat
     spec = encoded(CASES[0])
     calls = []
     real = pyav_backend.to_rgb
-    monkeypatch.setattr(pyav_backend, "to_rgb", lambda fr: calls.append(1) or real(fr))
+    monkeypatch.setattr(pyav_backend, "to_rgb",
+                        lambda fr, size=None: calls.append(1) or real(fr, size))
     video, frames = decode_all(spec.path, FrameSampler(every=4))
     assert len(calls) == len(frames) == 15
     assert video.frames_decoded == N
