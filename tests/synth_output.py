@@ -51,7 +51,7 @@ ALPHA_SIZE = (160, 120)  # width, height
 ALPHA_START_PTS = 5  # the stream starts at 0.5 s: timestamps count from the stream start
 ALPHA_BOXES = {0: (20.0, 30.0, 70.0, 90.0), 1: (100.0, 30.0, 150.0, 90.0)}
 BETA_TS = [0.0, 0.4, 0.9, 1.0, 1.6, 2.0, 5.0, 5.5, 6.0]
-#: (face_id, t) of alpha's rows whose face is turned away (yaw 70°): ``--min-quality ok``
+#: (face_id, t) of alpha's rows blurred (sharpness 0.01, below the default 0.05): ``--min-quality ok``
 #: leaves them out — 1.5 s of face 0's sad face-time (EXPECTED_MIN_QUALITY)
 LOW_QUALITY = {(0, 6.0), (0, 6.5), (0, 7.0)}
 
@@ -110,7 +110,7 @@ def probs(labels: Sequence[str], main: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _face_row(labels, t, frame_index, face_id, box, main, turned_away=False):
+def _face_row(labels, t, frame_index, face_id, box, main, blurred=False):
     p = probs(labels, main)
     top = max(labels, key=lambda lb: p[lb])
     x1, y1, x2, y2 = box
@@ -131,11 +131,11 @@ def _face_row(labels, t, frame_index, face_id, box, main, turned_away=False):
         row[cy] = y1 + fy * h
     for lb in labels:
         row[prob_column(lb)] = p[lb]
-    # quality (ferbatch.quality): good, except alpha's rows in LOW_QUALITY (face turned away)
+    # quality (ferbatch.quality): good, except alpha's rows in LOW_QUALITY (motion blur)
     row.update(face_px=max(w, h), sharpness=1.0, brightness=0.5, contrast=0.2, yaw=0.0, pitch=0.0,
                roll=0.0, occlusion=0.4, quality_ok=True)
-    if turned_away:
-        row.update(yaw=70.0, quality_ok=False)
+    if blurred:
+        row.update(sharpness=0.01, quality_ok=False)
     return row
 
 

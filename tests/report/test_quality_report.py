@@ -91,9 +91,9 @@ def test_cli_and_page_show_the_quality_chart_and_excluded_time(quality_report):
     alpha = (info.out / "report" / "alpha.html").read_text(encoding="utf-8")
     assert alpha.index('id="timeline"') < alpha.index('id="quality"')
     note = alpha.split('id="quality-note">')[1].split("</p>")[0]
-    assert "1.5 s of face-time in 3 rows" in note and "max_abs_yaw=45" in note
+    assert "1.5 s of face-time in 3 rows" in note and "min_sharpness=0.05" in note
     assert "excluded (low quality)" in alpha
-    # the sad thumbnail comes from a kept row (7.5 s or later), not the turned-away 6.0–7.0 s
+    # the sad thumbnail comes from a kept row (7.5 s or later), not the blurred 6.0–7.0 s
     sad = re.search(r'alt="face 0, sad at ([\d.]+) s"', alpha)
     assert sad and float(sad.group(1)) >= 7.5
 
