@@ -50,10 +50,10 @@ def explain_command(video: str, at: float, face_id: int | None, results_dir: str
     print the label explained and its probability."""
     from .config import DetectConfig
     from .detect import FaceDetector
-    from .explain import encode_image, explain_face, face_panel, load_explainer
     from .logs import configure_console
     from .output.atomic import atomic_write_bytes
     from .report.thumbnails import frame_at
+    from .saliency import encode_image, explain_face, face_panel, load_explainer
 
     configure_console()
     if at < 0:
