@@ -10,6 +10,7 @@ Python API (mirrors the CLI)::
     result.row, result.frames, result.faces             # a dict and two pyarrow Tables
     result.to_pandas()                                  # the same as a Results of pandas frames
     ferbatch.run_videos(["videos/"], "s3://bucket/prefix")   # or any URI pyarrow.fs resolves
+    heat = ferbatch.explain(face_crop)                  # Grad-CAM map, the crop's H×W in [0, 1]
 
 The names are imported on first use (torch and PyAV load only then); ``dir(ferbatch)`` lists
 them all.
@@ -41,6 +42,7 @@ _EXPORTS = {
     "load": ("ferbatch.output.read", "load"),
     "Results": ("ferbatch.output.read", "Results"),
     "OutputLocation": ("ferbatch.output.location", "OutputLocation"),
+    "explain": ("ferbatch.saliency", "explain"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

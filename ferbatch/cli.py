@@ -259,10 +259,11 @@ def demo_command(out: str, quiet: bool) -> None:
 def _register_commands() -> None:
     """Attach the commands of the trainer and the report modules."""
     from .cli_models import COMMANDS as model_commands
+    from .cli_quality import COMMANDS as quality_commands  # explain, validate
     from .cli_report import COMMANDS as report_commands
     from .cli_train import COMMANDS as train_commands
 
-    for command in [*train_commands, *model_commands, *report_commands]:
+    for command in [*train_commands, *model_commands, *report_commands, *quality_commands]:
         cli.add_command(command)
 
 

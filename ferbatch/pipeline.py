@@ -55,6 +55,7 @@ from .output.schema import (
     new_video_row,
     prob_column,
 )
+from .quality import face_quality, quality_columns
 from .track import IoUTracker
 
 if TYPE_CHECKING:
@@ -160,6 +161,7 @@ class _Columns:
     boxes: list[np.ndarray] = field(default_factory=list)
     landmarks: list[np.ndarray] = field(default_factory=list)
     probs: list[np.ndarray] = field(default_factory=list)
+    quality: list[dict[str, np.ndarray]] = field(default_factory=list)
 
 
 def _cat(parts: list[np.ndarray], dtype: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -325,7 +327,9 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
             cols.det_score.append(det.scores)
             cols.boxes.append(det.boxes)
             cols.landmarks.append(det.landmarks.reshape(n, 10))
-            pending.append(crop_faces(to_grey(frame.image), det.boxes, det.landmarks, pre))
+            crops = crop_faces(to_grey(frame.image), det.boxes, det.landmarks, pre)
+            cols.quality.append(face_quality(crops, det.boxes, det.landmarks, frame.image.shape))
+            pending.append(crops)
             pending_n += n
         if pending_n >= stages.classify_batch:
             flush()
@@ -358,4 +362,5 @@ def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
     data["emotion"], data["confidence"] = stages.classifier.top_labels(probs)
     for j, label in enumerate(labels):
         data[prob_column(label)] = probs[:, j]
+    data.update(quality_columns(cols.quality))
     return frames, from_columns(data, stages.faces_schema.remove(0))

@@ -51,6 +51,9 @@ ALPHA_SIZE = (160, 120)  # width, height
 ALPHA_START_PTS = 5  # the stream starts at 0.5 s: timestamps count from the stream start
 ALPHA_BOXES = {0: (20.0, 30.0, 70.0, 90.0), 1: (100.0, 30.0, 150.0, 90.0)}
 BETA_TS = [0.0, 0.4, 0.9, 1.0, 1.6, 2.0, 5.0, 5.5, 6.0]
+#: (face_id, t) of alpha's rows blurred (sharpness 0.01, below the default 0.05): ``--min-quality ok``
+#: leaves them out — 1.5 s of face 0's sad face-time (EXPECTED_MIN_QUALITY)
+LOW_QUALITY = {(0, 6.0), (0, 6.5), (0, 7.0)}
 
 #: Hand-computed figures (smoothing "none", min episode 1.0 s, max gap 2.0 s). Row weights are
 #: the time to the face's next row, or the video's median sampling interval (0.5 s here) at the
@@ -78,6 +81,15 @@ EXPECTED = {
     "gamma": {"status": "failed"},
 }
 
+#: alpha with ``--min-quality ok`` (smoothing "none"): face 0's rows at 6.0–7.0 s left out
+EXPECTED_MIN_QUALITY = {
+    "excluded_face_seconds": 1.5,
+    "excluded_rows": 3,
+    "shares": {"happy": 5.5 / 10.5, "angry": 0.5 / 10.5, "sad": 1.5 / 10.5, "surprise": 3.0 / 10.5},
+    "episodes": [(0, "happy", 0.0, 1.5), (0, "happy", 2.0, 6.0), (0, "sad", 7.5, 9.0),
+                 (1, "surprise", 2.0, 5.0)],
+}
+
 
 @dataclass
 class SynthOutput:
@@ -98,7 +110,7 @@ def probs(labels: Sequence[str], main: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _face_row(labels, t, frame_index, face_id, box, main):
+def _face_row(labels, t, frame_index, face_id, box, main, blurred=False):
     p = probs(labels, main)
     top = max(labels, key=lambda lb: p[lb])
     x1, y1, x2, y2 = box
@@ -119,6 +131,11 @@ def _face_row(labels, t, frame_index, face_id, box, main):
         row[cy] = y1 + fy * h
     for lb in labels:
         row[prob_column(lb)] = p[lb]
+    # quality (ferbatch.quality): good, except alpha's rows in LOW_QUALITY (motion blur)
+    row.update(face_px=max(w, h), sharpness=1.0, brightness=0.5, contrast=0.2, yaw=0.0, pitch=0.0,
+               roll=0.0, occlusion=0.4, quality_ok=True)
+    if blurred:
+        row.update(sharpness=0.01, quality_ok=False)
     return row
 
 
@@ -132,7 +149,8 @@ def _alpha_faces(labels):
             main = {"happy": 0.75, "neutral": 0.15} if t == 4.0 else {"happy": 0.7, "neutral": 0.2}
         else:
             main = {"sad": 0.6, "neutral": 0.3}
-        rows.append(_face_row(labels, t, int(round(t * ALPHA_FPS)), 0, ALPHA_BOXES[0], main))
+        rows.append(_face_row(labels, t, int(round(t * ALPHA_FPS)), 0, ALPHA_BOXES[0], main,
+                              (0, t) in LOW_QUALITY))
     for i in range(4, 10):  # face 1, t = 2.0 … 4.5
         t = i * 0.5
         main = {"surprise": 0.85, "fear": 0.05} if t == 3.0 else {"surprise": 0.8, "fear": 0.1}

@@ -229,6 +229,7 @@ class OutputStore:
         credentials, no such bucket, a file in the way), :class:`ConfigError` when it holds
         results of another label set that this run may not replace.
         """
+        from ..quality import DEFAULT_THRESHOLDS
         from .labelset import replace_label_set
 
         try:
@@ -242,7 +243,8 @@ class OutputStore:
             removed = replace_label_set(self, list(old.get("labels", [])), list(labels),
                                         overwrite, redo)
         text = json.dumps({"schema_version": SCHEMA_VERSION, "labels": list(labels),
-                           "model": model, "ferbatch_version": __version__}, indent=2)
+                           "model": model, "ferbatch_version": __version__,
+                           "quality_thresholds": DEFAULT_THRESHOLDS.to_dict()}, indent=2)
         try:
             self._write_bytes(text.encode(), self._path(layout.MANIFEST))
             for video_id in removed:  # their commit markers: gone only once the manifest is new

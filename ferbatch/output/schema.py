@@ -92,6 +92,13 @@ _FACE_BASE = [
     ("confidence", pa.float32()),
 ]
 
+#: per-face quality (:mod:`ferbatch.quality`), after the ``p_<label>`` columns
+_FACE_QUALITY = [
+    *[(name, pa.float32()) for name in ("face_px", "sharpness", "brightness", "contrast",
+                                        "yaw", "pitch", "roll", "occlusion")],
+    ("quality_ok", pa.bool_()),
+]
+
 
 def prob_column(label: str) -> str:
     """Column name of the probability of ``label``.
@@ -120,7 +127,8 @@ def mean_column(label: str) -> str:
 
 def faces_schema(labels: Sequence[str]) -> pa.Schema:
     """Schema of the faces table for a model with these class labels."""
-    return pa.schema(_FACE_BASE + [(prob_column(label), pa.float32()) for label in labels])
+    return pa.schema(_FACE_BASE + [(prob_column(label), pa.float32()) for label in labels]
+                     + _FACE_QUALITY)
 
 
 PROB_PREFIX = "p_"

@@ -89,10 +89,14 @@ def build_report(
     html: bool = True,
     thumbnails: bool = True,
     progress: Callable[[str], None] | None = None,
+    min_quality: str | None = None,
 ) -> ReportFiles:
     """Load ``out``, write its summary tables and (unless ``html=False``) ``out/report/``.
 
     ``out`` must be a local folder (or a ``file://`` URI): the report is written next to the data.
+    ``min_quality``: ``"ok"`` or ``"name=value,…"`` (:func:`ferbatch.report.quality.resolve_min_quality`):
+    face rows failing it are left out of shares, means, episodes and thumbnails, and their
+    face-time is counted as ``excluded_face_seconds``.
     """
     from ..errors import OutputError
     from ..output.location import is_uri
@@ -105,8 +109,13 @@ def build_report(
             "OUT/report/ next to the data); copy the output to a local folder first, or read the "
             "URI with ferbatch.load()")
     results = load(out)
+    thresholds = None
+    if min_quality is not None:
+        from .quality import resolve_min_quality
+
+        thresholds = resolve_min_quality(min_quality, results.meta)
     summary = summarize(results, smooth_method=smooth_method, window_s=window_s,
-                        min_episode_s=min_episode_s, max_gap_s=max_gap_s)
+                        min_episode_s=min_episode_s, max_gap_s=max_gap_s, min_quality=thresholds)
     files = write_summary(summary, results.out)
     if html:
         from .html import write_html  # matplotlib and jinja2 are imported only when HTML is wanted

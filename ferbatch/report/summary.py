@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,10 @@ from .defaults import (
     SmoothMethod,
 )
 from .episodes import find_episodes
-from .smoothing import sampling_intervals, smooth, video_ends
+from .smoothing import add_timing, sampling_intervals, smooth, video_ends
+
+if TYPE_CHECKING:
+    from ..quality import QualityThresholds
 
 __all__ = ["Summary", "summarize", "write_summary", "share_column", "mean_column"]
 
@@ -49,7 +52,9 @@ class Summary:
 
     ``videos``: one row per video; ``faces``: one row per (video, face_id); ``episodes``: one row
     per episode; ``timeline``: the faces table sorted, with ``track_run``, ``weight_s`` and the
-    smoothed ``s_*`` columns; ``settings``: how it was computed.
+    smoothed ``s_*`` columns (with ``min_quality``, only the rows that pass it); ``quality``:
+    every face row with timing, its quality columns and ``quality_kept`` (``None`` when the
+    output has no quality columns); ``settings``: how it was computed.
     """
 
     videos: pd.DataFrame
@@ -58,6 +63,7 @@ class Summary:
     timeline: pd.DataFrame
     labels: list[str]
     settings: dict[str, Any] = field(default_factory=dict)
+    quality: pd.DataFrame | None = None
 
 
 def _label_shares(df: pd.DataFrame, keys: list[str], labels: list[str], label_col: str) -> pd.DataFrame:
@@ -175,12 +181,30 @@ def summarize(
     window_s: float = DEFAULT_WINDOW_S,
     min_episode_s: float = DEFAULT_MIN_EPISODE_S,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
+    min_quality: QualityThresholds | None = None,
 ) -> Summary:
-    """Compute per-video and per-face summaries and episodes of a loaded output folder."""
+    """Compute per-video and per-face summaries and episodes of a loaded output folder.
+
+    ``min_quality``: only face rows passing these thresholds count in shares, means and
+    episodes (:mod:`ferbatch.report.quality`); the face-time of the others is reported as
+    ``excluded_face_seconds`` per video and per face. Raises :class:`OutputError` when the
+    output has no quality columns.
+    """
+    from .quality import KEPT, has_quality, keep_rows, quality_mask
+
     labels = list(results.labels)
     intervals = sampling_intervals(results.frames, results.videos, results.faces)
     ends = video_ends(results.videos, results.frames)
-    timeline = smooth(results.faces, labels, method=smooth_method, window_s=window_s,
+    if max_gap_s <= 0 or (min_quality is None and not has_quality(results.faces)):
+        timed = None  # smooth() times the rows itself (and names a bad --max-gap)
+        rows = results.faces
+    else:
+        timed = add_timing(results.faces, intervals, max_gap_s, ends)
+        keep = (quality_mask(timed, min_quality, str(results.out or "")) if min_quality is not None
+                else np.ones(len(timed), bool))
+        timed[KEPT] = keep
+        rows = keep_rows(timed, keep) if min_quality is not None else timed
+    timeline = smooth(rows, labels, method=smooth_method, window_s=window_s,
                       max_gap_s=max_gap_s, intervals=intervals, ends=ends)
     label_col = "emotion" if smooth_method == "none" else "s_emotion"
     episodes = find_episodes(timeline, labels, min_duration_s=min_episode_s,
@@ -190,9 +214,33 @@ def summarize(
     videos["dominant_emotion"] = pd.Categorical(videos["dominant_emotion"], categories=labels)
     faces["dominant_emotion"] = pd.Categorical(faces["dominant_emotion"].astype(object), categories=labels)
     settings = {"smooth": smooth_method, "window_s": window_s, "min_episode_s": min_episode_s,
-                "max_gap_s": max_gap_s, "intervals": intervals}
+                "max_gap_s": max_gap_s, "intervals": intervals,
+                "min_quality": min_quality.to_dict() if min_quality is not None else None}
+    if min_quality is not None and timed is not None:
+        _excluded(timed, videos, faces)
     return Summary(videos=videos, faces=faces, episodes=episodes, timeline=timeline, labels=labels,
-                   settings=settings)
+                   settings=settings, quality=timed)
+
+
+def _excluded(timed: pd.DataFrame, videos: pd.DataFrame, faces: pd.DataFrame) -> None:
+    """Add ``excluded_face_seconds`` (face-time of rows failing ``--min-quality``) and
+    ``excluded_rows`` to the per-video and per-face tables (in place)."""
+    from .quality import KEPT
+
+    bad = timed[~timed[KEPT].to_numpy(bool)]
+    vid = bad["video_id"].astype(str)
+    per_video = bad.groupby(vid)["weight_s"].agg(["sum", "size"])
+    ids = videos["video_id"].astype(str)
+    videos["excluded_face_seconds"] = ids.map(per_video["sum"]).fillna(0.0).to_numpy(float)
+    videos["excluded_rows"] = ids.map(per_video["size"]).fillna(0).astype("int64").to_numpy()
+    if len(faces):
+        per_face = bad.groupby([vid, bad["face_id"]])["weight_s"].agg(["sum", "size"])
+        keys = pd.MultiIndex.from_arrays([faces["video_id"].astype(str), faces["face_id"]])
+        faces["excluded_face_seconds"] = per_face["sum"].reindex(keys).fillna(0.0).to_numpy(float)
+        faces["excluded_rows"] = per_face["size"].reindex(keys).fillna(0).astype("int64").to_numpy()
+    else:
+        faces["excluded_face_seconds"] = pd.Series(dtype=float)
+        faces["excluded_rows"] = pd.Series(dtype="int64")
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:

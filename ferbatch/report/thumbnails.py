@@ -26,7 +26,7 @@ from ..decode.av_util import display_frame, pts_seconds, select_video_stream
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ThumbRequest", "ThumbResult", "extract_thumbnails", "crop_face"]
+__all__ = ["ThumbRequest", "ThumbResult", "extract_thumbnails", "crop_face", "frame_at"]
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,12 @@ def _extract(path: Path, requests: Sequence[ThumbRequest], size, rotation: int |
     return results
 
 
-def _one(container, stream, req: ThumbRequest, size, rotation: int | None, height: int,
-         max_frames: int) -> ThumbResult:
+def _decode_at(container, stream, target: float, rotation: int | None,
+               max_frames: int) -> tuple[np.ndarray, float] | None:
+    """The first frame at or after ``target`` seconds (or the last one decoded within
+    ``max_frames`` of the seek point), RGB as displayed (:func:`display_frame`), with its time; None: none."""
     tb = stream.time_base or Fraction(1, 90000)
     start = stream.start_time or 0
-    target = float(req.timestamp_s)
     # the inverse of pts_seconds: the pts of the target time
     container.seek(int(max(target, 0.0) / tb) + start, stream=stream, backward=True, any_frame=False)
     best = None
@@ -145,8 +146,51 @@ def _one(container, stream, req: ThumbRequest, size, rotation: int | None, heigh
         if best_t >= target - 1e-3 or n >= max_frames:
             break
     if best is None:
+        return None
+    return display_frame(best, stream, rotation), best_t
+
+
+def frame_at(path: str | Path, timestamp_s: float, *, rotation: int | None = None,
+             max_frames: int = 20_000) -> tuple[np.ndarray, float]:
+    """The displayed RGB frame (H×W×3 uint8) of ``path`` at ``timestamp_s`` seconds from the
+    stream start (the first frame at or after it, as the pipeline counts time) and its time.
+
+    Raises :class:`~ferbatch.errors.VideoOpenError` naming the file when it cannot be opened,
+    has no video stream or no frame at that time.
+    """
+    from ..errors import VideoOpenError
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoOpenError(f"{path}: no such file")
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except Exception as exc:  # av.error.* and OSError: any unreadable file
+        raise VideoOpenError(f"{path}: cannot open video: {exc}") from exc
+    try:
+        stream = select_video_stream(container)
+        if stream is None:
+            raise VideoOpenError(f"{path}: no video stream")
+        stream.thread_type = "NONE"
+        try:
+            got = _decode_at(container, stream, float(timestamp_s), rotation, max_frames)
+        except VideoOpenError:
+            raise
+        except Exception as exc:
+            raise VideoOpenError(f"{path}: decode failed at {timestamp_s} s: {exc}") from exc
+    finally:
+        container.close()
+    if got is None:
+        raise VideoOpenError(f"{path}: no frame decoded at {timestamp_s} s")
+    return got
+
+
+def _one(container, stream, req: ThumbRequest, size, rotation: int | None, height: int,
+         max_frames: int) -> ThumbResult:
+    got = _decode_at(container, stream, float(req.timestamp_s), rotation, max_frames)
+    if got is None:
         return ThumbResult(None, "no frame decoded at that time")
-    img = display_frame(best, stream, rotation)
+    img, best_t = got
     box = req.box
     if size and size[0] and size[1]:
         h, w = img.shape[:2]

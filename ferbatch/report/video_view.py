@@ -88,7 +88,9 @@ def _meta(vrow: pd.Series) -> list[tuple[str, str]]:
 
 
 def _cards(srow: pd.Series) -> list[Card]:
-    return [
+    excluded = ([Card("excluded (low quality)", Cell(duration(srow["excluded_face_seconds"])))]
+                if "excluded_face_seconds" in srow else [])
+    return excluded + [
         Card("status", status_cell(srow["status"]), "status"),
         Card("frames with a face", Cell(percent(srow["face_frame_share"]))),
         Card("faces", Cell(fixed(srow["face_ids"], ".0f"))),
@@ -150,6 +152,33 @@ def _faces_table(fsum: pd.DataFrame, labels: list[str]) -> Table:
                   shares=Cell(graphic=shares_bar(video_shares(f, labels), labels, 160)),
                   episodes=Cell(str(int(f["episodes"])), int(f["episodes"])))
     return table
+
+
+def _quality_chart(page: VideoPage, summary: Summary, vid: str, face_ids: list[int],
+                   srow: pd.Series) -> None:
+    """The quality-over-time chart and its note, when the output has quality columns."""
+    from ..quality import QualityThresholds
+    from .quality import quality_png
+
+    q = summary.quality
+    if q is None:
+        return
+    rows = q[q["video_id"].astype(str) == vid]
+    rows = rows[rows["face_id"].isin(face_ids)]
+    if not len(rows):
+        return
+    limits = summary.settings.get("min_quality")
+    thresholds = QualityThresholds.from_dict(limits) if limits else None
+    png = quality_png(rows, face_ids, num(srow["duration_s"]), thresholds)
+    page.charts["quality"] = Chart("quality", data_uri("image/png", png),
+                                   "face quality over time per face: head pose and face size")
+    note = "Head pose |yaw| and |pitch| in degrees (left axis) and face size in pixels (dashed, right axis)."
+    if thresholds is not None:
+        set_ = ", ".join(f"{k}={v:g}" for k, v in limits.items() if v is not None)
+        note += (f" Red: rows left out by --min-quality ({set_}): "
+                 f"{duration(srow['excluded_face_seconds'])} of face-time in "
+                 f"{int(srow['excluded_rows'])} rows, not counted in shares, episodes or thumbnails.")
+    page.quality_note = note
 
 
 def video_path(path: Any, out: Path) -> Path:
@@ -221,6 +250,7 @@ def video_page(vid: str, summary: Summary, results: Results, tl: pd.DataFrame, *
     page.has_faces = True
     page.charts = _charts(srow, fsum, tl, labels, face_ids, eps)
     page.timeline_note = _timeline_note(st, len(face_ids), len(fsum))
+    _quality_chart(page, summary, vid, face_ids, srow)
     page.n_episodes = len(eps)
     page.episodes, page.episodes_note = _episodes(eps, st)
     page.faces = _faces_table(fsum, labels)

@@ -177,6 +177,7 @@ class VideoPage:
     failed: bool = False
     charts: dict[str, Chart] = field(default_factory=dict)
     timeline_note: str = ""
+    quality_note: str = ""
     episodes: Table | None = None
     n_episodes: int = 0
     episodes_note: str = ""

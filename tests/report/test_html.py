@@ -109,7 +109,7 @@ def test_pages_render_in_headless_chromium(report, tmp_path):
 
     alpha = _chromium(["--dump-dom"], (info.out / "report" / "alpha.html").as_uri(), tmp_path)
     assert alpha.returncode == 0 and "Uncaught" not in alpha.stderr
-    assert len(re.findall(r"<img ", alpha.stdout)) == 2 + 4  # charts + thumbnails
+    assert len(re.findall(r"<img ", alpha.stdout)) == 3 + 4  # charts (shares, timeline, quality) + thumbnails
     assert alpha.stdout.count("<tr>") >= 3 + 2
 
     for name in ("index", "alpha"):

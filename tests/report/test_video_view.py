@@ -14,7 +14,7 @@ def test_video_view_model_is_complete_before_rendering(model, monkeypatch):
     info, results, summary, timelines = model
     page = video_page("alpha", summary, results, timelines["alpha"], thumbnails=True)
     assert page.has_faces and not page.failed and page.error is None
-    assert set(page.charts) == {"shares", "timeline"}
+    assert set(page.charts) == {"shares", "timeline", "quality"}  # the output has quality columns
     assert all(c.src.startswith("data:image/png;base64,") for c in page.charts.values())
     got = sorted((f.face_id, t.label.text) for f in page.thumbs for t in f.thumbs)
     assert got == [(0, "angry"), (0, "happy"), (0, "sad"), (1, "surprise")]
@@ -34,7 +34,7 @@ def test_video_view_model_is_complete_before_rendering(model, monkeypatch):
     monkeypatch.setattr("ferbatch.report.video_view.extract_thumbnails", no_video_io)
     html = render_video(page)
     assert html.count('<img src="data:image/jpeg;base64,') == 4
-    assert html.count('class="chart"') == 2
+    assert html.count('class="chart"') == 3
 
 
 def test_failed_and_faceless_pages(model):

@@ -1,0 +1,93 @@
+"""Grad-CAM explanations (ferbatch.saliency, ``ferbatch.explain``, ``ferbatch explain``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import ferbatch
+from ferbatch.cli import cli
+from ferbatch.errors import FerbatchError
+from ferbatch.saliency import explain_face, last_conv_layer, load_explainer, overlay
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return load_explainer()
+
+
+@pytest.fixture(scope="module")
+def grey_face(face_image):
+    """The astronaut's face as a 48×48 grey crop."""
+    return cv2.resize(cv2.cvtColor(face_image, cv2.COLOR_RGB2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
+
+
+def _centre_of_mass(m: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.mgrid[:m.shape[0], :m.shape[1]]
+    return float((xs * m).sum() / m.sum()), float((ys * m).sum() / m.sum())
+
+
+def test_map_has_the_crops_shape_and_is_finite(face_image, clf):
+    heat = ferbatch.explain(face_image, model=clf)
+    assert heat.shape == face_image.shape[:2] and heat.dtype == np.float32
+    assert np.isfinite(heat).all() and heat.min() >= 0 and heat.max() == pytest.approx(1.0, abs=1e-3)
+    grey = cv2.cvtColor(face_image, cv2.COLOR_RGB2GRAY)[:100, :77]
+    assert ferbatch.explain(grey, model=clf).shape == (100, 77)
+
+
+def test_map_moves_with_the_face(grey_face, clf):
+    """The same face on the left and on the right of a wider crop: the map's centre of mass
+    follows it."""
+    com = []
+    for x0 in (0, 48):
+        canvas = np.full((96, 96), 128, np.uint8)
+        canvas[24:72, x0:x0 + 48] = grey_face
+        heat = ferbatch.explain(canvas, model=clf)
+        assert heat.sum() > 0
+        com.append(_centre_of_mass(heat))
+    assert com[1][0] - com[0][0] > 12  # pixels, of a 48-pixel shift
+    assert abs(com[1][1] - com[0][1]) < 12
+
+
+def test_map_in_a_frame_stays_on_the_face(face_image, clf):
+    """With a box, the face is cropped as the pipeline crops it and the map is warped back:
+    nothing outside the crop, its centre of mass inside the box."""
+    frame = np.full((400, 600, 3), 90, np.uint8)
+    h, w = face_image.shape[:2]
+    frame[50:50 + h, 250:250 + w] = face_image
+    box = np.array([250 + 0.2 * w, 50 + 0.15 * h, 250 + 0.8 * w, 50 + 0.75 * h])
+    ex = explain_face(frame, clf, box=box)
+    assert ex.map.shape == (400, 600) and np.isfinite(ex.map).all()
+    assert ex.map[:, :200].max() == 0 and ex.map[:, 560:].max() == 0
+    cx, cy = _centre_of_mass(ex.map)
+    assert box[0] < cx < box[2] and box[1] < cy < box[3]
+    assert ex.label in clf.labels and 0 < ex.probability <= 1
+    assert explain_face(frame, clf, box=box, target="sad").label == "sad"
+    with pytest.raises(FerbatchError, match="not one of the model's"):
+        explain_face(frame, clf, box=box, target="bored")
+
+
+def test_overlay_and_layer(clf, grey_face):
+    assert type(last_conv_layer(clf.model)).__name__ in {"ReLU", "BatchNorm2d", "Conv2d"}
+    heat = np.zeros((48, 48), np.float32)
+    assert (overlay(grey_face, heat)[..., 0] == grey_face).all()  # no heat: the image unchanged
+    heat[10:20, 10:20] = 1
+    assert not (overlay(grey_face, heat)[10:20, 10:20, 0] == grey_face[10:20, 10:20]).all()
+
+
+def test_cli_writes_a_png_and_reports_bad_input(user_folder: Path, tmp_path: Path):
+    out = tmp_path / "x.png"
+    r = CliRunner().invoke(cli, ["explain", str(user_folder / "face.mp4"), "--at", "1.0", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[0] == 224 and img.shape[1] > 300
+    assert "at 1.00 s" in r.output
+    r = CliRunner().invoke(cli, ["explain", str(user_folder / "face.mp4"), "--at", "1.0",
+                                 "--face-id", "3", "--out", str(out)])
+    assert r.exit_code == 1 and "no face 3" in r.output
+    r = CliRunner().invoke(cli, ["explain", str(user_folder / "random.mp4"), "--at", "0", "--out", str(out)])
+    assert r.exit_code == 1 and "random.mp4" in r.output and "Traceback" not in r.output
