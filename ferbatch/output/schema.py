@@ -82,7 +82,13 @@ _FACE_BASE = [
     *[(name, pa.float32()) for name in LANDMARK_COLUMNS],
     ("emotion", pa.string()),
     ("confidence", pa.float32()),
+    ("box_source", pa.string()),
 ]
+
+#: ``faces.box_source``: the box (and landmarks) came from the detector on this frame, or were
+#: carried from the last detection by the tracker (``--detect-interval``, :mod:`ferbatch.propagate`)
+BOX_DETECTED = "detected"
+BOX_TRACKED = "tracked"
 
 
 def prob_column(label: str) -> str:
