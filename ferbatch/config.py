@@ -139,7 +139,10 @@ class IntervalConfig:
       share of 255, that counts as a scene cut; in (0, 1] (no option).
     * ``new_motion``: share of the image outside the tracked faces that changed (by more than
       25 grey levels) since the last detection, above which a face may have appeared; in
-      (0, 1] (no option).
+      (0, 1], 1 turns the check off (no option).
+    * ``refine``: check and refine each carried box with MTCNN's last stage (O-Net) on the
+      frame: boxes, landmarks and ``det_score`` then come from O-Net as on detected frames, and
+      a face it scores below ``DetectConfig.min_score`` is lost (no option).
     * ``max_side``: the tracking image's longer side in pixels (frames are downscaled to it);
       >= 64 (no option).
     """
@@ -150,6 +153,7 @@ class IntervalConfig:
     min_tracked: float = 0.5
     scene_cut: float = 0.12
     new_motion: float = 0.05
+    refine: bool = True
     max_side: int = 640
 
     def validate(self) -> None:
@@ -169,7 +173,8 @@ class IntervalConfig:
         if self.detect_interval == 0:
             return ""
         mode = "adaptive" if self.adaptive else "fixed"
-        return f" interval={self.detect_interval} {mode} tracker=lk-fb"
+        refine = "+onet" if self.refine else ""
+        return f" interval={self.detect_interval} {mode} tracker=lk-fb{refine}"
 
 
 @dataclass(frozen=True)

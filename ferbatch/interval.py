@@ -21,17 +21,23 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import IntervalConfig
+from .config import DetectConfig, IntervalConfig
 from .crop import to_grey
 from .decode import Frame
 from .detect import Detections
-from .propagate import FlowTracker
+from .propagate import REJECTED, FlowTracker
 
 log = logging.getLogger(__name__)
 
 
 class Detector(Protocol):
+    """What the schedule needs of :class:`~ferbatch.detect.FaceDetector`."""
+
+    config: DetectConfig
+
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]: ...
+
+    def refine(self, frame: np.ndarray, boxes: np.ndarray) -> Detections: ...
 
 
 class DetectionInterval:
@@ -83,6 +89,13 @@ class DetectionInterval:
                 yield frame, grey, det, True
                 continue
             det, reason = self.tracker.step(grey)
+            if self.config.refine and len(det):
+                det = self.detector.refine(frame.image, det.boxes)
+                ok = det.scores >= self.detector.config.min_score
+                self.tracker.correct(det, ok)
+                if not ok.all():
+                    det = Detections(det.boxes[ok], det.scores[ok], det.landmarks[ok])
+                    reason = reason or REJECTED
             if reason is not None and self.config.adaptive:
                 self.early += 1
                 self.reasons[reason] = self.reasons.get(reason, 0) + 1

@@ -15,7 +15,8 @@ by the motion of points on the face:
 
 :meth:`FlowTracker.step` also says why the detector should look again (a face lost, its fit
 degraded or its scale drifting, a face leaving the frame, a scene cut, motion in a region no
-face covers); :class:`ferbatch.interval.DetectionInterval` decides what to do with it. All work
+face covers); :class:`ferbatch.interval.DetectionInterval` decides what to do with it, and
+may check and refine the carried boxes with the detector's last stage (:meth:`correct`). All work
 is on a grey image downscaled to ``IntervalConfig.max_side``; coordinates in and out are in
 pixels of the displayed frame.
 """
@@ -41,9 +42,13 @@ _THUMB = 96  # long side of the thumbnail used for the scene-cut and new-motion 
 _CHANGED = 25  # grey levels: a thumbnail pixel that moved more than this has changed
 _MAX_SCALE_DRIFT = 1.3  # box scale relative to the detection beyond which we re-detect
 _MIN_INSIDE = 0.75  # share of a box's area that must stay in the frame
+# the region around a tracked face whose change is its person's own motion, in box sides:
+# above the box, on either side of it, below it (the body)
+_HEAD, _SIDE, _BODY = 0.5, 0.75, 3.0
 
 # reasons returned by FlowTracker.step
 LOST = "face lost"
+REJECTED = "face rejected by O-Net"
 SCALE = "scale drift"
 LEAVING = "face leaving the frame"
 SCENE_CUT = "scene cut"
@@ -157,20 +162,38 @@ class FlowTracker:
         faces = self._faces
         keep = np.ones(len(faces.boxes), bool)
         if len(faces.points):
-            reason = self._move(small, faces, keep) or reason
+            reason = reason or self._move(small, faces, keep)
         self._prev, self._prev_thumb = small, thumb
         if reason is None and self._new_motion(thumb, faces.boxes[keep]):
             reason = NEW_MOTION
-        out = Detections(faces.boxes[keep].copy(), faces.scores[keep].copy(),
-                         faces.landmarks[keep].copy())
-        if not keep.all():  # lost faces stop being carried
-            gone = np.flatnonzero(~keep)
-            remap = np.cumsum(keep) - 1
-            alive = ~np.isin(faces.owner, gone)
-            self._faces = _Faces(faces.boxes[keep], faces.landmarks[keep], faces.scores[keep],
-                                 faces.scale[keep], faces.points[alive],
-                                 remap[faces.owner[alive]], faces.seeded[keep])
-        return out, reason
+        self._drop(keep)  # lost faces stop being carried
+        boxes = self._faces.boxes.copy()  # carried unclipped, so a face can be seen leaving
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, self._size[0])
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, self._size[1])
+        return Detections(boxes, self._faces.scores.copy(), self._faces.landmarks.copy()), reason
+
+    def correct(self, detections: Detections, keep: np.ndarray) -> None:
+        """Replace the boxes, scores and landmarks of the faces :meth:`step` just returned by
+        ``detections`` (the same faces in the same order, e.g. refined by O-Net) and stop
+        carrying those where ``keep`` (bool, one per face) is false. Their points stay."""
+        faces = self._faces
+        if faces is None or len(detections) != len(faces.boxes) or len(keep) != len(faces.boxes):
+            raise ValueError("FlowTracker.correct needs one detection per carried face")
+        faces.boxes[:] = detections.boxes
+        faces.scores[:] = detections.scores
+        faces.landmarks[:] = detections.landmarks
+        self._drop(np.asarray(keep, bool))
+
+    def _drop(self, keep: np.ndarray) -> None:
+        faces = self._faces
+        if faces is None or keep.all():
+            return
+        gone = np.flatnonzero(~keep)
+        remap = np.cumsum(keep) - 1
+        alive = ~np.isin(faces.owner, gone)
+        self._faces = _Faces(faces.boxes[keep], faces.landmarks[keep], faces.scores[keep],
+                             faces.scale[keep], faces.points[alive],
+                             remap[faces.owner[alive]], faces.seeded[keep])
 
     def _move(self, small: np.ndarray, faces: _Faces, keep: np.ndarray) -> str | None:
         """Move every face in place (``keep`` cleared for lost ones); the first reason found."""
@@ -213,8 +236,6 @@ class FlowTracker:
             inside = max(0.0, min(b[2], w) - max(b[0], 0)) * max(0.0, min(b[3], h) - max(b[1], 0))
             if inside / area < _MIN_INSIDE:
                 reason = reason or LEAVING
-            faces.boxes[k, 0::2] = faces.boxes[k, 0::2].clip(0, w)
-            faces.boxes[k, 1::2] = faces.boxes[k, 1::2].clip(0, h)
         faces.points[:] = p1
         alive = good & keep[faces.owner]
         faces.points, faces.owner = faces.points[alive], faces.owner[alive]
@@ -229,8 +250,8 @@ class FlowTracker:
         changed = np.abs(thumb - ref) > _CHANGED
         th, tw = thumb.shape
         sx, sy = tw / max(self._size[0], 1), th / max(self._size[1], 1)
-        for b in boxes:  # a face's own motion (and some margin) does not count
-            mx, my = 0.25 * (b[2] - b[0]), 0.25 * (b[3] - b[1])
-            changed[max(0, int((b[1] - my) * sy)):int(np.ceil((b[3] + my) * sy)),
-                    max(0, int((b[0] - mx) * sx)):int(np.ceil((b[2] + mx) * sx))] = False
+        for b in boxes:  # the motion of a tracked person (head, shoulders, body) does not count
+            bw, bh = b[2] - b[0], b[3] - b[1]
+            changed[max(0, int((b[1] - _HEAD * bh) * sy)):int(np.ceil((b[3] + _BODY * bh) * sy)),
+                    max(0, int((b[0] - _SIDE * bw) * sx)):int(np.ceil((b[2] + _SIDE * bw) * sx))] = False
         return bool(changed.mean() > self.config.new_motion)
