@@ -18,7 +18,15 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import ClassifyConfig, DecodeConfig, DetectConfig, PoolConfig, RunConfig, TrackConfig
+from .config import (
+    ClassifyConfig,
+    DecodeConfig,
+    DetectConfig,
+    IntervalConfig,
+    PoolConfig,
+    RunConfig,
+    TrackConfig,
+)
 from .devices import CPU_CLASSIFY_BATCH, CPU_DETECT_BATCH, DEVICE_HELP, GPU_CLASSIFY_BATCH, GPU_DETECT_BATCH
 from .errors import FerbatchError
 
@@ -94,6 +102,8 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
         classify=ClassifyConfig(model=opts["model"], batch_size=opts["cls_batch"],
                                 tta_flip=opts["tta_flip"]),
         device=opts["device"],
+        interval=IntervalConfig(detect_interval=opts["detect_interval"],
+                                adaptive=opts["detect_adaptive"]),
     )
     return config.validate()
 
@@ -134,6 +144,17 @@ def run_options(fn: Any) -> Any:
         click.option("--tta-flip", is_flag=True,
                      help="Average the emotion over the mirrored face too (about 2x the "
                           "classification time).  [default: off]"),
+        click.option("--detect-interval", type=click.IntRange(min=0),
+                     default=IntervalConfig.detect_interval, show_default=True, metavar="N",
+                     help="Run the face detector on every (N+1)-th analysed frame; an optical-flow "
+                          "tracker carries the faces (boxes and landmarks) over the N between. "
+                          "0 = detect on every frame. Rows say where a box came from "
+                          "(faces.box_source: detected | tracked)."),
+        click.option("--detect-adaptive/--detect-fixed", default=IntervalConfig.adaptive,
+                     show_default=True,
+                     help="With --detect-interval: also detect early when tracking is unsure (a "
+                          "face lost or leaving, a scene cut, motion where no face is), or only "
+                          "on the fixed grid."),
         click.option("--track-iou", default=TrackConfig.iou_threshold, show_default=True,
                      help="Smallest box overlap (intersection over union, in (0, 1)) for a "
                           "detection to continue a face's track, i.e. keep its face_id."),

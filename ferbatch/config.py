@@ -120,6 +120,65 @@ class TrackConfig:
 
 
 @dataclass(frozen=True)
+class IntervalConfig:
+    """Detection interval: the detector runs on some analysed frames, a tracker carries the faces
+    (boxes and their 5 landmarks) over the others (DeepStream's ``interval``; the tracker is
+    :class:`ferbatch.propagate.FlowTracker`, sparse optical flow with a forward-backward check).
+
+    Fields (the ``ferbatch run`` option each mirrors, and its unit):
+
+    * ``detect_interval``: ``--detect-interval``, analysed frames carried by the tracker between
+      two detections: the detector runs on every (N+1)-th analysed frame; 0 = every frame.
+    * ``adaptive``: ``--detect-adaptive/--detect-fixed``, also detect early, on the frame where
+      tracking becomes uncertain (a face's points fail the forward-backward check, its fit
+      degrades or it leaves the frame, a scene cut, motion in a new region).
+    * ``max_fb_error``: forward-backward error, in pixels of the tracking image, above which a
+      tracked point is dropped (Kalal et al. 2010); > 0 (no option).
+    * ``min_tracked``: share of a face's points (since its detection) that must still track, in
+      (0, 1]; below it the face is lost (no option).
+    * ``scene_cut``: mean absolute grey-level change between consecutive analysed frames, as a
+      share of 255, that counts as a scene cut; in (0, 1] (no option).
+    * ``new_motion``: share of the image outside the tracked faces that changed (by more than
+      25 grey levels) since the last detection, above which a face may have appeared; in
+      (0, 1], 1 turns the check off (no option).
+    * ``refine``: check and refine each carried box with MTCNN's last stage (O-Net) on the
+      frame: boxes, landmarks and ``det_score`` then come from O-Net as on detected frames, and
+      a face it scores below ``DetectConfig.min_score`` is lost (no option).
+    * ``max_side``: the tracking image's longer side in pixels (frames are downscaled to it);
+      >= 64 (no option).
+    """
+
+    detect_interval: int = 0
+    adaptive: bool = True
+    max_fb_error: float = 1.0
+    min_tracked: float = 0.5
+    scene_cut: float = 0.12
+    new_motion: float = 0.05
+    refine: bool = True
+    max_side: int = 640
+
+    def validate(self) -> None:
+        if self.detect_interval < 0:
+            raise ConfigError(f"--detect-interval must be >= 0, got {self.detect_interval}")
+        if not self.max_fb_error > 0:
+            raise ConfigError(f"IntervalConfig.max_fb_error must be > 0 (pixels), got {self.max_fb_error}")
+        for name in ("min_tracked", "scene_cut", "new_motion"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ConfigError(f"IntervalConfig.{name} must be in (0, 1], got {value}")
+        if self.max_side < 64:
+            raise ConfigError(f"IntervalConfig.max_side must be >= 64 (pixels), got {self.max_side}")
+
+    def describe(self) -> str:
+        """Provenance text (appended to ``videos.detector``); empty when every frame is detected."""
+        if self.detect_interval == 0:
+            return ""
+        mode = "adaptive" if self.adaptive else "fixed"
+        refine = "+onet" if self.refine else ""
+        return f" interval={self.detect_interval} {mode} tracker=lk-fb{refine}"
+
+
+@dataclass(frozen=True)
 class ClassifyConfig:
     """Emotion model and how faces are classified.
 
@@ -162,6 +221,8 @@ class RunConfig:
     * ``detect``: :class:`DetectConfig`, face detection (``--min-face``, ``--thresholds``,
       ``--min-score``, ``--det-max-side``, ``--det-batch``).
     * ``track``: :class:`TrackConfig`, tracking (``--track-iou``, ``--track-gap``).
+    * ``interval``: :class:`IntervalConfig`, the detection interval (``--detect-interval``,
+      ``--detect-adaptive``).
     * ``classify``: :class:`ClassifyConfig`, the emotion model (``--model``, ``--cls-batch``,
       ``--tta-flip``).
     * ``device``: ``--device``, ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``,
@@ -173,10 +234,11 @@ class RunConfig:
     track: TrackConfig = field(default_factory=TrackConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     device: str = "auto"
+    interval: IntervalConfig = field(default_factory=IntervalConfig)
 
     def validate(self) -> RunConfig:
         """Check every section; raise :class:`ConfigError` naming the bad option."""
-        for section in (self.decode, self.detect, self.track, self.classify):
+        for section in (self.decode, self.detect, self.track, self.classify, self.interval):
             section.validate()
         from .devices import check_device_name
 
@@ -200,6 +262,7 @@ class RunConfig:
             track=section(TrackConfig, "track"),
             classify=section(ClassifyConfig, "classify"),
             device=data.get("device", "auto"),
+            interval=section(IntervalConfig, "interval"),
         )
 
     def fingerprint(self, model_id: str) -> str:
@@ -213,6 +276,8 @@ class RunConfig:
             "tta_flip": self.classify.tta_flip,
             "model": model_id,
         }
+        if self.interval.detect_interval:  # every-frame detection keeps its old fingerprint
+            content["interval"] = dataclasses.asdict(self.interval)
         blob = json.dumps(content, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -180,6 +180,37 @@ class FaceDetector:
         return [self._frame_detections(boxes, scores, points, image_idx == i, w, h)
                 for i in range(len(frames))]
 
+    @torch.inference_mode()
+    def refine(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+        """Check and refine given face boxes on one frame with MTCNN's last stage (O-Net).
+
+        ``frame``: H×W×3 uint8 RGB; ``boxes``: K×4 (x1, y1, x2, y2) in its pixels, e.g. carried
+        by a tracker. O-Net sees each box squared, as in the cascade, on the frame downscaled
+        to ``max_side``. Returns K rows in the order of ``boxes`` (neither filtered nor
+        sorted): the regressed boxes (clipped to the frame), O-Net's face probability as the
+        score, and the 5 landmarks, as :meth:`__call__` gives them for detected faces.
+        """
+        if len(boxes) == 0:
+            return Detections.empty()
+        h, w = frame.shape[:2]
+        ratio = min(1.0, self.config.max_side / max(h, w))
+        if ratio < 1.0:
+            size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        image = upload(np.ascontiguousarray(frame)[None], self.device).permute(0, 3, 1, 2).float()
+        squares = _square(torch.as_tensor(np.asarray(boxes, np.float32) * ratio, device=self.device))
+        idx = torch.zeros(len(squares), dtype=torch.long, device=self.device)
+        reg, marks, prob = _padded(self.onet, self._crop(image.contiguous(), squares, idx, 48))
+        bw = (squares[:, 2] - squares[:, 0]).unsqueeze(1)
+        bh = (squares[:, 3] - squares[:, 1]).unsqueeze(1)
+        points = torch.stack([squares[:, :1] + bw * marks[:, :5],
+                              squares[:, 1:2] + bh * marks[:, 5:]], 2)
+        out = (_regress(squares, reg) / ratio).cpu().numpy()
+        out[:, 0::2] = out[:, 0::2].clip(0, w)
+        out[:, 1::2] = out[:, 1::2].clip(0, h)
+        return Detections(out.astype(np.float32), prob[:, 1].cpu().numpy().astype(np.float32),
+                          (points / ratio).cpu().numpy().astype(np.float32))
+
     def _frame_detections(self, boxes: np.ndarray, scores: np.ndarray, points: np.ndarray,
                           mine: np.ndarray, w: int, h: int) -> Detections:
         """The detections of one frame (rows ``mine``) above ``min_score``, best first, boxes

@@ -28,7 +28,7 @@ import torch
 
 from .classify import EmotionClassifier
 from .config import DecodeConfig, RunConfig
-from .crop import crop_faces, to_grey
+from .crop import crop_faces
 from .decode import Frame, FrameSampler, VideoStream, open_video
 from .detect import Detections, FaceDetector
 from .devices import (
@@ -40,11 +40,14 @@ from .devices import (
     shared_threads,
 )
 from .errors import FerbatchError
+from .interval import DetectionInterval
 from .models.bundled import resolve_model
 from .models.checkpoint import file_sha256, load_checkpoint
 from .output.arrow import from_columns
 from .output.layout import video_id_for
 from .output.schema import (
+    BOX_DETECTED,
+    BOX_TRACKED,
     FRAMES_SCHEMA,
     LANDMARK_COLUMNS,
     STATUS_FAILED,
@@ -70,7 +73,7 @@ def make_provenance(config: RunConfig, model_name: str, model_sha256: str,
                     labels: list[str]) -> Provenance:
     """The :class:`Provenance` of a run of ``config`` with the model so identified."""
     return Provenance(model=model_name, model_sha256=model_sha256, labels=tuple(labels),
-                      detector=config.detect.describe(),
+                      detector=config.detect.describe() + config.interval.describe(),
                       sampling=FrameSampler.from_config(config.decode).describe(),
                       settings_fingerprint=config.fingerprint(model_sha256))
 
@@ -162,6 +165,7 @@ class _Columns:
     landmarks: list[np.ndarray] = field(default_factory=list)
     probs: list[np.ndarray] = field(default_factory=list)
     quality: list[dict[str, np.ndarray]] = field(default_factory=list)
+    detected: list[np.ndarray] = field(default_factory=list)
 
 
 def _cat(parts: list[np.ndarray], dtype: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -312,8 +316,13 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
 
     batches = _chunks(stream, sampler, stages.detect_batch, stop)
     workers = detect_concurrency(stages.device)
-    for batch, detections in detect_batches(batches, stages.detector, workers):
-        for frame, det in zip(batch, detections):
+    span = getattr(stream, "span", None)
+    interval = DetectionInterval(config.interval, stages.detector,
+                                 first_index=span.first_index if span is not None else None)
+    for _, detections in detect_batches(interval.keyframes(batches), stages.detector, workers):
+        analysed = 0
+        for frame, grey, det, detected in interval.complete(detections):
+            analysed += 1
             n = len(det)
             cols.frame_index.append(np.array([frame.index]))
             cols.frame_ts.append(np.array([frame.timestamp_s]))
@@ -327,15 +336,18 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
             cols.det_score.append(det.scores)
             cols.boxes.append(det.boxes)
             cols.landmarks.append(det.landmarks.reshape(n, 10))
-            crops = crop_faces(to_grey(frame.image), det.boxes, det.landmarks, pre)
+            cols.detected.append(np.full(n, detected))
+            crops = crop_faces(grey, det.boxes, det.landmarks, pre)
             cols.quality.append(face_quality(crops, det.boxes, det.landmarks, frame.image.shape))
             pending.append(crops)
             pending_n += n
         if pending_n >= stages.classify_batch:
             flush()
         if progress is not None:
-            progress(len(batch))
+            progress(analysed)
     flush()
+    if interval.early:
+        log.debug("%s: %d early detections (%s)", stream.info.path, interval.early, interval.reasons)
     return cols, tracker
 
 
@@ -360,6 +372,7 @@ def _tables(cols: _Columns, stages: Stages) -> tuple[pa.Table, pa.Table]:
     for j, name in enumerate(LANDMARK_COLUMNS):
         data[name] = marks[:, j]
     data["emotion"], data["confidence"] = stages.classifier.top_labels(probs)
+    data["box_source"] = np.where(_cat(cols.detected, bool), BOX_DETECTED, BOX_TRACKED).astype(object)
     for j, label in enumerate(labels):
         data[prob_column(label)] = probs[:, j]
     data.update(quality_columns(cols.quality))

@@ -90,6 +90,7 @@ _FACE_BASE = [
     *[(name, pa.float32()) for name in LANDMARK_COLUMNS],
     ("emotion", pa.string()),
     ("confidence", pa.float32()),
+    ("box_source", pa.string()),
 ]
 
 #: per-face quality (:mod:`ferbatch.quality`), after the ``p_<label>`` columns
@@ -98,6 +99,11 @@ _FACE_QUALITY = [
                                         "yaw", "pitch", "roll", "occlusion")],
     ("quality_ok", pa.bool_()),
 ]
+
+#: ``faces.box_source``: the box (and landmarks) came from the detector on this frame, or were
+#: carried from the last detection by the tracker (``--detect-interval``, :mod:`ferbatch.propagate`)
+BOX_DETECTED = "detected"
+BOX_TRACKED = "tracked"
 
 
 def prob_column(label: str) -> str:
