@@ -265,9 +265,11 @@ def _register_commands() -> None:
     from .cli_export import COMMANDS as export_commands
     from .cli_models import COMMANDS as model_commands
     from .cli_report import COMMANDS as report_commands
+    from .cli_serve import COMMANDS as serve_commands
     from .cli_train import COMMANDS as train_commands
 
-    for command in [*train_commands, *model_commands, *report_commands, *export_commands]:
+    for command in [*train_commands, *model_commands, *report_commands, *export_commands,
+                    *serve_commands]:
         cli.add_command(command)
 
 

@@ -43,8 +43,7 @@ def export_command(model: str | None, fmt: str, int8: bool, out: str, data: str 
     click.echo(f"wrote {r.path} ({'int8' if r.int8 else 'fp32'}, {r.size_bytes / 1e6:.2f} MB)")
     click.echo(f"fp32 ONNX Runtime vs PyTorch: max |dp| {r.max_abs_diff_fp32:.2g} on {r.verified_on}")
     if r.accuracy_fp32 is not None:
-        click.echo(f"PrivateTest accuracy (n {r.test_n}): PyTorch {r.accuracy_torch:.2%}, "
-                   f"ONNX fp32 {r.accuracy_fp32:.2%}")
+        click.echo(f"PrivateTest accuracy (n {r.test_n}): ONNX fp32 {r.accuracy_fp32:.2%}")
     if r.accuracy_int8 is not None:
         drop = 100 * ((r.accuracy_fp32 or 0.0) - r.accuracy_int8)
         click.echo(f"int8 (calibrated on {r.calibration_n} PublicTest faces): accuracy "

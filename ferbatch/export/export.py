@@ -46,7 +46,6 @@ class ExportReport:
     max_abs_diff_fp32: float
     calibration_n: int = 0
     test_n: int = 0
-    accuracy_torch: float | None = None
     accuracy_fp32: float | None = None
     accuracy_int8: float | None = None
     max_abs_diff_int8: float | None = None
@@ -129,7 +128,6 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
     payload = fp32
     if data is not None:
         report.test_n = len(test_y)
-        report.accuracy_torch = float((_torch_probs(ckpt, test_x).argmax(1) == test_y).mean())
         p_test = _ort_probs(session, test_x)
         report.accuracy_fp32 = float((p_test.argmax(1) == test_y).mean())
     if int8:

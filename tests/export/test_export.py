@@ -90,7 +90,8 @@ def test_loading_a_foreign_or_broken_onnx_file_names_it(tmp_path: Path) -> None:
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     foreign = tmp_path / "foreign.onnx"
-    onnx.save(helper.make_model(graph), str(foreign))
+    onnx.save(helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)]),
+              str(foreign))
     with pytest.raises(ModelError, match="foreign.onnx: not an ONNX model exported by ferbatch"):
         OnnxEmotionModel(foreign)
     broken = tmp_path / "broken.onnx"
