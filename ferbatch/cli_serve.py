@@ -27,7 +27,8 @@ Errors are JSON {"error": ..., "status": N}: 415 not a supported type, 413 body 
 @click.command("serve", epilog=ENDPOINTS)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface; use --token-file then).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="TCP port of the HTTP endpoint.")
 @click.option("--model", default=None, metavar="NAME|PATH",
               help="Emotion model: a bundled model's name (`ferbatch models`) or a checkpoint "
                    "file.  [default: default]")

@@ -116,3 +116,20 @@ def test_int8_export_keeps_privatetest_accuracy_within_one_point(shared_dir: Pat
     assert q["privatetest_n"] == 3589
     assert q["privatetest_accuracy_fp32"] - q["privatetest_accuracy_int8"] <= 0.01
     assert q["privatetest_accuracy_int8"] > 0.6  # a working classifier, not a broken quantisation
+
+
+def test_a_video_run_with_the_onnxruntime_backend_gives_the_torch_rows(user_folder: Path, stages) -> None:
+    from ferbatch.config import ClassifyConfig, RunConfig
+    from ferbatch.pipeline import Stages, process_video
+
+    config = RunConfig(device="cpu", classify=ClassifyConfig(backend="onnxruntime"))
+    ort_stages = Stages(config)
+    clip = user_folder / "face.mp4"
+    want = process_video(clip, RunConfig(device="cpu"), stages=stages).faces
+    got = process_video(clip, config, stages=ort_stages).faces
+    assert got.num_rows == want.num_rows > 0
+    assert got.column("emotion").to_pylist() == want.column("emotion").to_pylist()
+    for label in stages.labels:
+        np.testing.assert_allclose(got.column(f"p_{label}").to_numpy(),
+                                   want.column(f"p_{label}").to_numpy(), atol=1e-4, rtol=0)
+    assert ort_stages.fingerprint == stages.fingerprint  # a backend does not change the rows
