@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.ferbatch-setup
 
-.PHONY: setup demo test test-fast lint bench bench-gpu browser clean
+.PHONY: setup demo test test-fast lint bench bench-gpu browser image-test clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,13 @@ bench: setup
 # GPU throughput (needs CUDA): 360p/720p/1080p, 1-8 workers per GPU -> bench/gpu_results.json
 bench-gpu: setup
 	$(PY) bench/bench_gpu.py --json bench/gpu_results.json
+
+# Build the CPU image with podman (vfs, chroot) from a Debian base (mmdebstrap), run `ferbatch
+# demo` in it, read its Parquet here; then the slow image test checks the same (FERBATCH_IMAGE_TEST=1).
+# Needs podman + mmdebstrap (apt-get install podman mmdebstrap); not part of `make test` (time).
+image-test: setup
+	PY=$(abspath $(PY)) bash docker/image_test.sh
+	FERBATCH_IMAGE_TEST=1 $(VENV)/bin/pytest -q tests/test_image_build.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

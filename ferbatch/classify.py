@@ -4,6 +4,10 @@ Loads a checkpoint once (``None`` = the bundled default); its label set and prep
 travel with it, and the centre crop and normalisation are :mod:`ferbatch.models.preprocess`'s,
 the functions the trainer runs, so inference cannot drift from training. Batches are padded to a few bucketed sizes
 (:mod:`ferbatch.batching`) so the CPU backend's per-shape kernel cache stays small.
+
+Backends: ``torch`` (PyTorch, any device) or ``onnxruntime`` (CPU only: the checkpoint is
+exported to ONNX in memory once at load, :mod:`ferbatch.export`, and run by ONNX Runtime; its
+probabilities match PyTorch's within 1e-4).
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import torch.nn.functional as F
 
 from .batching import pad_rows
 from .devices import inference_autocast, resolve_device, upload
+from .errors import ConfigError
 from .models.bundled import resolve_model
 from .models.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from .models.preprocess import center_crop, normalize
 
 _BUCKET = 32
+#: classification backends (``--backend``)
+BACKENDS = ("torch", "onnxruntime")
 
 
 class EmotionClassifier:
@@ -33,7 +40,7 @@ class EmotionClassifier:
     """
 
     def __init__(self, checkpoint: str | os.PathLike[str] | None = None, device: str = "auto",
-                 batch_size: int = 256, tta_flip: bool = False) -> None:
+                 batch_size: int = 256, tta_flip: bool = False, backend: str = "torch") -> None:
         path = resolve_model(checkpoint)
         self.checkpoint: Checkpoint = load_checkpoint(path)
         self.path = path
@@ -49,6 +56,22 @@ class EmotionClassifier:
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.name = self.model_name(self.checkpoint.arch, path, self.sha256)
+        self.backend = backend
+        self._onnx = None
+        if backend == "onnxruntime":
+            self._onnx = self._onnx_session()
+        elif backend != "torch":
+            raise ConfigError(f"--backend: unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
+
+    def _onnx_session(self):  # noqa: ANN202 - OnnxEmotionModel, imported late (optional extra)
+        if self.device.type != "cpu":
+            raise ConfigError(f"--backend onnxruntime runs on the CPU only, not on {self.device}")
+        from .export.onnx_graph import export_bytes, metadata, with_metadata
+        from .export.runtime import OnnxEmotionModel
+
+        blob = with_metadata(export_bytes(self.checkpoint),
+                             metadata(self.checkpoint, self.name, self.sha256))
+        return OnnxEmotionModel(blob, threads=torch.get_num_threads())
 
     @staticmethod
     def model_name(arch: str, path: Path, sha256: str) -> str:
@@ -76,6 +99,9 @@ class EmotionClassifier:
             rows = len(batch)
             batch = pad_rows(batch, _BUCKET)
             x = normalize(center_crop(upload(batch, self.device), pre.input_size), pre.mean, pre.std)
+            if self._onnx is not None:
+                out[start:start + rows] = self._onnx_probs(x[:rows].numpy())
+                continue
             if self.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             t = self.temperature
@@ -85,3 +111,9 @@ class EmotionClassifier:
                     probs = (probs + F.softmax(self.model(x.flip(-1)).float() / t, dim=1)) / 2
             out[start:start + rows] = probs[:rows].cpu().numpy()
         return out
+
+    def _onnx_probs(self, x: np.ndarray) -> np.ndarray:
+        probs = self._onnx.probabilities(x)
+        if self.tta_flip:
+            probs = (probs + self._onnx.probabilities(np.ascontiguousarray(x[..., ::-1]))) / 2
+        return probs

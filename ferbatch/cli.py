@@ -100,7 +100,7 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
                             batch_size=opts["det_batch"]),
         track=TrackConfig(iou_threshold=opts["track_iou"], max_gap_s=opts["track_gap"]),
         classify=ClassifyConfig(model=opts["model"], batch_size=opts["cls_batch"],
-                                tta_flip=opts["tta_flip"]),
+                                tta_flip=opts["tta_flip"], backend=opts["backend"]),
         device=opts["device"],
         interval=IntervalConfig(detect_interval=opts["detect_interval"],
                                 adaptive=opts["detect_adaptive"]),
@@ -155,6 +155,10 @@ def run_options(fn: Any) -> Any:
                      help="With --detect-interval: also detect early when tracking is unsure (a "
                           "face lost or leaving, a scene cut, motion where no face is), or only "
                           "on the fixed grid."),
+        click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
+                     default=ClassifyConfig.backend, show_default=True,
+                     help="Classification backend: PyTorch, or ONNX Runtime (CPU only; the model "
+                          "is exported to ONNX in memory at start; needs ferbatch[export])."),
         click.option("--track-iou", default=TrackConfig.iou_threshold, show_default=True,
                      help="Smallest box overlap (intersection over union, in (0, 1)) for a "
                           "detection to continue a face's track, i.e. keep its face_id."),
@@ -279,12 +283,15 @@ def demo_command(out: str, quiet: bool) -> None:
 
 def _register_commands() -> None:
     """Attach the commands of the trainer and the report modules."""
+    from .cli_export import COMMANDS as export_commands
     from .cli_models import COMMANDS as model_commands
     from .cli_quality import COMMANDS as quality_commands  # explain, validate
     from .cli_report import COMMANDS as report_commands
+    from .cli_serve import COMMANDS as serve_commands
     from .cli_train import COMMANDS as train_commands
 
-    for command in [*train_commands, *model_commands, *report_commands, *quality_commands]:
+    for command in [*train_commands, *model_commands, *report_commands, *quality_commands,
+                    *export_commands, *serve_commands]:
         cli.add_command(command)
 
 

@@ -189,11 +189,14 @@ class ClassifyConfig:
     * ``batch_size``: ``--cls-batch``, faces classified at once; ``None``: 256 on a GPU, 32 on the
       CPU (where small batches let classification overlap detection instead of trailing it).
     * ``tta_flip``: ``--tta-flip``, average each face's probabilities with its mirror image's.
+    * ``backend``: ``--backend``, ``torch`` or ``onnxruntime`` (CPU only; the model exported to
+      ONNX in memory at load, :mod:`ferbatch.export`).
     """
 
     model: str | None = None
     batch_size: int | None = None
     tta_flip: bool = False
+    backend: str = "torch"
 
     def validate(self) -> None:
         if self.model is not None:
@@ -206,6 +209,8 @@ class ClassifyConfig:
                 raise ConfigError(f"--model: {exc}") from exc
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"--cls-batch must be >= 1, got {self.batch_size}")
+        if self.backend not in ("torch", "onnxruntime"):
+            raise ConfigError(f"--backend must be torch or onnxruntime, got {self.backend!r}")
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,15 @@ class SpanMismatchError(DecodeError):
 
 class SegmentError(DecodeError):
     """Segment results that cannot be merged; the video is then analysed whole."""
+
+
+class ExportError(FerbatchError):
+    """A model could not be exported, or its export does not reproduce the PyTorch model."""
+
+
+class ImageError(FerbatchError):
+    """Bytes that should be a still image cannot be decoded (corrupt, truncated, too large)."""
+
+
+class UnsupportedImageError(ImageError):
+    """Bytes that are not an image of a supported format (JPEG, PNG, WebP)."""

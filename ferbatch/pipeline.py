@@ -103,7 +103,8 @@ class Stages:
         self.detector = FaceDetector(config.detect, device=self.device)
         self.classifier = EmotionClassifier(config.classify.model, device=str(self.device),
                                             batch_size=self.classify_batch,
-                                            tta_flip=config.classify.tta_flip)
+                                            tta_flip=config.classify.tta_flip,
+                                            backend=config.classify.backend)
         self.labels = self.classifier.labels
         self.provenance = make_provenance(config, self.classifier.name, self.classifier.sha256,
                                           self.labels)

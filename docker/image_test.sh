@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make image-test`: build the CPU image with podman (vfs storage, chroot isolation) from a Debian
+# base made by mmdebstrap (no public image registry needed), run `ferbatch demo` inside it, and
+# read the Parquet it wrote from the host with ferbatch.load.
+#
+# Needs: podman and mmdebstrap (Debian: apt-get install podman mmdebstrap), root or subuids.
+# Environment: PY (host Python with ferbatch; default .venv/bin/python), DEBIAN_SUITE (bookworm:
+# Python 3.11, as the wheels), FERBATCH_IMAGE_WORK (scratch folder), TORCH_INDEX_URL (default:
+# this machine's wheel index on disk, mounted into the build), IMAGE_TAG.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+SUITE=${DEBIAN_SUITE:-bookworm}
+WORK=${FERBATCH_IMAGE_WORK:-/tmp/ferbatch-image-test}
+BASE=localhost/ferbatch-base:$SUITE
+TAG=${IMAGE_TAG:-localhost/ferbatch:cpu-test}
+PODMAN=(podman --storage-driver vfs)
+
+for tool in podman mmdebstrap; do
+    command -v "$tool" >/dev/null || { echo "image-test: $tool not found (apt-get install podman mmdebstrap)" >&2; exit 2; }
+done
+mkdir -p "$WORK"
+step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+if ! "${PODMAN[@]}" image exists "$BASE"; then
+    step "base image $BASE from Debian $SUITE packages (mmdebstrap)"
+    mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates,passwd \
+        "$SUITE" "$WORK/base.tar"
+    "${PODMAN[@]}" import "$WORK/base.tar" "$BASE"
+    rm -f "$WORK/base.tar"
+fi
+
+# pip's own default index (PyPI) for what is not on this disk; torch/torchvision from the disk.
+PYPI=$("$PY" -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
+TORCH_INDEX=${TORCH_INDEX_URL:-file:///opt/pypi-more/simple}
+MOUNTS=()
+for dir in /opt/pypi-more /opt/pypi /opt/wheels; do
+    [ -d "$dir" ] && MOUNTS+=(-v "$dir:$dir:ro")
+done
+
+step "build $TAG (docker/Dockerfile.cpu, BASE_IMAGE=$BASE, TORCH_INDEX_URL=$TORCH_INDEX)"
+"${PODMAN[@]}" build --isolation chroot --network host "${MOUNTS[@]}" \
+    -f "$ROOT/docker/Dockerfile.cpu" \
+    --build-arg BASE_IMAGE="$BASE" --build-arg TORCH_INDEX_URL="$TORCH_INDEX" \
+    --build-arg PIP_EXTRA_INDEX_URL="$PYPI" \
+    -t "$TAG" "$ROOT"
+
+step "ferbatch demo inside the image"
+OUT="$WORK/out"
+rm -rf "$OUT" && mkdir -p "$OUT" && chmod 0777 "$OUT"
+"${PODMAN[@]}" run --rm --network none --cgroups disabled -v "$OUT:/data/out" "$TAG" \
+    ferbatch demo --out /data/out/demo --quiet
+
+step "read its Parquet on the host"
+"$PY" - "$OUT/demo/results" <<'PYEOF'
+import sys
+
+import ferbatch
+
+res = ferbatch.load(sys.argv[1])
+videos = res.videos
+print(videos[["video_id", "status", "frames_analyzed", "faces_detected"]].to_string(index=False))
+ok = videos[videos.status == "ok"]
+assert len(ok) >= 2 and len(res.faces) > 0, "the demo inside the image found no faces"
+print(f"image-test: ok ({len(ok)} videos ok, {len(res.faces)} face rows read on the host)")
+PYEOF
