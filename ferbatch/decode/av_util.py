@@ -94,8 +94,16 @@ def av_reason(exc: BaseException) -> str:
 
 def quiet_ffmpeg() -> None:
     """Keep FFmpeg's per-packet warnings out of terminals and worker logs: the problems that
-    matter reach the user through the videos table (``status``/``error``)."""
-    av.logging.set_level(av.logging.PANIC)
+    matter reach the user through the videos table (``status``/``error``).
+
+    PyAV's own "ignore everything" callback (level ``None``), not a level such as ``PANIC``:
+    any level installs PyAV's Python callback, which still passes every ``AV_LOG_ERROR``
+    message to Python and so takes the GIL from FFmpeg's decoder threads. A frame thread that
+    logs while the main thread frees the codec context (``avcodec_free_context``, called with
+    the GIL held) then waits for the GIL forever: the process hangs when a video is closed
+    (seen with threaded vp9/hevc decoding; PyAV documents the same deadlock for threads and
+    logging). Error *codes* still reach the exceptions (``av_reason``)."""
+    av.logging.set_level(None)
     logging.getLogger("libav").setLevel(logging.ERROR)
 
 

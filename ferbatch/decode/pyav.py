@@ -229,8 +229,9 @@ class PyAVStream(PacketReader, VideoStream):
         return self._gen
 
     def _frames(self, sampler: FrameSampler) -> Iterator[Frame]:
+        timed = self._timeline.times(self._all_av_frames())
         try:
-            for av_frame, t in self._timeline.times(self._all_av_frames()):
+            for av_frame, t in timed:
                 index = self.frames_decoded
                 self.frames_decoded += 1
                 self._last_t = t
@@ -247,14 +248,16 @@ class PyAVStream(PacketReader, VideoStream):
                 self._check_complete()
         finally:
             self._gen = None
+            timed.close()  # release the frames the timeline holds back before the decoder
             self._close_container()
 
     def _span_frames(self, sampler: FrameSampler, span: FrameSpan) -> Iterator[Frame]:
         """Frames ``[warm_index, end_index)`` of ``span``, checked against the plan as they come
         (:class:`~ferbatch.decode.span.SpanCheck`)."""
         check = SpanCheck(span, self.path)
+        timed = self._timeline.times(self._all_av_frames())
         try:
-            for av_frame, t in self._timeline.times(self._all_av_frames()):
+            for av_frame, t in timed:
                 index = check.index_of(av_frame.pts)
                 if index is None:
                     continue  # decoded from the keyframe only as a reference
@@ -277,6 +280,7 @@ class PyAVStream(PacketReader, VideoStream):
                     self._check_complete(decoded=span.end_index)
         finally:
             self._gen = None
+            timed.close()  # release the frames the timeline holds back before the decoder
             self._close_container()
 
     def _all_av_frames(self) -> Iterator[av.VideoFrame]:

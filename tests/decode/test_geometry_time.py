@@ -363,3 +363,20 @@ def test_run_on_a_folder_records_geometry_and_time(tmp_path, stages) -> None:
     frames = pd.read_parquet(tmp_path / "out" / "frames")
     ts = frames[frames["video_id"].astype(str) == raw.video_id].sort_values("frame_index")["timestamp_s"]
     np.testing.assert_allclose(ts.to_numpy(), np.arange(20) / 10, atol=1e-6)
+
+
+def test_quiet_ffmpeg_never_calls_into_python_from_decoder_threads(tmp_path) -> None:
+    """quiet_ffmpeg installs PyAV's no-op log callback (level None), not a level: any level
+    sends FFmpeg's ERROR messages through Python, and a decoder thread logging while the
+    codec context is freed then deadlocks on the GIL. Errors still name their reason."""
+    import av
+
+    from ferbatch.decode.av_util import quiet_ffmpeg
+    from ferbatch.errors import VideoOpenError
+
+    quiet_ffmpeg()
+    assert av.logging.get_level() is None
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    with pytest.raises(VideoOpenError, match="bad.mp4: not a video file: Invalid data"):
+        open_video(bad)
