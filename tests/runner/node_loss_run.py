@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 from typing import Any
@@ -48,12 +49,27 @@ class KillOnFirstCommit(RunHook):
         self.retries.append(retry.error)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _agent_ports() -> dict[str, int]:
+    """Fixed ports for a node's agents: with them the raylet does not wait for the agents'
+    port files, which it gives up on after a hard-coded 15 s (ray-project/ray#65983) when a
+    loaded machine starts the Python agents slowly."""
+    return {name: _free_port() for name in ("metrics_agent_port", "metrics_export_port",
+                                            "dashboard_agent_listen_port",
+                                            "runtime_env_agent_port")}
+
+
 def main(temp: str, out: str, videos: list[str]) -> None:
     common = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
     cluster = Cluster(initialize_head=True, head_node_args={
-        **common, "temp_dir": temp, "_system_config": FAST_FAILURE})
+        **common, **_agent_ports(), "temp_dir": temp, "_system_config": FAST_FAILURE})
     try:
-        second = cluster.add_node(**common)
+        second = cluster.add_node(**common, **_agent_ports())
         cluster.wait_for_nodes()
         hook = KillOnFirstCommit(second)
         summary = run_videos(videos, out, RunConfig(device="cpu"), use_ray=True, hook=hook,

@@ -23,6 +23,9 @@ from helpers import REPO_ROOT
 
 pytest.importorskip("ray")
 
+#: Ray's message when a node's raylet died during start-up
+RAY_START_FAILED = "The current node timed out during startup"
+
 
 @pytest.mark.slow
 def test_a_lost_node_loses_no_video_and_duplicates_no_row(tmp_path: Path, face_image: Any) -> None:
@@ -40,6 +43,9 @@ def test_a_lost_node_loses_no_video_and_duplicates_no_row(tmp_path: Path, face_i
                               text=True, timeout=540)
     finally:
         subprocess.run(["rm", "-rf", temp], check=False)
+    if done.returncode != 0 and RAY_START_FAILED in done.stderr:
+        pytest.skip("Ray could not start a node on this machine (the raylet gives up on slow "
+                    "agents after a hard-coded 15 s: ray-project/ray#65983; a loaded machine)")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["killed"]

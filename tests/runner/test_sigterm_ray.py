@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import psutil
 import pytest
+from test_node_loss import RAY_START_FAILED
 
 import clips
 from helpers import REPO_ROOT
@@ -44,7 +45,12 @@ def test_sigterm_to_a_ray_driver_exits_143_with_one_line_and_stops_ray(
     status = out / "_status"
     deadline = time.monotonic() + 240
     while not (status.is_dir() and any(p.suffix == ".parquet" for p in status.iterdir())):
-        assert driver.poll() is None, driver.communicate()[1][-3000:]
+        if driver.poll() is not None:
+            stderr = driver.communicate()[1]
+            if RAY_START_FAILED in stderr:
+                pytest.skip("Ray could not start on this machine (the raylet gives up on slow "
+                            "agents after a hard-coded 15 s: ray-project/ray#65983)")
+            pytest.fail(f"the run ended before SIGTERM: {stderr[-3000:]}")
         assert time.monotonic() < deadline, "no video committed in 240 s"
         time.sleep(0.2)
     ray_processes = psutil.Process(driver.pid).children(recursive=True)
