@@ -63,11 +63,16 @@ def _logged(plan: RunPlan, executor: Executor, hook: RunHook | None) -> RunSumma
         except FerbatchError as exc:
             log.warning("run stopped: %s", exc)
             raise
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                log.error("run stopped by an unexpected error", exc_info=True)
+                raise
+            # Ctrl-C, SIGTERM (the CLI's Terminated): videos.parquet shows what was committed
             log.warning("run interrupted; committed videos are kept, the rest is redone next time")
-            raise
-        except Exception:
-            log.error("run stopped by an unexpected error", exc_info=True)
+            try:
+                plan.store.write_videos_table()
+            except FerbatchError as error:
+                log.warning("%s", error)
             raise
 
 

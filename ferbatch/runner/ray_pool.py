@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -106,6 +106,7 @@ class Scheduler:
         self._last_error = ""
         self._seen: dict[Any, int] = {}  # actor -> frame count last polled
         self._reported: dict[str, int] = {}  # video_id -> frames reported while it ran
+        self.check_signals: Callable[[], None] = lambda: None  # ray_setup.deferred_sigterm
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> dict[str, dict[str, Any]]:
@@ -113,13 +114,14 @@ class Scheduler:
             self._spawn()
         try:
             while self.queue or self._running:
+                self.check_signals()
                 self._dispatch()
                 waiting = [*self._starting, *self._running]
                 if not waiting:
                     if not self.queue:  # the last tasks were given up (their video ran whole)
                         break
                     raise RunError(f"no Ray worker could start: {self._last_error}")
-                future = self.port.wait(waiting, PROGRESS_POLL_S if self._running else None)
+                future = self.port.wait(waiting, PROGRESS_POLL_S)  # finite: signals get handled
                 if future is None:
                     self.poll_frames()
                 elif future in self._starting:
@@ -367,9 +369,9 @@ class RayExecutor:
                 hook: RunHook) -> dict[str, dict[str, Any]]:
         import ray
 
-        from .ray_setup import connect
+        from .ray_setup import connect, deferred_sigterm
 
-        with connect(self.pool.address):
+        with connect(self.pool.address), deferred_sigterm() as check_signals:
             resources = ray.cluster_resources()
             cap = self.pool.workers or max(1, int(resources.get("CPU", 1)))
             shape = shape_pool(self.pool, plan.config.device, resources, plan.count_units(cap))
@@ -377,7 +379,9 @@ class RayExecutor:
             log.info("Ray pool: %d worker(s), %g CPU and %g GPU each, on %s", shape.workers,
                      shape.cpus, shape.gpus, shape.device)
             port = RayPort(plan.location.for_worker(), config, shape.cpus, shape.gpus)
-            return Scheduler(port, plan, todo, shape.workers, self.pool.max_retries, hook).run()
+            scheduler = Scheduler(port, plan, todo, shape.workers, self.pool.max_retries, hook)
+            scheduler.check_signals = check_signals
+            return scheduler.run()
 
 
 def run_distributed(inputs: Sequence[str | os.PathLike[str]],

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import ConfigError
@@ -53,18 +55,74 @@ def connect(address: str | None = None, num_cpus: int | None = None,
     try:
         if address:
             try:
-                ray.init(address=address, logging_level="WARNING")
+                with keep_sigterm_handler():
+                    ray.init(address=address, logging_level="WARNING")
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
         else:
             temp_dir = _short_temp_dir()
-            init_local(num_cpus, num_gpus, temp_dir=temp_dir)
+            with keep_sigterm_handler():
+                init_local(num_cpus, num_gpus, temp_dir=temp_dir)
         yield True
     finally:
         if ray.is_initialized():
             ray.shutdown()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextmanager
+def keep_sigterm_handler() -> Iterator[None]:
+    """Keep this process's Python SIGTERM handler across ``ray.init``.
+
+    ``ray.init`` installs Ray's C++ failure-signal handler for SIGTERM in the driver: it prints
+    a crash dump ("*** SIGTERM received …") and aborts (exit 134), so neither the workers nor a
+    private instance are stopped. When the process has a Python handler (``ferbatch``'s CLI:
+    :func:`ferbatch.cli.interruptible` turns SIGTERM into one line and exit 143), it is put
+    back after ``ray.init``; the run then unwinds like Ctrl-C: the scheduler kills its actors,
+    :func:`connect` shuts the instance down. A process without one keeps Ray's behaviour.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and callable(previous):
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def deferred_sigterm() -> Iterator[Callable[[], None]]:
+    """Defer SIGTERM to safe points of the driver's loop; yields ``check``, which runs the
+    process's own handler (raising, for the CLI, its ``Terminated``) if SIGTERM came.
+
+    A Python handler that raises while Ray's Cython code waits (``ray.wait``, ``ray.get``)
+    surfaces as ``SystemError: … returned a result with an exception set``, not as the
+    handler's exception; so while the loop runs, the signal is only recorded, and the loop calls
+    ``check`` each turn (at most ``PROGRESS_POLL_S`` apart). Leaving the block runs the handler
+    for a signal not yet checked. Without a Python handler (or off the main thread) nothing
+    changes and ``check`` does nothing.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    if not callable(previous):
+        yield lambda: None
+        return
+    handler = previous
+    pending: list[int] = []
+
+    def check() -> None:
+        if pending:
+            pending.clear()
+            signal.signal(signal.SIGTERM, handler)
+            handler(signal.SIGTERM, None)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: pending.append(signum))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        check()
 
 
 def init_local(num_cpus: int | None = None, num_gpus: int | None = None,

@@ -50,7 +50,7 @@ def _start_a(video: Path, out: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_stopped(proc: subprocess.Popen[str], timeout: float = 120.0) -> None:
+def _wait_stopped(proc: subprocess.Popen[str], timeout: float = 300.0) -> None:
     """Until ``proc`` is stopped (state ``T`` in /proc); fails the test if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,7 +95,7 @@ def test_a_second_run_refuses_while_the_first_is_stopped_and_nothing_is_lost(
         assert _in_flight(out, video_id) == before  # B touched nothing of A's
     finally:
         os.kill(a.pid, signal.SIGCONT)
-        output = a.communicate(timeout=120)[0]
+        output = a.communicate(timeout=300)[0]
     assert a.returncode == 0, output
     videos = pd.read_parquet(out / "videos.parquet")
     assert videos["status"].tolist() == ["ok"] and videos["frames_analyzed"].tolist() == [24]
