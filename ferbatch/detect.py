@@ -197,10 +197,18 @@ class FaceDetector:
         if ratio < 1.0:
             size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        image = upload(np.ascontiguousarray(frame)[None], self.device).permute(0, 3, 1, 2).float()
-        squares = _square(torch.as_tensor(np.asarray(boxes, np.float32) * ratio, device=self.device))
+        squares = _square(torch.as_tensor(np.asarray(boxes, np.float32) * ratio))
+        # only the part of the frame the squares cover goes to the device (outside reads 0 either way)
+        fh, fw = frame.shape[:2]
+        x0, y0 = (max(0, int(v)) for v in squares[:, :2].min(0).values.floor().tolist())
+        x1, y1 = (int(v) for v in squares[:, 2:].max(0).values.ceil().tolist())
+        x1, y1 = max(x0 + 1, min(fw, x1 + 1)), max(y0 + 1, min(fh, y1 + 1))
+        part = np.ascontiguousarray(frame[y0:y1, x0:x1])
+        image = upload(part[None], self.device).permute(0, 3, 1, 2).float().contiguous()
+        local = (squares - torch.tensor([x0, y0, x0, y0], dtype=squares.dtype)).to(self.device)
         idx = torch.zeros(len(squares), dtype=torch.long, device=self.device)
-        reg, marks, prob = _padded(self.onet, self._crop(image.contiguous(), squares, idx, 48))
+        reg, marks, prob = _padded(self.onet, self._crop(image, local, idx, 48))
+        squares = squares.to(self.device)
         bw = (squares[:, 2] - squares[:, 0]).unsqueeze(1)
         bh = (squares[:, 3] - squares[:, 1]).unsqueeze(1)
         points = torch.stack([squares[:, :1] + bw * marks[:, :5],

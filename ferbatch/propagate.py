@@ -79,7 +79,7 @@ class FlowTracker:
 
     def __init__(self, config: IntervalConfig | None = None) -> None:
         self.config = config or IntervalConfig()
-        self._prev: np.ndarray | None = None
+        self._prev: np.ndarray | None = None  # the last frame's tracking image
         self._prev_thumb: np.ndarray | None = None
         self._ref_thumb: np.ndarray | None = None
         self._faces: _Faces | None = None
@@ -134,12 +134,11 @@ class FlowTracker:
         ix2, iy2 = min(w, int(x2 - 0.15 * (x2 - x1))), min(h, int(y2 - 0.05 * (y2 - y1)))
         pts = [marks.reshape(-1, 2)]
         if ix2 - ix1 >= 4 and iy2 - iy1 >= 4:
-            mask = np.zeros((h, w), np.uint8)
-            mask[iy1:iy2, ix1:ix2] = 255
             side = max(ix2 - ix1, iy2 - iy1)
-            corners = cv2.goodFeaturesToTrack(small, _CORNERS, 0.01, max(2.0, side / 10), mask=mask)
+            corners = cv2.goodFeaturesToTrack(small[iy1:iy2, ix1:ix2], _CORNERS, 0.01, max(2.0, side / 10))
             if corners is not None:
-                pts.append(corners.reshape(-1, 2))
+                corners = corners.reshape(-1, 2) + np.array([ix1, iy1], np.float32)
+                pts.append(corners)
             if corners is None or len(corners) < _CORNERS // 2:
                 gx, gy = np.meshgrid(np.linspace(ix1, ix2 - 1, 4), np.linspace(iy1, iy2 - 1, 4))
                 pts.append(np.stack([gx.ravel(), gy.ravel()], 1))

@@ -168,3 +168,11 @@ def test_cli_run_writes_box_source(tmp_path: Path, user_folder: Path) -> None:
     bad = CliRunner().invoke(cli, ["run", str(user_folder / "face.mp4"), "--out", str(tmp_path / "b"),
                                    "--detect-interval", "-1"])
     assert bad.exit_code != 0 and "--detect-interval" in bad.output
+
+
+def test_interval_settings_travel_to_ray_workers() -> None:
+    """Workers rebuild the config from its dict (``RunConfig.from_dict``)."""
+    config = RunConfig(interval=IntervalConfig(detect_interval=4, adaptive=False))
+    assert RunConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(Exception, match="--detect-interval"):
+        RunConfig(interval=IntervalConfig(detect_interval=-1)).validate()

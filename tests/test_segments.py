@@ -201,6 +201,32 @@ def test_split_in_process_with_fps_sampling_matches_whole(folder: Path) -> None:
         assert_same_frame(getattr(split, name).to_pandas(), getattr(whole, name).to_pandas())
 
 
+def test_split_with_a_detection_interval_detects_at_each_segment_start(folder: Path,
+                                                                       stages: Stages) -> None:
+    """``--detect-interval``: every segment's first own frame is detected (its tracker starts
+    there), the rest as in the whole run: same frames, faces and ids, boxes on the same faces."""
+    from ferbatch.config import IntervalConfig, TrackConfig
+    from ferbatch.track import iou_matrix
+
+    config = RunConfig(decode=DecodeConfig(fps=8), track=TrackConfig(max_gap_s=0.5), device="cpu",
+                       interval=IntervalConfig(detect_interval=3)).validate()
+    video = folder / "faces.mp4"
+    plan = plan_segments(video, config, segment_s=1.0)
+    whole = process_video(video, config, stages)
+    split = process_segments_locally(video, plan, config, stages)
+    for key in ("status", "frames_analyzed", "faces_detected", "tracks"):
+        assert split.row[key] == whole.row[key], key
+    faces = split.faces.to_pandas()
+    starts = [s.first_index for s in plan.spans]
+    assert set(faces.loc[faces.frame_index.isin(starts), "box_source"]) == {"detected"}
+    assert set(faces.box_source) == {"detected", "tracked"}
+    other = whole.faces.to_pandas()
+    assert (faces.frame_index.to_numpy() == other.frame_index.to_numpy()).all()
+    assert (faces.face_id.to_numpy() == other.face_id.to_numpy()).all()
+    cols = ["x1", "y1", "x2", "y2"]
+    assert np.diag(iou_matrix(faces[cols].to_numpy(), other[cols].to_numpy())).min() > 0.8
+
+
 # -- split Ray runs -----------------------------------------------------------------------------
 def test_split_ray_run_matches_the_unsplit_local_run(folder: Path, tmp_path: Path,
                                                      stages: Stages, ray_session: None) -> None:
