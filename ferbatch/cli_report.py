@@ -33,7 +33,7 @@ from .report.defaults import (
                    "thresholds the run wrote into _ferbatch.json; NAME=VALUE pairs override some "
                    "(min_face_px, min_sharpness, min_brightness, max_brightness, min_contrast, "
                    "max_abs_yaw, max_abs_pitch, max_occlusion; 'none' switches one off). The excluded "
-                   "face-time is reported (README, Face quality).")
+                   "face-time is reported (README, Face quality). Default: every row counts.")
 @click.option("--no-html", is_flag=True, help="Write only the summary tables.")
 @click.option("--no-thumbnails", is_flag=True, help="Do not open the source videos for face thumbnails.")
 @click.option("--no-explain", is_flag=True,

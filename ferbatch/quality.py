@@ -72,7 +72,7 @@ class QualityThresholds:
 
     min_face_px: float | None = 22.0
     min_sharpness: float | None = 0.05
-    min_brightness: float | None = 0.075
+    min_brightness: float | None = 0.073
     max_brightness: float | None = 0.91
     min_contrast: float | None = 0.036
     max_abs_yaw: float | None = None
