@@ -149,6 +149,8 @@ def fer_tables(args: argparse.Namespace) -> dict[str, float | None]:
     def family(name: str, signal: str, make: Callable[[float], np.ndarray], levels: list[float],
                to_signal: Callable[[float, np.ndarray], float], higher_is_better: bool,
                key: str | None) -> None:
+        if args.only and name.split()[0] not in args.only:
+            return
         print(f"{name:<14} {'level':>7} {signal:>11} {'top-1 %':>8}")
         rows = []
         for level in levels:
@@ -179,10 +181,21 @@ def fer_tables(args: argparse.Namespace) -> dict[str, float | None]:
            median_of("contrast"), True, "min_contrast")
     family("rotate °", "|roll|", lambda d: rotate(x, d), [0, 10, 20, 30, 45],
            lambda d, _i: d, True, None)
-    print("(in-plane rotation: the pipeline levels the eyes before classifying, so roll is "
-          "reported but not thresholded)\n")
+    if not args.only or "rotate" in args.only:
+        print("(in-plane rotation: the pipeline levels the eyes before classifying, so roll is "
+              "reported but not thresholded)\n")
 
-    # occlusion: synthetic occluders of growing area, then how the signal separates them
+    if not args.only or "occlusion" in args.only:
+        occlusion_table(x, y, acc, base, base_hits, chosen, args)
+    if not args.only or "pose" in args.only:
+        chosen.update(pose_table(x, base_hits, args))
+    return chosen
+
+
+def occlusion_table(x: np.ndarray, y: np.ndarray, acc: Callable[[np.ndarray], np.ndarray],
+                    base: float, base_hits: np.ndarray, chosen: dict[str, float | None],
+                    args: argparse.Namespace) -> None:
+    """Synthetic occluders of growing area, then how the occlusion signal separates them."""
     clean = crop_signals(x)["occlusion"]
     print(f"{'occluder area':<14} {'occlusion':>11} {'top-1 %':>8} {'AUC vs clean':>13}")
     occ_vals, occ_hits = [clean], [base_hits]
@@ -207,9 +220,6 @@ def fer_tables(args: argparse.Namespace) -> dict[str, float | None]:
         chosen["max_occlusion"] = None
     print(f"→ max_occlusion = {chosen['max_occlusion']} (adopted only if AUC at 25 % area ≥ 0.75; "
           f"it is {a25:.3f})\n")
-
-    chosen.update(pose_table(x, base_hits, args))
-    return chosen
 
 
 def pose_table(x: np.ndarray, hits: np.ndarray, args: argparse.Namespace) -> dict[str, float | None]:
@@ -304,7 +314,12 @@ def main() -> None:
     ap.add_argument("--video", type=Path, action="append", default=None,
                     help="clip(s) for the per-window table and the cost share (repeatable)")
     ap.add_argument("--no-fer", action="store_true", help="skip the FER2013 tables")
+    ap.add_argument("--only", action="append", default=None,
+                    choices=["blur", "downscale", "darken", "brighten", "contrast", "rotate",
+                             "occlusion", "pose"],
+                    help="run only these FER2013 tables (repeatable; default all)")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

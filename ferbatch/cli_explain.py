@@ -38,10 +38,10 @@ def _face_from_results(results_dir: str, video: Path, at: float, face_id: int,
                    "found in that frame, by detection score (0 = the most confident; default 0).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
               help="An output folder of this video: take the face's box and landmarks from its row "
-                   "nearest to --at instead of detecting faces.")
+                   "nearest to --at instead of detecting faces (default: detect them in the frame).")
 @click.option("--model", default="default", show_default=True,
               help="Emotion model: a bundled name or a checkpoint path.")
-@click.option("--label", default=None, help="Explain this label instead of the top one.")
+@click.option("--label", default=None, help="Explain this label (default: the top one).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="PNG file to write.")
 def explain_command(video: str, at: float, face_id: int | None, results_dir: str | None,
                     model: str, label: str | None, out: str) -> None:

@@ -33,12 +33,15 @@ from .report.defaults import (
                    "thresholds the run wrote into _ferbatch.json; NAME=VALUE pairs override some "
                    "(min_face_px, min_sharpness, min_brightness, max_brightness, min_contrast, "
                    "max_abs_yaw, max_abs_pitch, max_occlusion; 'none' switches one off). The excluded "
-                   "face-time is reported (README, Face quality).")
+                   "face-time is reported (README, Face quality). Default: every row counts.")
 @click.option("--no-html", is_flag=True, help="Write only the summary tables.")
 @click.option("--no-thumbnails", is_flag=True, help="Do not open the source videos for face thumbnails.")
+@click.option("--no-explain", is_flag=True,
+              help="No Grad-CAM heat maps beside the thumbnails (they need the run's bundled model).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the paths written.")
 def report_command(out: str, smooth_method: str, window_s: float, min_episode_s: float,
-                   max_gap_s: float, min_quality: str | None, no_html: bool, no_thumbnails: bool, quiet: bool) -> None:
+                   max_gap_s: float, min_quality: str | None, no_html: bool, no_thumbnails: bool, no_explain: bool,
+                   quiet: bool) -> None:
     """Summarise the ferbatch output folder OUT: per-video and per-face emotion shares and
     episodes (summary.parquet/.csv, summary_faces.parquet, episodes.parquet) and a static HTML
     report in OUT/report/. Works on runs with failed or partial videos."""
@@ -56,7 +59,8 @@ def report_command(out: str, smooth_method: str, window_s: float, min_episode_s:
     try:
         rep = build_report(out, smooth_method=smooth_method, window_s=window_s,  # type: ignore[arg-type]
                            min_episode_s=min_episode_s, max_gap_s=max_gap_s, html=not no_html,
-                           thumbnails=not no_thumbnails, progress=progress, min_quality=min_quality)
+                           thumbnails=not no_thumbnails, progress=progress, min_quality=min_quality,
+                           explain=not no_explain)
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     v = rep.summary.videos

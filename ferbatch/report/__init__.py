@@ -90,6 +90,7 @@ def build_report(
     thumbnails: bool = True,
     progress: Callable[[str], None] | None = None,
     min_quality: str | None = None,
+    explain: bool = True,
 ) -> ReportFiles:
     """Load ``out``, write its summary tables and (unless ``html=False``) ``out/report/``.
 
@@ -121,5 +122,5 @@ def build_report(
         from .html import write_html  # matplotlib and jinja2 are imported only when HTML is wanted
 
         files["html"] = write_html(summary, results, results.out / "report", thumbnails=thumbnails,
-                                   progress=progress)
+                                   progress=progress, explain=explain)
     return ReportFiles(summary=summary, results=results, files=files)

@@ -66,11 +66,16 @@ def write_html(
     *,
     thumbnails: bool = True,
     progress: Callable[[str], None] | None = None,
+    explain: bool = True,
 ) -> Path:
     """Write ``index.html`` and one page per video into ``report_dir`` (default ``OUT/report``).
 
     Returns the index path. Thumbnails need the source videos; missing ones get placeholders.
+    ``explain``: put each thumbnail's Grad-CAM overlay beside it (:mod:`.heatmaps`).
     """
+    from .heatmaps import ReportExplainer
+
+    explainers = ReportExplainer() if explain else None
     report_dir = Path(report_dir) if report_dir is not None else Path(results.out) / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     timelines = timelines_by_video(summary)
@@ -80,7 +85,8 @@ def write_html(
     for vid in vids:
         if progress:
             progress(vid)
-        page = video_page(vid, summary, results, timelines.get(vid, no_rows), thumbnails=thumbnails)
+        page = video_page(vid, summary, results, timelines.get(vid, no_rows), thumbnails=thumbnails,
+                          explainers=explainers)
         atomic_write_text(report_dir / pages[vid], render_video(page))
     index = report_dir / "index.html"
     atomic_write_text(index, render_index(index_page(summary, results, timelines, pages)))

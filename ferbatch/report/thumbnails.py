@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +36,7 @@ class ThumbRequest:
     key: tuple
     timestamp_s: float
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in displayed-frame pixels
+    landmarks: tuple[float, ...] | None = None  # the five landmarks, x, y each (for Grad-CAM)
 
 
 @dataclass
@@ -45,6 +46,11 @@ class ThumbResult:
     jpeg: bytes | None
     error: str | None = None
     frame_time_s: float | None = None
+    heat_jpeg: bytes | None = None  # the same crop with its Grad-CAM map overlaid
+
+
+#: ``(frame RGB H×W×3, box, landmarks or None, height)`` → JPEG of the crop with its heat map
+Explainer = Callable[[np.ndarray, tuple, "tuple | None", int], bytes]
 
 
 def crop_face(
@@ -83,6 +89,7 @@ def extract_thumbnails(
     rotation: int | None = None,
     height: int = 112,
     max_frames: int = 20_000,
+    explainer: Explainer | None = None,
 ) -> dict[tuple, ThumbResult]:
     """Cut one JPEG per request from the video at ``path``; never raises for a bad video.
 
@@ -91,10 +98,12 @@ def extract_thumbnails(
     pipeline applied (the videos table's ``rotation``); None: the frame's own. ``max_frames``:
     most frames decoded forward from a seek point for one request (a file without a seek index
     seeks to its start). Thumbnails that cannot be cut are logged as one warning per file.
+    ``explainer``: also make each thumbnail's Grad-CAM overlay (``heat_jpeg``; a failure there
+    is logged and leaves it ``None``).
     """
     if not requests:
         return {}
-    results = _extract(Path(path), requests, size, rotation, height, max_frames)
+    results = _extract(Path(path), requests, size, rotation, height, max_frames, explainer)
     failed = [r for r in results.values() if r.error]
     if failed:
         log.warning("%s: %d of %d thumbnail(s) not extracted: %s", path, len(failed), len(results),
@@ -103,7 +112,8 @@ def extract_thumbnails(
 
 
 def _extract(path: Path, requests: Sequence[ThumbRequest], size, rotation: int | None,
-             height: int, max_frames: int) -> dict[tuple, ThumbResult]:
+             height: int, max_frames: int, explainer: Explainer | None = None,
+             ) -> dict[tuple, ThumbResult]:
     if not path.is_file():
         return {r.key: ThumbResult(None, "video not found") for r in requests}
     try:
@@ -118,7 +128,8 @@ def _extract(path: Path, requests: Sequence[ThumbRequest], size, rotation: int |
         stream.thread_type = "NONE"  # we stop early: frame threading can drop/deadlock
         for req in sorted(requests, key=lambda r: r.timestamp_s):
             try:
-                results[req.key] = _one(container, stream, req, size, rotation, height, max_frames)
+                results[req.key] = _one(container, stream, req, size, rotation, height, max_frames,
+                                        explainer)
             except Exception as exc:  # a corrupt stretch: this thumbnail only
                 results[req.key] = ThumbResult(None, f"decode failed: {exc}")
     except Exception as exc:
@@ -186,15 +197,23 @@ def frame_at(path: str | Path, timestamp_s: float, *, rotation: int | None = Non
 
 
 def _one(container, stream, req: ThumbRequest, size, rotation: int | None, height: int,
-         max_frames: int) -> ThumbResult:
+         max_frames: int, explainer: Explainer | None = None) -> ThumbResult:
     got = _decode_at(container, stream, float(req.timestamp_s), rotation, max_frames)
     if got is None:
         return ThumbResult(None, "no frame decoded at that time")
     img, best_t = got
-    box = req.box
+    box, marks = req.box, req.landmarks
     if size and size[0] and size[1]:
         h, w = img.shape[:2]
         sx, sy = w / float(size[0]), h / float(size[1])
         if abs(sx - 1) > 1e-3 or abs(sy - 1) > 1e-3:
             box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-    return ThumbResult(crop_face(img, box, height=height), None, best_t)
+            marks = None if marks is None else tuple(
+                v * (sx if i % 2 == 0 else sy) for i, v in enumerate(marks))
+    result = ThumbResult(crop_face(img, box, height=height), None, best_t)
+    if explainer is not None:
+        try:
+            result.heat_jpeg = explainer(img, box, marks, height)
+        except Exception as exc:  # noqa: BLE001 - the plain thumbnail stays; the reason is logged
+            log.warning("Grad-CAM of the thumbnail at %.2f s failed: %s", best_t, exc)
+    return result

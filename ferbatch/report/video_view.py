@@ -11,15 +11,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..output.read import Results
-from ..output.schema import STATUS_FAILED, prob_column
+from ..output.schema import LANDMARK_COLUMNS, STATUS_FAILED, prob_column
 from .formatting import duration, fixed, num, percent, plain_value, text
 from .graphics import shares_bar
+from .heatmaps import ReportExplainer
 from .plots import shares_png, timeline_png
 from .summary import Summary
-from .thumbnails import ThumbRequest, ThumbResult, extract_thumbnails
+from .thumbnails import Explainer, ThumbRequest, ThumbResult, extract_thumbnails
 from .view import (
     Card,
     Cell,
@@ -204,16 +206,22 @@ def thumb_requests(tl: pd.DataFrame, labels: list[str], face_ids: list[int]) -> 
             if not len(rows):
                 continue
             r = rows.loc[rows[prob_column(label)].idxmax()]
+            marks = tuple(float(r[c]) for c in LANDMARK_COLUMNS) if all(c in r for c in LANDMARK_COLUMNS) else None
+            if marks is not None and not all(np.isfinite(marks)):
+                marks = None
             reqs.append(ThumbRequest((int(fid), label, float(r[prob_column(label)])), float(r["timestamp_s"]),
-                                     (float(r["x1"]), float(r["y1"]), float(r["x2"]), float(r["y2"]))))
+                                     (float(r["x1"]), float(r["y1"]), float(r["x2"]), float(r["y2"])),
+                                     marks))
     return reqs
 
 
-def _cut(reqs: list[ThumbRequest], vrow: pd.Series, source: Path) -> dict[tuple, ThumbResult]:
+def _cut(reqs: list[ThumbRequest], vrow: pd.Series, source: Path,
+         explainer: Explainer | None = None) -> dict[tuple, ThumbResult]:
     size = tuple(int(s) if pd.notna(s) else None for s in (vrow.get("width"), vrow.get("height")))
     rotation = vrow.get("rotation")
     return extract_thumbnails(source, reqs, size=size,
-                              rotation=int(rotation) if pd.notna(rotation) else None)
+                              rotation=int(rotation) if pd.notna(rotation) else None,
+                              explainer=explainer)
 
 
 def _thumbnails(reqs: list[ThumbRequest], got: dict[tuple, ThumbResult], face_ids: list[int]) -> list[FaceThumbs]:
@@ -224,17 +232,20 @@ def _thumbnails(reqs: list[ThumbRequest], got: dict[tuple, ThumbResult], face_id
             _, label, p = req.key
             res = got.get(req.key) or ThumbResult(None, THUMBNAILS_DISABLED)
             src = data_uri("image/jpeg", res.jpeg) if res.jpeg else None
+            heat = data_uri("image/jpeg", res.heat_jpeg) if res.heat_jpeg else None
             thumbs.append(Thumb(chip(label), f"{p:.2f} @ {req.timestamp_s:.2f} s",
                                 f"face {fid}, {label} at {req.timestamp_s:.2f} s", src,
-                                None if src else text(res.error)))
+                                None if src else text(res.error), heat))
         if thumbs:
             out.append(FaceThumbs(fid, thumbs))
     return out
 
 
-def video_page(vid: str, summary: Summary, results: Results, tl: pd.DataFrame, *, thumbnails: bool) -> VideoPage:
+def video_page(vid: str, summary: Summary, results: Results, tl: pd.DataFrame, *, thumbnails: bool,
+               explainers: ReportExplainer | None = None) -> VideoPage:
     """The page of video ``vid``; ``tl``: its rows of the summary's timeline. ``thumbnails``:
-    cut face thumbnails from the source video (else placeholders say they are disabled)."""
+    cut face thumbnails from the source video (else placeholders say they are disabled).
+    ``explainers``: also overlay each thumbnail's Grad-CAM map (:mod:`.heatmaps`)."""
     labels, st = summary.labels, summary.settings
     srow = summary.videos[summary.videos["video_id"] == vid].iloc[0]
     vrow = results.videos[results.videos["video_id"].astype(str) == vid].iloc[0]
@@ -255,6 +266,9 @@ def video_page(vid: str, summary: Summary, results: Results, tl: pd.DataFrame, *
     page.episodes, page.episodes_note = _episodes(eps, st)
     page.faces = _faces_table(fsum, labels)
     reqs = thumb_requests(tl, labels, face_ids)
-    got = _cut(reqs, vrow, video_path(srow["path"], Path(results.out))) if thumbnails else {}
+    explainer = None
+    if thumbnails and explainers is not None:
+        explainer, page.heat_note = explainers.for_model(text(vrow.get("model")))
+    got = _cut(reqs, vrow, video_path(srow["path"], Path(results.out)), explainer) if thumbnails else {}
     page.thumbs = _thumbnails(reqs, got, face_ids)
     return page

@@ -131,6 +131,7 @@ class Thumb:
     alt: str
     src: str | None = None
     error: str | None = None
+    heat_src: str | None = None  # the same face with its Grad-CAM map overlaid (JPEG data: URI)
 
 
 @dataclass
@@ -178,6 +179,7 @@ class VideoPage:
     charts: dict[str, Chart] = field(default_factory=dict)
     timeline_note: str = ""
     quality_note: str = ""
+    heat_note: str | None = None  # why the thumbnails have no Grad-CAM overlays
     episodes: Table | None = None
     n_episodes: int = 0
     episodes_note: str = ""

@@ -144,6 +144,7 @@ def init_local(num_cpus: int | None = None, num_gpus: int | None = None,
     saved = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(LOOPBACK_ENV)
     ray_constants.ENABLE_RAY_CLUSTER = False
     os.environ[LOOPBACK_ENV] = "0"  # inherited by the GCS, raylet and workers started here
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray's usage report: nothing leaves the machine
     try:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
                  include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
