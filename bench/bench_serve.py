@@ -9,7 +9,8 @@ Without ``--url`` it starts ``ferbatch serve`` itself (a private Ray instance, `
 127.0.0.1 on a free port), waits for ``/healthz``, and stops it at the end. Then, with
 ``--clients`` concurrent clients (threads, one request in flight each):
 
-1. ``--images`` POSTs of a JPEG face photo (``../shared/images/single_face.jpg``, else the
+1. ``--images`` POSTs of a JPEG face photo (``../shared/images/single_face.jpg``, or under
+   ``$FERBATCH_SHARED``; else the
    astronaut scene) to ``/v1/analyze/image``;
 2. ``--clips`` POSTs of a 3-second 640×360 H.264 clip of a face (``ferbatch.demo``'s clip) to
    ``/v1/analyze/video?fps=N``.
@@ -113,9 +114,10 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    photo = ROOT.parent / "shared" / "images" / "single_face.jpg"
+    shared = Path(os.environ.get("FERBATCH_SHARED") or ROOT.parent / "shared")
+    photo = shared / "images" / "single_face.jpg"
     if photo.is_file():
-        image, image_name = photo.read_bytes(), str(photo.relative_to(ROOT.parent))
+        image, image_name = photo.read_bytes(), "shared/images/single_face.jpg"
     else:
         from PIL import Image
 

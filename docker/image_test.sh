@@ -38,12 +38,20 @@ MOUNTS=()
 for dir in /opt/pypi-more /opt/pypi /opt/wheels; do
     [ -d "$dir" ] && MOUNTS+=(-v "$dir:$dir:ro")
 done
+# the CA bundle this host's pip trusts (a TLS-inspecting proxy's CA may be in it)
+CERT_ARGS=()
+HOST_CERT=${PIP_CERT:-$("$PY" -m pip config get global.cert 2>/dev/null || true)}
+[ -z "$HOST_CERT" ] && HOST_CERT=/etc/ssl/certs/ca-certificates.crt
+if [ -n "$HOST_CERT" ] && [ -f "$HOST_CERT" ]; then
+    MOUNTS+=(-v "$HOST_CERT:/run/host-ca.crt:ro")
+    CERT_ARGS=(--build-arg PIP_CERT=/run/host-ca.crt)
+fi
 
 step "build $TAG (docker/Dockerfile.cpu, BASE_IMAGE=$BASE, TORCH_INDEX_URL=$TORCH_INDEX)"
 "${PODMAN[@]}" build --isolation chroot --network host "${MOUNTS[@]}" \
     -f "$ROOT/docker/Dockerfile.cpu" \
     --build-arg BASE_IMAGE="$BASE" --build-arg TORCH_INDEX_URL="$TORCH_INDEX" \
-    --build-arg PIP_EXTRA_INDEX_URL="$PYPI" \
+    --build-arg PIP_EXTRA_INDEX_URL="$PYPI" "${CERT_ARGS[@]}" \
     -t "$TAG" "$ROOT"
 
 step "ferbatch demo inside the image"

@@ -66,6 +66,12 @@ class EmotionClassifier:
     def _onnx_session(self):  # noqa: ANN202 - OnnxEmotionModel, imported late (optional extra)
         if self.device.type != "cpu":
             raise ConfigError(f"--backend onnxruntime runs on the CPU only, not on {self.device}")
+        try:
+            import onnx  # noqa: F401 - with_metadata needs it
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("--backend onnxruntime needs onnx and onnxruntime: "
+                              "pip install 'ferbatch[export]'") from exc
         from .export.onnx_graph import export_bytes, metadata, with_metadata
         from .export.runtime import OnnxEmotionModel
 

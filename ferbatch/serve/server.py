@@ -41,8 +41,7 @@ def start(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, re
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
     try:
         serve.run(build_app(settings, replicas, cpus_per_replica, gpus_per_replica),
-                  name=APP_NAME, route_prefix="/", blocking=False,
-                  logging_config={"log_level": "WARNING"})
+                  name=APP_NAME, route_prefix="/", blocking=False)
     except Exception as exc:  # noqa: BLE001 - Serve wraps the replica's constructor error
         serve.delete(APP_NAME, _blocking=False)
         raise RunError(f"the ferbatch serve application did not start: {exc}") from exc
