@@ -269,9 +269,12 @@ def train_command(**opts: Any) -> None:
 @click.option("--device", default=_train("device"), show_default=True, help=DEVICE_HELP)
 @click.option("--batch-size", default=512, show_default=True, help="Faces per inference batch.")
 @click.option("--quiet", is_flag=True, help="Print only the headline figures (accuracy, macro-F1, calibration), not the per-class table.")
+@click.option("--record", is_flag=True,
+              help="Also store the headline figures in the checkpoint file (metrics[<split>]), "
+                   "where `ferbatch models` reads them; the trainer's figure is kept beside.")
 def evaluate_command(model_path: str | None, data: str, dataset: str | None, ferplus: str | None,
                      split: str, tta: str, json_path: str, out_dir: str | None, device: str,
-                     batch_size: int, quiet: bool) -> None:
+                     batch_size: int, quiet: bool, record: bool) -> None:
     """Score a checkpoint on one split: accuracy, macro-F1, per-class metrics, confusion matrix.
 
     Classes are matched to the model's labels by name; classes the model lacks are skipped and
@@ -282,7 +285,7 @@ def evaluate_command(model_path: str | None, data: str, dataset: str | None, fer
     try:
         report = evaluate_main(model_path, data, dataset=dataset, split=split, tta=tta,
                                json_path=json_path, out_dir=out_dir, ferplus=ferplus,
-                               device=device, batch_size=batch_size)
+                               device=device, batch_size=batch_size, record=record)
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(format_report(report, per_class=not quiet))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..devices import resolve_device
 from ..errors import ConfigError, DataError
 from ..models.bundled import resolve_model
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..output.atomic import atomic_write_text
 from .args import TTA_MODES
 from .data import FaceData
@@ -176,7 +176,8 @@ def _write_outputs(report: dict[str, Any], json_path: str | Path | None,
 def evaluate_main(model_path: str | None, data: str, *, dataset: str | None = None,
                   split: str = "test", tta: str = "none", json_path: str | Path | None = None,
                   out_dir: str | Path | None = None, ferplus: str | None = None,
-                  device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
+                  device: str = "auto", batch_size: int = 512,
+                  record: bool = False) -> dict[str, Any]:
     """Evaluate a checkpoint (``None``: the bundled default) on one split of a dataset, with
     the checkpoint's own preprocessing.
 
@@ -188,7 +189,8 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str | None = No
     Writes the report as JSON to ``json_path`` and ``<stem>_confusion.csv``/``.png`` and
     ``<stem>_reliability.png`` into ``out_dir`` (default: the JSON file's folder; ``<stem>``:
     the JSON file's name without ``.json``, else ``<split>_<tta>``); prints nothing (see
-    :func:`format_report`).
+    :func:`format_report`). With ``record`` the headline figures are also stored in the
+    checkpoint file's ``metrics[split]`` (:func:`record_metrics`), which ``ferbatch models`` shows.
     Returns the report (keys: accuracy, macro_f1, per_class, confusion_matrix, labels, n,
     evaluated_labels, skipped_classes, model, data, split, tta, …). Raises
     :class:`ConfigError`, :class:`DataError` or :class:`~ferbatch.errors.ModelError`.
@@ -226,4 +228,23 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str | None = No
     if ferplus:
         report["ferplus"] = str(ferplus)
     _write_outputs(report, json_path, out_dir, f"{Path(data).name} {split} ({tta})")
+    if record:
+        record_metrics(resolve_model(model_path), report)
     return report
+
+
+def record_metrics(path: Path, report: dict[str, Any]) -> None:
+    """Store ``report``'s headline figures in the checkpoint at ``path`` as ``metrics[split]``
+    (accuracy, macro-F1, per-class F1, n, dataset, TTA, ECE/NLL/Brier); a figure the trainer
+    stored there before is kept under ``metrics[split + "_trainer"]``. Atomic rewrite."""
+    ckpt = load_checkpoint(path)
+    split = report["split"]
+    if split in ckpt.metrics and f"{split}_trainer" not in ckpt.metrics:
+        ckpt.metrics[f"{split}_trainer"] = ckpt.metrics[split]
+    cal = report.get("calibration", {})
+    ckpt.metrics[split] = {
+        "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report.get("n"),
+        "dataset": report["dataset"], "tta": report["tta"],
+        "f1": {label: row["f1"] for label, row in report.get("per_class", {}).items()},
+        "calibration": {k: cal[k] for k in ("ece", "nll", "brier") if k in cal}}
+    save_checkpoint(ckpt, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,21 @@ def test_tune_two_trials(fer_files: tuple[Path, Path], tmp_path: Path, ray_sessi
     assert "ferbatch train" in summary["train_command"]
     with open(out / "tune_results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
+
+
+def test_record_stores_the_figures_in_the_checkpoint(trained_run: Path, fer_files: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    ckpt_path = tmp_path / "model.pt"
+    shutil.copy(trained_run / "best.pt", ckpt_path)
+    before = load_checkpoint(ckpt_path).metrics["test"]
+    report = evaluate_main(str(ckpt_path), str(fer_files[0]), split="PrivateTest",
+                           json_path=tmp_path / "m.json", record=True)
+    stored = load_checkpoint(ckpt_path).metrics
+    assert stored["test"]["accuracy"] == report["accuracy"]
+    assert stored["test"]["dataset"] == "fer2013" and stored["test"]["tta"] == "none"
+    assert set(stored["test"]["calibration"]) == {"ece", "nll", "brier"}
+    assert stored["test_trainer"]["confusion_matrix"] == before["confusion_matrix"]  # kept beside
+    evaluate_main(str(ckpt_path), str(fer_files[0]), split="test", json_path=tmp_path / "n.json",
+                  record=True)
+    kept = load_checkpoint(ckpt_path).metrics["test_trainer"]
+    assert kept["confusion_matrix"] == before["confusion_matrix"]  # not overwritten
