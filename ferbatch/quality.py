@@ -40,11 +40,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .output.schema import QUALITY_COLUMNS  # the faces table's quality columns (quality_ok last)
+
 log = logging.getLogger(__name__)
 
-#: the quality columns of the faces table, in schema order (``quality_ok`` last)
-QUALITY_COLUMNS = ("face_px", "sharpness", "brightness", "contrast", "yaw", "pitch", "roll",
-                   "occlusion", "quality_ok")
 SIGNAL_COLUMNS = QUALITY_COLUMNS[:-1]
 
 #: generic 3-D face, millimetres, camera axes (x right, y down, z away from the camera), origin

@@ -94,11 +94,10 @@ _FACE_BASE = [
 ]
 
 #: per-face quality (:mod:`ferbatch.quality`), after the ``p_<label>`` columns
-_FACE_QUALITY = [
-    *[(name, pa.float32()) for name in ("face_px", "sharpness", "brightness", "contrast",
-                                        "yaw", "pitch", "roll", "occlusion")],
-    ("quality_ok", pa.bool_()),
-]
+QUALITY_COLUMNS = ("face_px", "sharpness", "brightness", "contrast", "yaw", "pitch", "roll",
+                   "occlusion", "quality_ok")
+_FACE_QUALITY = [*[(name, pa.float32()) for name in QUALITY_COLUMNS[:-1]],
+                 (QUALITY_COLUMNS[-1], pa.bool_())]
 
 #: ``faces.box_source``: the box (and landmarks) came from the detector on this frame, or were
 #: carried from the last detection by the tracker (``--detect-interval``, :mod:`ferbatch.propagate`)

@@ -68,7 +68,8 @@ def _logged(plan: RunPlan, executor: Executor, hook: RunHook | None) -> RunSumma
                 log.error("run stopped by an unexpected error", exc_info=True)
                 raise
             # Ctrl-C, SIGTERM (the CLI's Terminated): videos.parquet shows what was committed
-            log.warning("run interrupted; committed videos are kept, the rest is redone next time")
+            # INFO: the CLI prints its own one line for Ctrl-C / SIGTERM; the run log keeps this
+            log.info("run interrupted; committed videos are kept, the rest is redone next time")
             try:
                 plan.store.write_videos_table()
             except FerbatchError as error:

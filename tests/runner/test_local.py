@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from ferbatch.cli import cli
 from ferbatch.config import DecodeConfig, RunConfig
-from ferbatch.output.schema import LANDMARK_COLUMNS
+from ferbatch.output.schema import LANDMARK_COLUMNS, QUALITY_COLUMNS
 from ferbatch.pipeline import Stages
 from ferbatch.runner.local import run
 
@@ -47,7 +47,7 @@ def test_run_writes_the_output_contract(user_folder: Path, tmp_path: Path, stage
     assert list(frames.columns) == ["frame_index", "timestamp_s", "num_faces", "video_id"]
     labels = stages.labels
     expected = ["frame_index", "timestamp_s", "face_id", "det_score", "x1", "y1", "x2", "y2",
-                *LANDMARK_COLUMNS, "emotion", "confidence", "box_source", *[f"p_{label}" for label in labels], "video_id"]
+                *LANDMARK_COLUMNS, "emotion", "confidence", "box_source", *[f"p_{label}" for label in labels], *QUALITY_COLUMNS, "video_id"]
     assert list(faces.columns) == expected
     np.testing.assert_allclose(faces[[f"p_{label}" for label in labels]].sum(axis=1), 1.0, atol=1e-4)
     assert (faces["confidence"] == faces[[f"p_{label}" for label in labels]].max(axis=1)).all()
