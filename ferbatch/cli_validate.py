@@ -42,6 +42,10 @@ def validate_command(out: str, annotations: str, window_s: float, max_gap_s: flo
         segments = read_annotations(annotations)
         v = validate(results, segments, window_s=window_s, max_gap_s=max_gap_s,
                      thresholds=resolve_min_quality(min_quality, results.meta))
+        if v.unknown_labels:  # a typo would silently count as wrong: say so on the terminal
+            click.echo("ferbatch validate: WARNING: annotation labels the model does not have "
+                       f"(counted as wrong): {', '.join(v.unknown_labels)}; the model's labels: "
+                       f"{', '.join(v.labels)}", err=True)
         folder = Path(report_dir) if report_dir else Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         md = to_markdown(v)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classify import EmotionClassifier
-from .crop import face_transform
+from .crop import crop_faces, face_transform
 from .errors import FerbatchError
 
 log = logging.getLogger(__name__)
@@ -126,10 +126,13 @@ def explain_face(image: np.ndarray, model: ModelLike = None, *, box: np.ndarray 
         cam, k, probs = _gradcam(clf, crop, target)
         heat = cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR)
     else:
-        m = face_transform(np.asarray(box, float), None if landmarks is None else
-                           np.asarray(landmarks, float).reshape(5, 2), clf.preprocess, size)
-        crop = cv2.warpAffine(grey, m, (size, size), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_REPLICATE)
+        box = np.asarray(box, float)
+        marks = None if landmarks is None else np.asarray(landmarks, float).reshape(5, 2)
+        # the pipeline's own crop (supersampled warp, then area resize): the same pixels, so the
+        # same probabilities as the run's rows
+        crop = crop_faces(grey, box[None], None if marks is None else marks[None],
+                          clf.preprocess)[0]
+        m = face_transform(box, marks, clf.preprocess, size)  # crop pixels ↔ image pixels
         cam, k, probs = _gradcam(clf, crop, target)
         heat = cv2.warpAffine(cam, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)

@@ -91,3 +91,19 @@ def test_cli_writes_a_png_and_reports_bad_input(user_folder: Path, tmp_path: Pat
     assert r.exit_code == 1 and "no face 3" in r.output
     r = CliRunner().invoke(cli, ["explain", str(user_folder / "random.mp4"), "--at", "0", "--out", str(out)])
     assert r.exit_code == 1 and "random.mp4" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["explain", str(user_folder / "face.mp4"), "--at", "60", "--out", str(out)])
+    assert r.exit_code == 1 and "no frame at 60" in r.output and "the video ends at" in r.output
+
+
+def test_a_boxed_face_is_explained_on_the_pipelines_own_crop(face_image, clf):
+    """The probabilities explained are the run's: the crop is ferbatch.crop.crop_faces'."""
+    from ferbatch.crop import crop_faces, to_grey
+    from ferbatch.detect import FaceDetector
+
+    frame = np.ascontiguousarray(face_image)
+    det = FaceDetector(device="cpu")([frame])[0]
+    assert len(det) >= 1
+    box, marks = det.boxes[0], det.landmarks[0]
+    ex = explain_face(frame, clf, box=box, landmarks=marks)
+    crop = crop_faces(to_grey(frame), det.boxes[:1], det.landmarks[:1], clf.preprocess)
+    np.testing.assert_allclose(ex.probs, clf(crop)[0], atol=1e-5)

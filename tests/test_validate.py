@@ -100,6 +100,10 @@ def test_cli_errors_are_one_line(synth, tmp_path):
     csv.write_text("video,start_s,end_s,label\nzzz.mp4,0,1,happy\n")
     r = CliRunner().invoke(cli, ["validate", str(info.out), "--annotations", str(csv)])
     assert r.exit_code == 1 and "no annotated video is in the output" in r.output
+    csv.write_text("video,start_s,end_s,label\nalpha,0,1,joyful\n")  # a label typo: said aloud
+    r = CliRunner().invoke(cli, ["validate", str(info.out), "--annotations", str(csv),
+                                 "--report-dir", str(tmp_path)])
+    assert r.exit_code == 0 and "labels the model does not have (counted as wrong): joyful" in r.output
 
 
 def test_match_video_by_id_path_and_name(synth):

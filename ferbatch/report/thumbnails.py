@@ -193,6 +193,9 @@ def frame_at(path: str | Path, timestamp_s: float, *, rotation: int | None = Non
         container.close()
     if got is None:
         raise VideoOpenError(f"{path}: no frame decoded at {timestamp_s} s")
+    if got[1] < float(timestamp_s) - 0.5:  # decoding ran out: the video ends before that time
+        raise VideoOpenError(f"{path}: no frame at {timestamp_s} s: the video ends at "
+                             f"{got[1]:.2f} s")
     return got
 
 
