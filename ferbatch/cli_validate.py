@@ -51,9 +51,14 @@ def validate_command(out: str, annotations: str, window_s: float, max_gap_s: flo
         md = to_markdown(v)
         atomic_write_text(folder / "validation.md", md)
         atomic_write_text(folder / "validation.html", to_html(v))
+        # per segment: matched video, rows, predicted distribution (pred_<label>) and top label
+        # of every variant; NaN (a segment no face row covers) becomes null
+        segments = json.loads(v.segments.to_json(orient="records"))
         atomic_write_text(folder / "validation.json", json.dumps(
             {"metrics": v.metrics, "labels": v.labels, "unmatched": v.unmatched,
-             "unknown_labels": v.unknown_labels, "settings": v.settings}, indent=2))
+             "unknown_labels": v.unknown_labels, "settings": v.settings,
+             "segments": segments}, indent=2))
+        atomic_write_text(folder / "validation_segments.csv", v.segments.to_csv(index=False))
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:

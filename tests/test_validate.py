@@ -75,6 +75,10 @@ def test_cli_writes_markdown_html_and_json(synth, tmp_path):
     assert html.count('<table class="confusion">') == 8 and "<script src" not in html
     data = json.loads((tmp_path / "validation.json").read_text())
     assert data["metrics"]["raw"]["segments"]["accuracy"] == pytest.approx(0.8)
+    first = data["segments"][0]  # per segment: the predicted distribution and top label
+    probs = [first[k] for k in first if k.startswith("raw:pred_")]
+    assert probs and sum(probs) == pytest.approx(1.0, abs=1e-3) and first["raw:predicted"]
+    assert (tmp_path / "validation_segments.csv").read_text().count("\n") == len(data["segments"]) + 1
 
 
 @pytest.mark.parametrize("text, match", [
