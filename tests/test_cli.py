@@ -140,7 +140,10 @@ def test_an_interrupted_run_exits_130_or_143_with_one_line(face_image: object, t
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "ferbatch.cli", "run", str(video), "--out", str(out),
                              "--local", "-q", "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            # a suite started in the background (`cmd &`) inherits SIGINT ignored,
+                            # and Python then never raises KeyboardInterrupt: give the child the default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = []
         for line in proc.stderr:  # the controller's first message: the run has started
