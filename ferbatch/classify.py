@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .batching import pad_rows
+from .config import BACKENDS
 from .devices import inference_autocast, resolve_device, upload
 from .errors import ConfigError
 from .models.bundled import resolve_model
@@ -28,7 +29,6 @@ from .models.preprocess import center_crop, normalize
 
 _BUCKET = 32
 #: classification backends (``--backend``)
-BACKENDS = ("torch", "onnxruntime")
 
 
 class EmotionClassifier:

@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .config import (
+    BACKENDS,
     ClassifyConfig,
     DecodeConfig,
     DetectConfig,
@@ -155,7 +156,7 @@ def run_options(fn: Any) -> Any:
                      help="With --detect-interval: also detect early when tracking is unsure (a "
                           "face lost or leaving, a scene cut, motion where no face is), or only "
                           "on the fixed grid."),
-        click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
+        click.option("--backend", type=click.Choice(BACKENDS),
                      default=ClassifyConfig.backend, show_default=True,
                      help="Classification backend: PyTorch, or ONNX Runtime (CPU only; the model "
                           "is exported to ONNX in memory at start; needs ferbatch[export])."),

@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from .config import BACKENDS
 from .devices import DEVICE_HELP
 from .errors import FerbatchError
 
@@ -39,7 +40,7 @@ Errors are JSON {"error": ..., "status": N}: 415 not a supported type, 413 body 
 @click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="GPUs each replica reserves in Ray (give 1 with --device cuda).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch",
               show_default=True, help="Classification backend (onnxruntime: CPU only).")
 @click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=50.0,
               show_default=True, help="Largest request body accepted, in MiB (413 past it).")

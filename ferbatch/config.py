@@ -178,6 +178,10 @@ class IntervalConfig:
         return f" interval={self.detect_interval} {mode} tracker=lk-fb{refine}"
 
 
+#: classification backends (``--backend``)
+BACKENDS = ("torch", "onnxruntime")
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     """Emotion model and how faces are classified.
@@ -209,7 +213,7 @@ class ClassifyConfig:
                 raise ConfigError(f"--model: {exc}") from exc
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"--cls-batch must be >= 1, got {self.batch_size}")
-        if self.backend not in ("torch", "onnxruntime"):
+        if self.backend not in BACKENDS:
             raise ConfigError(f"--backend must be torch or onnxruntime, got {self.backend!r}")
 
 

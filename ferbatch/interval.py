@@ -89,7 +89,8 @@ class DetectionInterval:
                 yield frame, grey, det, True
                 continue
             det, reason = self.tracker.step(grey)
-            if self.config.refine and len(det):
+            # refine (O-Net) only what is kept: an adaptive re-detection replaces it anyway
+            if self.config.refine and len(det) and not (reason is not None and self.config.adaptive):
                 det = self.detector.refine(frame.image, det.boxes)
                 ok = det.scores >= self.detector.config.min_score
                 self.tracker.correct(det, ok)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classify import EmotionClassifier
-from .crop import crop_faces, face_transform
+from .crop import crop_faces, face_transform, to_grey
 from .errors import FerbatchError
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def last_conv_layer(model: nn.Module) -> nn.Module:
 
 def _to_grey(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (3, 4):
-        return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+        return to_grey(np.ascontiguousarray(image[..., :3]))  # the pipeline's luma
     if image.ndim == 2:
         return image
     raise ValueError(f"expected a grey H×W or RGB H×W×3 uint8 image, got shape {image.shape}")

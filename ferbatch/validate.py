@@ -153,13 +153,15 @@ def _timelines(results: Results, window_s: float, max_gap_s: float,
         if rows is None:
             out[name] = None
             continue
-        out[name] = smooth(rows, labels, method="ema" if smoothed else "none", window_s=window_s,
-                           max_gap_s=max_gap_s)
+        tl = smooth(rows, labels, method="ema" if smoothed else "none", window_s=window_s,
+                    max_gap_s=max_gap_s)
+        tl["video_id"] = tl["video_id"].astype(str)  # once, not per segment
+        out[name] = tl
     return out
 
 
 def _segment_rows(tl: pd.DataFrame, seg: Any) -> pd.DataFrame:
-    sel = (tl["video_id"].astype(str) == seg.video_id) & (tl["timestamp_s"] >= seg.start_s) & \
+    sel = (tl["video_id"] == seg.video_id) & (tl["timestamp_s"] >= seg.start_s) & \
         (tl["timestamp_s"] < seg.end_s)
     if not pd.isna(seg.face_id):
         sel &= tl["face_id"] == int(seg.face_id)

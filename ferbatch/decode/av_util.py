@@ -113,14 +113,13 @@ class StreamDescription:
     stream itself promises (``None``: unknown; the truncation check compares it with where
     decoding ended), the display ``transform``, the size the stored frame is resampled to
     for its sample aspect ratio (``None``: not resampled), the nominal frame duration in
-    seconds (``None``: unknown) and whether the stream has no timestamps at its start."""
+    seconds (``None``: unknown)."""
 
     info: VideoInfo
     stream_s: float | None
     transform: DisplayTransform
     scaled_size: tuple[int, int] | None
     frame_s: float | None
-    no_pts: bool
 
 
 def describe_stream(path: str, container: av.container.InputContainer,
@@ -152,5 +151,4 @@ def describe_stream(path: str, container: av.container.InputContainer,
                      frame_count=int(stream.frames) if stream.frames else None,
                      codec=stream.codec_context.name, flip=transform.flip,
                      sample_aspect_ratio=format_sar(sar))
-    return StreamDescription(info, stream_s, transform, scaled, 1.0 / float(rate) if rate else None,
-                             no_pts)
+    return StreamDescription(info, stream_s, transform, scaled, 1.0 / float(rate) if rate else None)

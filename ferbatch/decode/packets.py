@@ -17,6 +17,7 @@ import av
 
 from .av_util import AV_ERRORS as _AV_ERRORS
 from .damage import DamageLog
+from .timing import container_duration
 
 
 class PacketReader:
@@ -56,7 +57,7 @@ class PacketReader:
             return None
         if self.data_end_s is None or self.video_end_s is None:
             return None
-        duration = container.duration / av.time_base
+        duration = container_duration(container)
         end = (container.start_time or 0) / av.time_base + duration
         slack = max(0.5, 0.02 * duration)
         if self.data_end_s < end - slack and self.video_end_s >= self.data_end_s - slack:

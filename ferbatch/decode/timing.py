@@ -74,8 +74,8 @@ def stream_duration(container: Any, stream: Any) -> float | None:
         tag = parse_duration_tag(metadata.get(key))
         if tag is not None:
             return tag
-    if container.duration and len(container.streams) == 1:
-        return container.duration / av.time_base
+    if len(container.streams) == 1:
+        return container_duration(container)
     return None
 
 

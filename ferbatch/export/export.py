@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,10 +75,6 @@ def _ort_probs(model: OnnxEmotionModel, x: np.ndarray, batch: int = 256) -> np.n
     return np.concatenate([model.probabilities(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
-def _to_input(ckpt: Checkpoint, faces: np.ndarray) -> np.ndarray:
-    return ckpt.preprocess.to_input(torch.from_numpy(np.ascontiguousarray(faces))).numpy()
-
-
 def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[str], *,
                  int8: bool = False, data: str | os.PathLike[str] | None = None,
                  calibration_n: int = 1000, verify_n: int = 1024) -> ExportReport:
@@ -109,15 +106,17 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
 
     if data is not None:
         test_faces, test_y = _faces(str(data), "test", ckpt)
-        test_x = _to_input(ckpt, test_faces)
+        test_x = session.to_input(test_faces)
         check_x, verified_on = test_x[:verify_n], f"fer2013 PrivateTest (first {min(verify_n, len(test_x))})"
     else:
         rng = np.random.default_rng(0)
         size = ckpt.preprocess.image_size
         noise = rng.integers(0, 256, (NOISE_FACES, size, size), dtype=np.uint8)
-        check_x, verified_on = _to_input(ckpt, noise), f"{NOISE_FACES} random noise faces"
+        check_x, verified_on = session.to_input(noise), f"{NOISE_FACES} random noise faces"
     p_torch = _torch_probs(ckpt, check_x)
-    p_fp32 = _ort_probs(session, check_x)
+    # with --data the check faces are PrivateTest's first rows: score all of it once
+    p_test = _ort_probs(session, test_x) if data is not None else None
+    p_fp32 = p_test[:len(check_x)] if p_test is not None else _ort_probs(session, check_x)
     diff = float(np.abs(p_torch - p_fp32).max())
     log.info("fp32 ONNX vs PyTorch: max |dp| = %.3g on %s", diff, verified_on)
     if not diff <= FP32_TOLERANCE:
@@ -128,11 +127,10 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
     payload = fp32
     if data is not None:
         report.test_n = len(test_y)
-        p_test = _ort_probs(session, test_x)
         report.accuracy_fp32 = float((p_test.argmax(1) == test_y).mean())
     if int8:
         payload = _int8(ckpt, str(data), fp32, meta, test_x, test_y, p_test, calibration_n,
-                        report, name)
+                        report, name, session.to_input)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, payload)
@@ -142,13 +140,14 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
 
 def _int8(ckpt: Checkpoint, data: str, fp32: bytes, meta: dict[str, str], test_x: np.ndarray,
           test_y: np.ndarray, p_test: np.ndarray, calibration_n: int, report: ExportReport,
-          name: str) -> bytes:
-    """Quantise, score on PrivateTest, fill ``report``; the int8 model's bytes with metadata."""
+          name: str, q_input: Callable[[np.ndarray], np.ndarray]) -> bytes:
+    """Quantise, score on PrivateTest, fill ``report``; the int8 model's bytes with metadata.
+    ``q_input``: uint8 faces → the model's input (the fp32 session's ``to_input``)."""
     from .quantize import quantize_int8
 
     val_faces, _ = _faces(data, "val", ckpt)
     pick = np.sort(np.random.default_rng(0).permutation(len(val_faces))[:calibration_n])
-    calib = _to_input(ckpt, val_faces[pick])
+    calib = q_input(val_faces[pick])
     int8 = quantize_int8(fp32, calib)
     q = OnnxEmotionModel(int8)
     p_int8 = _ort_probs(q, test_x)

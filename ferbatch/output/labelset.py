@@ -58,7 +58,8 @@ def replace_label_set(store: OutputStore, old: list[str], new: list[str], overwr
     if not overwrite:
         raise ConfigError(f"{what}: use another --out, or --overwrite with every video of "
                           f"{where} among the inputs (all of them are redone with this model)")
-    missing = sorted(path for vid, path in held.items() if vid not in set(redo))
+    redo_ids = set(redo)
+    missing = sorted(path for vid, path in held.items() if vid not in redo_ids)
     if missing:
         raise ConfigError(f"{what}: --overwrite with another label set must redo every video "
                           f"of the output, but {len(missing)} of them are not among the inputs: "
