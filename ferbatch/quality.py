@@ -58,6 +58,20 @@ FACE_MODEL_MM = np.array([
 ], dtype=np.float64)
 
 
+#: the values each bound can meaningfully take (the signals' ranges) and their units
+_THRESHOLD_RANGES = {
+    "min_face_px": (0.0, 1e5), "min_sharpness": (0.0, 1e3),
+    "min_brightness": (0.0, 1.0), "max_brightness": (0.0, 1.0), "min_contrast": (0.0, 1.0),
+    "max_abs_yaw": (0.0, 180.0), "max_abs_pitch": (0.0, 180.0), "max_occlusion": (0.0, 1.0),
+}
+_THRESHOLD_UNITS = {
+    "min_face_px": "displayed pixels", "min_sharpness": "Laplacian / grey variance",
+    "min_brightness": "grey level, 0–1", "max_brightness": "grey level, 0–1",
+    "min_contrast": "RMS contrast, 0–1", "max_abs_yaw": "degrees", "max_abs_pitch": "degrees",
+    "max_occlusion": "0–1",
+}
+
+
 @dataclass(frozen=True)
 class QualityThresholds:
     """When a face row is ``quality_ok``: every signal inside its bound (a ``None`` bound is
@@ -79,6 +93,18 @@ class QualityThresholds:
     max_abs_yaw: float | None = None
     max_abs_pitch: float | None = None
     max_occlusion: float | None = 0.93
+
+    def __post_init__(self) -> None:
+        """Refuse bounds no signal can take (``ValueError`` naming the field and its range)."""
+        for name, (low, high) in _THRESHOLD_RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{name}={value:g} is outside [{low:g}, {high:g}] "
+                                 f"({_THRESHOLD_UNITS[name]})")
+        if self.min_brightness is not None and self.max_brightness is not None \
+                and self.min_brightness > self.max_brightness:
+            raise ValueError(f"min_brightness={self.min_brightness:g} is above "
+                             f"max_brightness={self.max_brightness:g}: no row could pass")
 
     def to_dict(self) -> dict[str, float | None]:
         """The thresholds as a JSON-ready dict (what ``_ferbatch.json`` stores)."""

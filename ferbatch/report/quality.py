@@ -49,7 +49,10 @@ def resolve_min_quality(spec: str, meta: Mapping[str, Any] | None = None) -> Qua
                 base[key] = None if value.lower() == "none" else float(value)
             except ValueError:
                 raise ConfigError(f"--min-quality: {key}={value!r} is not a number (or 'none')") from None
-    return QualityThresholds.from_dict(base)
+    try:
+        return QualityThresholds.from_dict(base)
+    except ValueError as exc:
+        raise ConfigError(f"--min-quality {spec!r}: {exc}") from exc
 
 
 def has_quality(faces: pd.DataFrame) -> bool:

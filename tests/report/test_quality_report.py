@@ -67,7 +67,11 @@ def test_resolve_min_quality():
     t = resolve_min_quality("min_face_px=64, max_abs_yaw=none", meta)
     assert t.min_face_px == 64 and t.max_abs_yaw is None and t.min_sharpness == DEFAULT_THRESHOLDS.min_sharpness
     for bad, match in [("face_px=3", "unknown threshold 'face_px'"), ("min_face_px", "name=value"),
-                       ("min_face_px=big", "not a number")]:
+                       ("min_face_px=big", "not a number"),
+                       ("min_face_px=-5", r"min_face_px=-5 is outside \[0, 100000\]"),
+                       ("max_abs_yaw=nan", "max_abs_yaw=nan is outside"),
+                       ("min_brightness=1.5", r"outside \[0, 1\] \(grey level"),
+                       ("min_brightness=0.8,max_brightness=0.5", "no row could pass")]:
         with pytest.raises(ConfigError, match=match):
             resolve_min_quality(bad)
 
