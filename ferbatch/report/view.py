@@ -222,6 +222,17 @@ INDEX_COLUMNS = [
     Column("episodes", "Episodes", "num", "num"),
     Column("error", "Error", "error", "text"),
 ]
+#: shown after "Faces" when the report was made with ``--min-quality``
+EXCLUDED_COLUMN = Column("excluded", "Excluded", "num", "num",
+                         tip="face-time of rows left out by --min-quality (low face quality)")
+
+
+def index_columns(excluded: bool) -> list[Column]:
+    """The index table's columns; with ``excluded``, the --min-quality column after "Faces"."""
+    if not excluded:
+        return list(INDEX_COLUMNS)
+    at = [c.key for c in INDEX_COLUMNS].index("faces") + 1
+    return [*INDEX_COLUMNS[:at], EXCLUDED_COLUMN, *INDEX_COLUMNS[at:]]
 
 
 def _index_row(table: Table, row: pd.Series, labels: list[str], href: str, spark: Sparkline) -> None:
@@ -240,6 +251,8 @@ def _index_row(table: Table, row: pd.Series, labels: list[str], href: str, spark
         timeline=Cell(graphic=spark),
         episodes=num_cell(row["episodes"], fixed(row["episodes"], ".0f")),
         error=Cell(short(row["error"]), text(row["error"]), title=text(row["error"])),
+        **({"excluded": num_cell(row["excluded_face_seconds"], duration(row["excluded_face_seconds"]))}
+           if "excluded" in table.keys else {}),
     )
 
 
@@ -265,7 +278,8 @@ def index_page(summary: Summary, results: Results, timelines: dict[str, pd.DataF
     labels, st, v = summary.labels, summary.settings, summary.videos
     smoothed = st.get("smooth", "none") != "none"
     empty = summary.timeline.iloc[0:0]
-    table = Table("videos", INDEX_COLUMNS)
+    excluded = "excluded_face_seconds" in v
+    table = Table("videos", index_columns(excluded))
     for _, row in v.iterrows():
         vid = str(row["video_id"])
         spark = sparkline(timelines.get(vid, empty), labels, t_end=num(row["duration_s"]), smoothed=smoothed)
@@ -275,4 +289,7 @@ def index_page(summary: Summary, results: Results, timelines: dict[str, pd.DataF
     line = (f"{plural(len(v), 'video')} · {len(failed)} failed · model {_model_name(results)} · "
             f"labels {', '.join(labels)} · smoothing {text(st.get('smooth'))} "
             f"({fixed(st.get('window_s'), 'g', ' s')}) · episodes ≥ {fixed(st.get('min_episode_s'), 'g', ' s')}")
+    if excluded:
+        line += (f" · --min-quality left out {duration(float(v['excluded_face_seconds'].sum()))} of "
+                 f"face-time ({plural(int(v['excluded_rows'].sum()), 'face row')})")
     return IndexPage("ferbatch report", line, [chip(lb) for lb in labels], table, failed)

@@ -100,6 +100,10 @@ def test_cli_and_page_show_the_quality_chart_and_excluded_time(quality_report):
     # the sad thumbnail comes from a kept row (7.5 s or later), not the blurred 6.0–7.0 s
     sad = re.search(r'alt="face 0, sad at ([\d.]+) s"', alpha)
     assert sad and float(sad.group(1)) >= 7.5
+    # the index says it too: in the summary line and an "Excluded" column per video
+    index = (info.out / "report" / "index.html").read_text(encoding="utf-8")
+    assert "--min-quality left out 1.5 s of face-time (3 face rows)" in index
+    assert "(low face quality)\">Excluded</th>" in index and 'data-v="1.5">1.5 s</td>' in index
 
 
 def test_quality_page_renders_in_headless_chromium(quality_report, tmp_path):
