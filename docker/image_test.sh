@@ -6,7 +6,8 @@
 # Needs: podman and mmdebstrap (Debian: apt-get install podman mmdebstrap), root or subuids.
 # Environment: PY (host Python with ferbatch; default .venv/bin/python), DEBIAN_SUITE (bookworm:
 # Python 3.11, as the wheels), FERBATCH_IMAGE_WORK (scratch folder), TORCH_INDEX_URL (default:
-# this machine's wheel index on disk, mounted into the build), IMAGE_TAG.
+# this machine's wheel index on disk, mounted into the build), IMAGE_TAG, IMAGE_RUNNER (podman or
+# buildah; default: podman where it can run a container, else buildah).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,8 +58,29 @@ step "build $TAG (docker/Dockerfile.cpu, BASE_IMAGE=$BASE, TORCH_INDEX_URL=$TORC
 step "ferbatch demo inside the image"
 OUT="$WORK/out"
 rm -rf "$OUT" && mkdir -p "$OUT" && chmod 0777 "$OUT"
-"${PODMAN[@]}" run --rm --network none --cgroups disabled -v "$OUT:/data/out" "$TAG" \
-    ferbatch demo --out /data/out/demo --quiet
+# `podman run` needs an OCI runtime that may set resource limits; in a sandbox without
+# CAP_SYS_RESOURCE crun fails ("setrlimit RLIMIT_NOFILE: Operation not permitted"). Probe with
+# the small base image, and run the demo the way the build ran its steps (buildah, chroot
+# isolation) where podman cannot.
+RUNNER=${IMAGE_RUNNER:-}
+if [ -z "$RUNNER" ]; then
+    if "${PODMAN[@]}" run --rm --network none --cgroups disabled "$BASE" true 2>"$WORK/probe.err"; then
+        RUNNER=podman
+    else
+        RUNNER=buildah
+        echo "podman run is not possible here ($(tail -1 "$WORK/probe.err")): using buildah run --isolation chroot"
+    fi
+fi
+DEMO=(ferbatch demo --out /data/out/demo --quiet)
+if [ "$RUNNER" = podman ]; then
+    "${PODMAN[@]}" run --rm --network none --cgroups disabled -v "$OUT:/data/out" "$TAG" "${DEMO[@]}"
+else
+    BUILDAH=(buildah --storage-driver vfs)
+    CTR=$("${BUILDAH[@]}" from --pull-never "$TAG")
+    trap '"${BUILDAH[@]}" rm "$CTR" >/dev/null' EXIT
+    # chroot isolation shares the host's network namespace; the demo uses none
+    "${BUILDAH[@]}" run --isolation chroot -v "$OUT:/data/out" "$CTR" -- "${DEMO[@]}"
+fi
 
 step "read its Parquet on the host"
 "$PY" - "$OUT/demo/results" <<'PYEOF'
