@@ -26,20 +26,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """A Ray worker that finished loading its models."""
+    """A Ray worker that finished loading its models; ``node``: its Ray node id (hex, ``""``
+    when unknown)."""
 
     pid: int
     host: str
     device: str
+    node: str = ""
+
+    def describe(self) -> str:
+        """``pid 4242 on host (node 1a2b3c4d)``: the worker, for messages."""
+        return f"pid {self.pid} on {self.host}" + (f" (node {self.node[:8]})" if self.node else "")
 
 
 @dataclass(frozen=True)
 class Retry:
-    """A task whose worker died or failed, queued again."""
+    """A task whose worker died or failed, queued again. ``worker``: the worker that was lost
+    with its task (killed, out of memory, its node gone); ``None`` when the task raised in a
+    live worker."""
 
     path: Path
     attempt: int
     error: str
+    worker: WorkerInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,8 @@ def plural(n: int, word: str) -> str:
 def format_summary(summary: RunSummary) -> str:
     """A plain-text table: one line per video with status, frames, faces, ids, seconds and
     processing speed (``proc f/s``: frames analysed per second of work, not the video's frame
-    rate, which is ``fps`` in ``videos.parquet``); then the counts, the files skipped and the
+    rate, which is ``fps`` in ``videos.parquet``); then the counts (with the videos or segments
+    retried after their Ray worker or its node was lost, when any), the files skipped and the
     reasons of videos not ``ok``."""
     header = f"{'status':8} {'frames':>7} {'faces':>7} {'ids':>4} {'sec':>7} {'proc f/s':>8}  video"
     lines = [header, "-" * len(header)]
@@ -204,9 +214,13 @@ def format_summary(summary: RunSummary) -> str:
                      f"{secs:7.1f} {_fmt(speed, '8.1f'):>8}  {row['path']}")
     n_ok = sum(r["status"] == STATUS_OK for r in summary.rows)
     n_partial = sum(r["status"] == STATUS_PARTIAL for r in summary.rows)
-    lines.append(f"{plural(len(summary.rows), 'video')}: {n_ok} ok, {n_partial} partial, "
-                 f"{len(summary.failed)} failed; {len(skipped)} already done (*); "
-                 f"{plural(summary.frames, 'frame')} in {summary.seconds:.1f} s")
+    counts = (f"{plural(len(summary.rows), 'video')}: {n_ok} ok, {n_partial} partial, "
+              f"{len(summary.failed)} failed; {len(skipped)} already done (*); "
+              f"{plural(summary.frames, 'frame')} in {summary.seconds:.1f} s")
+    if summary.retried:
+        s = "" if summary.retried == 1 else "s"
+        counts += f"; {summary.retried} video{s}/segment{s} retried after a lost worker or node"
+    lines.append(counts)
     if summary.ignored:
         shown = [f"{path} ({reason})" for path, reason in summary.ignored[:5]]
         more = f", … ({len(summary.ignored)} in all)" if len(summary.ignored) > 5 else ""

@@ -130,6 +130,9 @@ class PlannedVideo:
     ``row``: the committed row (SKIP) or the failed row to commit (FAIL). ``duration_s``: the
     container header's duration when known in advance; otherwise :meth:`RunPlan.duration`
     reads it once, and only where a decision needs it (Ray routing and pool sizing).
+    ``finished_before``: ``finished_at`` of the row a video to analyse already had (failed,
+    outdated, or redone with ``overwrite``), or ``None``: a row with another one was
+    committed by this run (a lost Ray worker's video is then not redone).
     """
 
     path: Path
@@ -137,6 +140,7 @@ class PlannedVideo:
     action: Action
     row: dict[str, Any] | None = None
     duration_s: float | None = None
+    finished_before: Any = None
 
     @property
     def abspath(self) -> str:
@@ -255,7 +259,8 @@ def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
     if not plan.overwrite and is_complete(old, path, plan.provenance.settings_fingerprint,
                                           plan.retry_partial):
         return PlannedVideo(path, video_id, Action.SKIP, old)
-    return PlannedVideo(path, video_id, Action.PROCESS)
+    return PlannedVideo(path, video_id, Action.PROCESS,
+                        finished_before=old.get("finished_at") if old else None)
 
 
 def plan_run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,
