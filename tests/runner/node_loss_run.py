@@ -69,7 +69,7 @@ class LoseNodeMidVideo(RunHook):
         self.found = threading.Event()
 
     def on_worker(self, info: WorkerInfo) -> None:
-        self.workers.append({"pid": info.pid, "node": info.node, "after_kill": self.killed_at is not None})
+        self.workers.append({"pid": info.pid, "node": info.node})
         if info.node == self.node.node_id:
             threading.Thread(target=self._watch, args=(info.pid,), daemon=True).start()
 
@@ -111,13 +111,41 @@ def _agent_ports() -> dict[str, int]:
                                             "runtime_env_agent_port")}
 
 
+def persist_agent_ports_first() -> None:
+    """Write each node's agent port files before its raylet starts, with the fixed ports of
+    :func:`_agent_ports` (the agents write the same numbers once up). Ray 2.60's raylet
+    waits at most a hard-coded 15 s for those files and then dies (ray-project/ray#65983,
+    with the dashboard agent's listen port even when it is fixed); on a loaded 2-core machine
+    the Python agents often take longer than that to start."""
+    from ray import _raylet
+    from ray._private.node import Node
+
+    start_raylet = Node.start_raylet
+
+    def start(node: Any, *args: Any, **kwargs: Any) -> Any:
+        params = node._ray_params
+        for name, port in ((_raylet.METRICS_AGENT_PORT_NAME, params.metrics_agent_port),
+                           (_raylet.METRICS_EXPORT_PORT_NAME, params.metrics_export_port),
+                           (_raylet.DASHBOARD_AGENT_LISTEN_PORT_NAME,
+                            params.dashboard_agent_listen_port),
+                           (_raylet.RUNTIME_ENV_AGENT_PORT_NAME, params.runtime_env_agent_port)):
+            if port:
+                _raylet.persist_port(node._session_dir, node._node_id, name, int(port))
+        return start_raylet(node, *args, **kwargs)
+
+    Node.start_raylet = start  # type: ignore[method-assign]
+
+
 def main(temp: str, out: str, videos: list[str]) -> None:
+    persist_agent_ports_first()
+    started = time.monotonic()
     common = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
     cluster = Cluster(initialize_head=True, head_node_args={
         **common, **_agent_ports(), "temp_dir": temp, "_system_config": FAST_FAILURE})
     try:
         second = cluster.add_node(**common, **_agent_ports())
         cluster.wait_for_nodes()
+        up = time.monotonic()
         hook = LoseNodeMidVideo(second, videos)
         summary = run_videos(videos, out, RunConfig(device="cpu"), use_ray=True, hook=hook,
                              pool=PoolConfig(address=cluster.address, workers=2, segment_s=0,
@@ -128,7 +156,10 @@ def main(temp: str, out: str, videos: list[str]) -> None:
                      for r in summary.rows],
             "retries": hook.retries, "in_flight": hook.in_flight, "workers": hook.workers,
             "head": cluster.head_node.node_id, "lost": second.node_id,
-            "retried": summary.retried, "counts": counts, "exit_code": summary.exit_code}),
+            "retried": summary.retried, "counts": counts, "exit_code": summary.exit_code,
+            "seconds": {"cluster_up": round(up - started, 1),
+                        "lost_after": round((hook.killed_at or up) - up, 1),
+                        "run": round(time.monotonic() - up, 1)}}),
             flush=True)
     finally:
         if ray.is_initialized():
