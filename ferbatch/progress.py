@@ -101,7 +101,8 @@ class RunHook:
 
 
 class ConsoleProgress(RunHook):
-    """A tqdm bar over all frames, with frames/s; a line per failed video."""
+    """A tqdm bar over all frames, with frames/s; a line per failed video and per retry (a
+    lost Ray worker or node)."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and sys.stderr is not None
@@ -137,6 +138,10 @@ class ConsoleProgress(RunHook):
     def on_skip(self, row: dict[str, Any]) -> None:
         self.on_done(row)
 
+    def on_retry(self, retry: Retry) -> None:
+        if self.bar is not None:
+            self.bar.write(f"RETRY {retry.error}", file=sys.stderr)
+
     def on_done(self, row: dict[str, Any]) -> None:
         if self.bar is None:
             return
@@ -170,6 +175,9 @@ class LineProgress(RunHook):
     def on_unsplit(self, unsplit: Unsplit) -> None:
         log.info("%s: analysing it whole, its segments could not be merged: %s",
                  unsplit.path.name, unsplit.reason)
+
+    def on_retry(self, retry: Retry) -> None:
+        log.info("retry %d: %s", retry.attempt, retry.error)
 
     def on_done(self, row: dict[str, Any]) -> None:
         self.done += 1

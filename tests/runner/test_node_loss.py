@@ -53,6 +53,7 @@ def test_a_lost_node_loses_no_video_and_duplicates_no_row(tmp_path: Path, face_i
                     "agents after a hard-coded 15 s: ray-project/ray#65983; a loaded machine)")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps({k: result[k] for k in ("retries", "in_flight", "retried", "seconds")}))
     lost, head = result["lost"], result["head"]
     # one worker on each node (1 CPU each); the lost node's worker was decoding a video
     assert sorted(w["node"] for w in result["workers"]) == sorted([head, lost]), result["workers"]
