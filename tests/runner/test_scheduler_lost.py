@@ -139,3 +139,31 @@ def test_the_summary_counts_the_videos_retried_after_a_lost_node(tmp_path: Path)
     assert "; 1 video/segment retried after a lost worker or node" in format_summary(summary)
     summary.retried = 0
     assert "retried" not in format_summary(summary)
+
+
+def test_a_segment_lost_with_its_node_is_retried_and_the_video_merged_once(tmp_path: Path) -> None:
+    """A split video: the worker on node b is lost with its segment; that segment alone is
+    retried on node a, the video is merged once, and the count says one segment."""
+    from test_scheduler import _split_behaviour
+
+    plan, todo = make_plan(tmp_path, ["long.mp4"], segment_s=10.0, duration=35.0)
+    split = _split_behaviour()
+
+    def behave(worker: FakeWorker, method: str, args: tuple[Any, ...]) -> Any:
+        if worker.node == "b" and method == "segment":
+            port.lost_nodes.add("b")
+            raise WorkerDied("The actor died because its node has died.")
+        return split(worker, method, args)
+
+    port = FakePort(behave, nodes=("a", "b"))
+    scheduler = Scheduler(port, plan, todo, 2, 2, events := Events())
+    rows = scheduler.run()
+    assert rows["long"]["status"] == "ok" and len(events.of("done")) == 1
+    (retry,) = events.of("retry")
+    lost_index = next(a[1].index for w in port.workers if w.node == "b"
+                      for m, a in w.calls if m == "segment")
+    assert retry.error.startswith(f"long.mp4 segment {lost_index}: worker died 1 time(s)")
+    assert scheduler.lost == {("long", f" segment {lost_index}")}
+    calls = [m for w in port.workers if w.node == "a" for m, _ in w.calls]
+    assert sorted(calls).count("segment") == 3 and calls.count("merge") == 1
+    assert not events.of("unsplit")
