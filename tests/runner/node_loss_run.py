@@ -67,9 +67,11 @@ class LoseNodeMidVideo(RunHook):
         self.in_flight: str | None = None
         self.killed_at: float | None = None
         self.found = threading.Event()
+        self.started = time.monotonic()
 
     def on_worker(self, info: WorkerInfo) -> None:
-        self.workers.append({"pid": info.pid, "node": info.node})
+        self.workers.append({"pid": info.pid, "node": info.node,
+                             "ready_s": round(time.monotonic() - self.started, 1)})
         if info.node == self.node.node_id:
             threading.Thread(target=self._watch, args=(info.pid,), daemon=True).start()
 
