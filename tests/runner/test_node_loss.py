@@ -49,8 +49,9 @@ def test_a_lost_node_loses_no_video_and_duplicates_no_row(tmp_path: Path, face_i
     finally:
         subprocess.run(["rm", "-rf", temp], check=False)
     if done.returncode != 0 and RAY_START_FAILED in done.stderr:
-        pytest.skip("Ray could not start a node on this machine (the raylet gives up on slow "
-                    "agents after a hard-coded 15 s: ray-project/ray#65983; a loaded machine)")
+        pytest.skip("Ray could not start a node on this loaded machine (a node must register "
+                    "within a hard-coded 30 s; the agents' 15 s of ray-project/ray#65983 is "
+                    "worked around by node_loss_run.py)")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(json.dumps({k: result[k] for k in ("retries", "in_flight", "retried", "seconds",
