@@ -26,20 +26,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """A Ray worker that finished loading its models."""
+    """A Ray worker that finished loading its models; ``node``: its Ray node id (hex, ``""``
+    when unknown)."""
 
     pid: int
     host: str
     device: str
+    node: str = ""
+
+    def describe(self) -> str:
+        """``pid 4242 on host (node 1a2b3c4d)``: the worker, for messages."""
+        return f"pid {self.pid} on {self.host}" + (f" (node {self.node[:8]})" if self.node else "")
 
 
 @dataclass(frozen=True)
 class Retry:
-    """A task whose worker died or failed, queued again."""
+    """A task whose worker died or failed, queued again. ``worker``: the worker that was lost
+    with its task (killed, out of memory, its node gone); ``None`` when the task raised in a
+    live worker."""
 
     path: Path
     attempt: int
     error: str
+    worker: WorkerInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,8 @@ class RunHook:
 
 
 class ConsoleProgress(RunHook):
-    """A tqdm bar over all frames, with frames/s; a line per failed video."""
+    """A tqdm bar over all frames, with frames/s; a line per failed video and per retry (a
+    lost Ray worker or node)."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and sys.stderr is not None
@@ -128,6 +138,10 @@ class ConsoleProgress(RunHook):
     def on_skip(self, row: dict[str, Any]) -> None:
         self.on_done(row)
 
+    def on_retry(self, retry: Retry) -> None:
+        if self.bar is not None:
+            self.bar.write(f"RETRY {retry.error}", file=sys.stderr)
+
     def on_done(self, row: dict[str, Any]) -> None:
         if self.bar is None:
             return
@@ -162,6 +176,9 @@ class LineProgress(RunHook):
         log.info("%s: analysing it whole, its segments could not be merged: %s",
                  unsplit.path.name, unsplit.reason)
 
+    def on_retry(self, retry: Retry) -> None:
+        log.info("retry %d: %s", retry.attempt, retry.error)
+
     def on_done(self, row: dict[str, Any]) -> None:
         self.done += 1
         self.frames += int(row.get("frames_analyzed") or 0)
@@ -190,7 +207,8 @@ def plural(n: int, word: str) -> str:
 def format_summary(summary: RunSummary) -> str:
     """A plain-text table: one line per video with status, frames, faces, ids, seconds and
     processing speed (``proc f/s``: frames analysed per second of work, not the video's frame
-    rate, which is ``fps`` in ``videos.parquet``); then the counts, the files skipped and the
+    rate, which is ``fps`` in ``videos.parquet``); then the counts (with the videos or segments
+    retried after their Ray worker or its node was lost, when any), the files skipped and the
     reasons of videos not ``ok``."""
     header = f"{'status':8} {'frames':>7} {'faces':>7} {'ids':>4} {'sec':>7} {'proc f/s':>8}  video"
     lines = [header, "-" * len(header)]
@@ -204,9 +222,13 @@ def format_summary(summary: RunSummary) -> str:
                      f"{secs:7.1f} {_fmt(speed, '8.1f'):>8}  {row['path']}")
     n_ok = sum(r["status"] == STATUS_OK for r in summary.rows)
     n_partial = sum(r["status"] == STATUS_PARTIAL for r in summary.rows)
-    lines.append(f"{plural(len(summary.rows), 'video')}: {n_ok} ok, {n_partial} partial, "
-                 f"{len(summary.failed)} failed; {len(skipped)} already done (*); "
-                 f"{plural(summary.frames, 'frame')} in {summary.seconds:.1f} s")
+    counts = (f"{plural(len(summary.rows), 'video')}: {n_ok} ok, {n_partial} partial, "
+              f"{len(summary.failed)} failed; {len(skipped)} already done (*); "
+              f"{plural(summary.frames, 'frame')} in {summary.seconds:.1f} s")
+    if summary.retried:
+        s = "" if summary.retried == 1 else "s"
+        counts += f"; {summary.retried} video{s}/segment{s} retried after a lost worker or node"
+    lines.append(counts)
     if summary.ignored:
         shown = [f"{path} ({reason})" for path, reason in summary.ignored[:5]]
         more = f", … ({len(summary.ignored)} in all)" if len(summary.ignored) > 5 else ""

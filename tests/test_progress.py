@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import ferbatch.progress
-from ferbatch.progress import ConsoleProgress, LineProgress, Unsplit, WorkerInfo, format_summary
+from ferbatch.progress import ConsoleProgress, LineProgress, Retry, Unsplit, WorkerInfo, format_summary
 from ferbatch.runner.summary import RunSummary
 
 
@@ -31,6 +31,9 @@ def test_console_progress_counts_frames_and_videos_and_prints_failures(
         progress.on_frames(5)
         progress.on_done(_row("b.mp4", frames=15))
         progress.on_video(Path("/in/c.mp4"))
+        progress.on_retry(Retry(Path("/in/c.mp4"), 1, "c.mp4: worker died 1 time(s), last pid 7 "
+                                "on h (node 1a2b3c4d): its node has died",
+                                WorkerInfo(pid=7, host="h", device="cpu", node="1a2b3c4d5e")))
         progress.on_done(_row("c.mp4", "failed", error="c.mp4: not a video file"))
         bar = progress.bar
         assert bar is not None and bar.n == 15 and progress.done == 3
@@ -38,6 +41,7 @@ def test_console_progress_counts_frames_and_videos_and_prints_failures(
     out = capsys.readouterr()
     assert out.out == ""  # stdout is the summary's
     assert "FAILED c.mp4: not a video file\n" in out.err
+    assert "RETRY c.mp4: worker died 1 time(s), last pid 7 on h (node 1a2b3c4d): its node has died\n" in out.err
     assert "FAILED" not in out.err.replace("FAILED c.mp4", "")  # the ok videos print nothing
     assert re.search(r"3/3 videos \| 15 frames", out.err)  # the closed bar's last state
     assert "b.mp4" in out.err  # the video being analysed is shown
@@ -74,11 +78,13 @@ def test_line_progress_logs_one_line_per_video_with_rate_eta_and_failures(
         progress.on_worker(WorkerInfo(pid=2, host="h", device="cpu"))  # the clock started once
         progress.on_done(_row("b.mp4", frames=10))
         progress.on_unsplit(Unsplit(Path("/in/c.mp4"), "segment 1 ended partial"))
+        progress.on_retry(Retry(Path("/in/c.mp4"), 1, "c.mp4: worker died 1 time(s), last pid 7"))
         progress.on_done(_row("c.mp4", "failed", error="c.mp4: not a video file"))
     lines = [r.getMessage() for r in caplog.records if r.name == "ferbatch.progress"]
     assert lines == [
         "1/2 videos | 10 frames, 5.0 frames/s | ETA 2 s | 0 failed | ok b.mp4",
         "c.mp4: analysing it whole, its segments could not be merged: segment 1 ended partial",
+        "retry 1: c.mp4: worker died 1 time(s), last pid 7",
         "2/2 videos | 10 frames, 2.5 frames/s | ETA 0 s | 1 failed | failed c.mp4 "
         "(c.mp4: not a video file)",
     ]

@@ -5,8 +5,9 @@
 * :mod:`.controller` — :func:`~.controller.execute`: the bookkeeping both executors share
   (manifest, recovery, skipped and failed rows, ``videos.parquet``, the summary);
 * :mod:`.local` — the in-process executor and ``ferbatch.run``;
-* :mod:`.ray_pool` — the Ray executor: an ``ActorPool``-shaped scheduler with typed tasks and
-  results, unit-testable with a fake pool; :mod:`.worker` — the actor; :mod:`.ray_setup` —
-  connecting to (or starting) Ray;
+* :mod:`.ray_pool` — the Ray executor and its port to Ray; :mod:`.scheduler` — the
+  ``ActorPool``-shaped scheduler (lost workers and nodes, retries), with typed tasks and
+  results (:mod:`.tasks`), unit-testable with a fake pool; :mod:`.worker` — the actor;
+  :mod:`.ray_setup` — connecting to (or starting) Ray;
 * :mod:`.summary` — :class:`~.summary.RunSummary` and the exit-code rule.
 """

@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 
 
 class Executor(Protocol):
-    """Analyses and commits the videos of a plan; returns each one's row by ``video_id``."""
+    """Analyses and commits the videos of a plan; returns each one's row by ``video_id``.
+    ``retried``: videos or segments its last :meth:`execute` retried after their worker or
+    its node was lost (Ray; 0 in-process)."""
+
+    retried: int
 
     def execute(self, plan: RunPlan, todo: list[PlannedVideo],
                 hook: RunHook) -> dict[str, dict[str, Any]]: ...
@@ -107,11 +111,14 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
             row = done[video.video_id]
             rows[video.video_id] = row
             summary.frames += int(row.get("frames_analyzed") or 0)
+        summary.retried = executor.retried
     summary.rows = [rows[v.video_id] for v in plan.videos]
     store.write_videos_table()
     summary.seconds = time.perf_counter() - started
-    log.info("run finished in %.1f s: %d video(s), %d failed, %d frames", summary.seconds,
-             len(summary.rows), len(summary.failed), summary.frames)
+    log.info("run finished in %.1f s: %d video(s), %d failed, %d frames%s", summary.seconds,
+             len(summary.rows), len(summary.failed), summary.frames,
+             f"; {summary.retried} video(s)/segment(s) retried after a lost worker or node"
+             if summary.retried else "")
     return summary
 
 

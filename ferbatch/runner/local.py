@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 
 class LocalExecutor:
-    """Analyses the plan's videos in this process with one set of loaded models."""
+    """Analyses the plan's videos in this process with one set of loaded models (no worker to
+    lose: ``retried`` stays 0)."""
+
+    retried = 0
 
     def __init__(self, stages: Stages | None = None) -> None:
         self.stages = stages

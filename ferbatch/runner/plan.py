@@ -45,28 +45,48 @@ class Ignored:
     """A file found among the inputs that the run leaves out, and why (in the summary)."""
 
     path: Path
-    reason: str  # "hidden", or "same file as <path>"
+    reason: str  # "hidden", "same file as <path>", "not a regular file (a FIFO …)", …
+
+
+#: why a folder named like a video (``x.mp4/``) inside a searched folder is listed
+FOLDER_NAMED_LIKE_A_VIDEO = "a folder, not a video file: searched like any folder"
+#: … and a link to one (links to folders are not followed by the search)
+LINK_NAMED_LIKE_A_VIDEO = "a link to a folder, not a video file: not followed"
+
+
+def _searched(item: str | os.PathLike[str], path: Path) -> bool:
+    """True when the input ``item`` is a folder to search: any folder, except one named like
+    a video (``x.mp4``) given without a trailing slash — that one the user named as a video
+    file, and it becomes a failed row (``x.mp4/`` searches it)."""
+    if not path.is_dir():
+        return False
+    return path.suffix.lower() not in VIDEO_EXTENSIONS or os.fsdecode(item).endswith(os.sep)
 
 
 def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Ignored]]:
     """The video files of ``inputs`` (:func:`discover_videos`) and the files left out: a
-    second name of a file already found (a symlink, the same path twice) and video files
-    under a hidden name (``.name``) inside a given folder."""
+    second name of a file already found (a symlink, the same path twice), video files under a
+    hidden name (``.name``), special files and folders named like a video inside a given folder
+    (:data:`FOLDER_NAMED_LIKE_A_VIDEO`: listed, and searched like any folder)."""
     found: list[Path] = []
     ignored: list[Ignored] = []
     first: dict[Path, Path] = {}
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if _searched(item, path):
             candidates: list[Path] = []
             for p in sorted(path.rglob("*")):
-                if p.suffix.lower() not in VIDEO_EXTENSIONS or p.is_dir():
+                if p.suffix.lower() not in VIDEO_EXTENSIONS:
                     continue
-                if not p.is_file():  # a FIFO, device, socket or broken link: never opened
+                hidden = any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_dir():
+                    ignored.append(Ignored(p, "hidden" if hidden else LINK_NAMED_LIKE_A_VIDEO
+                                           if p.is_symlink() else FOLDER_NAMED_LIKE_A_VIDEO))
+                elif not p.is_file():  # a FIFO, device, socket or broken link: never opened
                     kind = not_regular(p)
                     ignored.append(Ignored(p, f"not a regular file ({kind})" if kind
                                            else "broken link"))
-                elif any(part.startswith(".") for part in p.relative_to(path).parts):
+                elif hidden:
                     ignored.append(Ignored(p, "hidden"))
                 else:
                     candidates.append(p)
@@ -89,6 +109,8 @@ def discover_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
     Files named explicitly are kept whatever their extension (the user asked for them); in
     folders only known video extensions are picked up and hidden files and folders are skipped.
+    A folder named like a video (``x.mp4``) given without a trailing slash is taken as the
+    video file the user named (its row fails: not a regular file); ``x.mp4/`` searches it.
     Order is stable; duplicates (the same resolved file) removed. Raises :class:`ConfigError`
     for an input that does not exist. :func:`find_inputs` also says what was left out.
     """
@@ -130,6 +152,9 @@ class PlannedVideo:
     ``row``: the committed row (SKIP) or the failed row to commit (FAIL). ``duration_s``: the
     container header's duration when known in advance; otherwise :meth:`RunPlan.duration`
     reads it once, and only where a decision needs it (Ray routing and pool sizing).
+    ``finished_before``: ``finished_at`` of the row a video to analyse already had (failed,
+    outdated, or redone with ``overwrite``), or ``None``: a row with another one was
+    committed by this run (a lost Ray worker's video is then not redone).
     """
 
     path: Path
@@ -137,6 +162,7 @@ class PlannedVideo:
     action: Action
     row: dict[str, Any] | None = None
     duration_s: float | None = None
+    finished_before: Any = None
 
     @property
     def abspath(self) -> str:
@@ -242,7 +268,10 @@ def _not_regular(path: Path) -> str | None:
     kind = not_regular(path)
     if kind is None:
         return None
-    return f"{readable(str(path))}: not a regular file ({kind}); ferbatch reads video files only"
+    text = f"{readable(str(path))}: not a regular file ({kind}); ferbatch reads video files only"
+    if kind == "a folder":  # one named like a video (find_inputs searches any other)
+        text += f" (to search it for videos, give it with a trailing slash: {readable(str(path))}/)"
+    return text
 
 
 def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
@@ -255,7 +284,8 @@ def _plan_one(path: Path, plan: RunPlan) -> PlannedVideo:
     if not plan.overwrite and is_complete(old, path, plan.provenance.settings_fingerprint,
                                           plan.retry_partial):
         return PlannedVideo(path, video_id, Action.SKIP, old)
-    return PlannedVideo(path, video_id, Action.PROCESS)
+    return PlannedVideo(path, video_id, Action.PROCESS,
+                        finished_before=old.get("finished_at") if old else None)
 
 
 def plan_run(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | OutputLocation,

@@ -16,7 +16,8 @@ class RunSummary:
     ``out``: a :class:`Path` for a local folder, else the URI. ``skipped``: inputs already
     complete (their rows are the committed ones). ``ignored``: files found but left out, as
     ``(path, reason)``: a second name of one file (``same file as …``) or a hidden file.
-    ``frames``: frames analysed by this run.
+    ``frames``: frames analysed by this run. ``retried``: videos or segments of a split video
+    (Ray) queued again because their worker or its whole node was lost mid-task.
     """
 
     out: Path | str
@@ -25,6 +26,7 @@ class RunSummary:
     ignored: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     frames: int = 0
+    retried: int = 0
 
     @property
     def failed(self) -> list[dict[str, Any]]:

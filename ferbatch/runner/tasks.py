@@ -1,4 +1,4 @@
-"""Typed tasks of the Ray scheduler (:mod:`ferbatch.runner.ray_pool`), one class per kind.
+"""Typed tasks of the Ray scheduler (:mod:`ferbatch.runner.scheduler`), one class per kind.
 
 Each task knows how to start itself on an actor (``submit``) and what follows its result
 (``on_result``), so the scheduler has no ladder of task kinds:
@@ -22,7 +22,7 @@ from .plan import PlannedVideo
 from .worker import Committed, Fallback, Planned, SegmentDone
 
 if TYPE_CHECKING:
-    from .ray_pool import Port, Scheduler
+    from .scheduler import Port, Scheduler
 
 
 @dataclass
@@ -64,6 +64,10 @@ class Task:
     def on_task_error(self, error: str, sched: Scheduler) -> None:
         sched.retry_or_fail(self, error, front=False)
 
+    def committed(self, sched: Scheduler) -> dict[str, Any] | None:
+        """Its video's row when this task (lost with its worker) had committed it already."""
+        return None
+
 
 @dataclass
 class WholeTask(Task):
@@ -73,6 +77,9 @@ class WholeTask(Task):
 
     def on_result(self, value: Committed, extra: Any, sched: Scheduler) -> None:
         sched.finish(self.video, value.row, value.traceback)
+
+    def committed(self, sched: Scheduler) -> dict[str, Any] | None:
+        return sched.committed_row(self.video)
 
 
 @dataclass
@@ -135,6 +142,9 @@ class MergeTask(SegmentTask):
             sched.unsplit(self, value.reason)
         else:
             sched.finish(self.video, value.row, value.traceback)
+
+    def committed(self, sched: Scheduler) -> dict[str, Any] | None:
+        return sched.committed_row(self.video)
 
     def on_task_error(self, error: str, sched: Scheduler) -> None:
         if self.attempt < sched.max_retries:  # e.g. segment tables lost with a node

@@ -86,9 +86,12 @@ class VideoWorker:
         return self.frames_done
 
     def info(self) -> WorkerInfo:
-        """Who this worker is: pid, host, device."""
+        """Who this worker is: pid, host, device and Ray node id."""
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         return WorkerInfo(pid=os.getpid(), host=socket.gethostname(),
-                          device=str(self.stages.device))
+                          device=str(self.stages.device), node=node or "")
 
     def process(self, path: str) -> Committed:
         """Analyse ``path`` whole, commit its partitions and status row."""

@@ -23,6 +23,7 @@ from ferbatch.output.commit import OutputStore
 from ferbatch.output.layout import readable, video_id_for
 from ferbatch.pipeline import Stages
 from ferbatch.runner.local import run
+from ferbatch.runner.plan import FOLDER_NAMED_LIKE_A_VIDEO, LINK_NAMED_LIKE_A_VIDEO, find_inputs
 from ferbatch.segments import header_duration, plan_segments
 
 import clips
@@ -177,10 +178,43 @@ def test_special_files_fail_unopened_in_ray_default_mode(
         assert rows[name]["status"] == "failed"
         assert f"not a regular file ({kind})" in rows[name]["error"]
     assert len(summary.rows) == 5 and summary.exit_code == 1
-    assert sorted(summary.ignored) == [  # in the folder: left out, with the reason
+    assert sorted(summary.ignored) == sorted([  # in the folder: left out, with the reason
         (str(specials["fifo"]), "not a regular file (a FIFO (named pipe))"),
         (str(specials["socket"]), "not a regular file (a socket)"),
-        (str(specials["device"]), "not a regular file (a character device)")]
+        (str(specials["device"]), "not a regular file (a character device)"),
+        (str(specials["folder"]), FOLDER_NAMED_LIKE_A_VIDEO)])
+
+
+def test_a_folder_named_like_a_video(good: Path, tmp_path: Path, stages: Stages) -> None:
+    """Kind 9, a folder named ``*.mp4``. Named explicitly it is the video file the user named:
+    ``failed`` with the reason and how to search it instead. Inside a searched folder it is
+    listed with the reason and searched like any folder (the video in it is found); a link to
+    such a folder is listed, not followed. ``x.mp4/`` with a trailing slash is searched."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(good, folder / "good.mp4")
+    inner = folder / "clip.mp4"
+    inner.mkdir()
+    shutil.copy(good, inner / "inner.mp4")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(good, elsewhere / "far.mp4")
+    os.symlink(elsewhere, folder / "link.mp4")
+    named = tmp_path / "named.mp4"
+    named.mkdir()
+    shutil.copy(good, named / "x.mp4")
+    summary = run([folder, named], tmp_path / "out", stages=stages)
+    rows = {Path(r["path"]).name: r for r in summary.rows}
+    assert sorted(rows) == ["good.mp4", "inner.mp4", "named.mp4"]
+    assert rows["good.mp4"]["status"] == rows["inner.mp4"]["status"] == "ok"
+    assert rows["named.mp4"]["status"] == "failed" and rows["named.mp4"]["error"] == (
+        f"{named}: not a regular file (a folder); ferbatch reads video files only (to search "
+        f"it for videos, give it with a trailing slash: {named}/)")
+    assert sorted(summary.ignored) == [(str(inner), FOLDER_NAMED_LIKE_A_VIDEO),
+                                       (str(folder / "link.mp4"), LINK_NAMED_LIKE_A_VIDEO)]
+    assert summary.exit_code == 1
+    assert find_inputs([f"{named}{os.sep}"]) == ([named / "x.mp4"], [])
+    assert find_inputs([named]) == ([named], [])
 
 
 # -- the rule: a bug in one video's stage or its rows fails that video alone ----------------------

@@ -105,6 +105,8 @@ def test_killed_worker_is_replaced_and_video_retried_without_duplicates(
     assert status["b.mp4"]["settings_fingerprint"] == status["a.mp4"]["settings_fingerprint"]
     assert attempts == {"a.mp4": 2, "b.mp4": 2}
     assert len(events.of("retry")) == 2 and len(set(events.pids)) == 3  # replaced while work is left
+    assert all(r.worker is not None and r.worker.pid in events.pids for r in events.of("retry"))
+    assert summary.retried == 2  # a.mp4 and b.mp4, once each: the summary's count
     faces = pd.read_parquet(out / "faces")
     frames = pd.read_parquet(out / "frames")
     assert not faces.duplicated(["video_id", "frame_index", "face_id"]).any()

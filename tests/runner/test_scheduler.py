@@ -24,7 +24,7 @@ from ferbatch.output.commit import OutputStore
 from ferbatch.output.schema import Provenance, new_video_row
 from ferbatch.progress import WorkerInfo
 from ferbatch.runner.plan import Action, PlannedVideo, RunPlan
-from ferbatch.runner.ray_pool import Scheduler, TaskFailed, WorkerDied
+from ferbatch.runner.scheduler import Scheduler, TaskFailed, WorkerDied
 from ferbatch.runner.worker import Committed, Fallback, Planned, SegmentDone
 
 from helpers import Events
@@ -36,6 +36,7 @@ PROVENANCE = Provenance(model="m", model_sha256="0" * 64, labels=("happy", "sad"
 @dataclass(eq=False)
 class FakeWorker:
     n: int
+    node: str = "n0"
     dead: bool = False
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
 
@@ -49,21 +50,25 @@ class FakePort:
     """A :class:`~ferbatch.runner.ray_pool.Port` whose workers run ``behave`` synchronously."""
 
     def __init__(self, behave: Callable[[FakeWorker, str, tuple[Any, ...]], Any],
-                 start_fails: bool = False) -> None:
+                 start_fails: bool = False, nodes: tuple[str, ...] = ("n0",)) -> None:
         self.behave = behave
         self.start_fails = start_fails
+        self.nodes = nodes  # workers are placed on the live ones in turn
+        self.lost_nodes: set[str] = set()
         self.workers: list[FakeWorker] = []
         self.killed: list[FakeWorker] = []
         self._ids = itertools.count()
 
     def start(self) -> tuple[FakeWorker, Future]:
-        worker = FakeWorker(next(self._ids))
+        n = next(self._ids)
+        live = [node for node in self.nodes if node not in self.lost_nodes]
+        worker = FakeWorker(n, node=live[n % len(live)])
         self.workers.append(worker)
 
         def info() -> WorkerInfo:
             if self.start_fails:
                 raise TaskFailed("ModelError: no checkpoint")
-            return WorkerInfo(pid=1000 + worker.n, host="h", device="cpu")
+            return WorkerInfo(pid=1000 + worker.n, host="h", device="cpu", node=worker.node)
 
         return worker, Future(info)
 
@@ -71,7 +76,7 @@ class FakePort:
         worker.calls.append((method, args))
 
         def run() -> Any:
-            if worker.dead:
+            if worker.dead or worker.node in self.lost_nodes:
                 raise WorkerDied("the actor died")
             return self.behave(worker, method, args)
 
@@ -91,6 +96,9 @@ class FakePort:
     def kill(self, worker: FakeWorker) -> None:
         worker.dead = True
         self.killed.append(worker)
+
+    def live_nodes(self) -> set[str] | None:
+        return set(self.nodes) - self.lost_nodes
 
 
 def ok_row(video: str, status: str = "ok") -> dict[str, Any]:
@@ -141,7 +149,8 @@ def test_a_dead_worker_is_replaced_and_its_video_retried_then_failed(tmp_path: P
     port = FakePort(behave)
     rows, events = run(port, plan, todo, workers=1, retries=1)
     assert rows["a"]["status"] == "ok"
-    assert rows["b"]["status"] == "failed" and "worker died 2 time(s)" in rows["b"]["error"]
+    assert rows["b"]["status"] == "failed" and rows["b"]["error"] == (
+        "b.mp4: worker died 2 time(s), last pid 1002 on h (node n0): SIGKILL")
     assert rows["b"]["settings_fingerprint"] == "f"  # the driver's row carries the provenance
     assert deaths == {"a.mp4": 2, "b.mp4": 2}
     assert [r.attempt for r in events.of("retry")] == [1, 1]
