@@ -133,7 +133,7 @@ class VideoResult:
         ``videos`` (one row), ``frames`` and ``faces``, ``labels`` — with the dtypes
         :func:`ferbatch.load` gives for an output folder (``out`` is ``None``)."""
         from .output.arrow import from_rows
-        from .output.results import assemble, typed_videos
+        from .output.results import assemble, typed_videos, with_video_id
         from .output.schema import VIDEOS_SCHEMA, labels_from_columns
 
         video_id = self.row["video_id"]
@@ -141,10 +141,7 @@ class VideoResult:
         labels = labels_from_columns(faces.column_names)
 
         def with_id(table: pa.Table | None, schema: pa.Schema) -> pa.Table:
-            if table is None:
-                return schema.empty_table()
-            table = table.drop_columns([c for c in ("video_id",) if c in table.column_names])
-            return table.add_column(0, "video_id", pa.array([video_id] * table.num_rows, pa.string()))
+            return schema.empty_table() if table is None else with_video_id(table, video_id)
 
         videos = typed_videos(from_rows([self.row], VIDEOS_SCHEMA))
         return assemble(None, videos, with_id(self.frames, FRAMES_SCHEMA),

@@ -36,7 +36,7 @@ from . import layout
 from .commit import committed_parts
 from .labelset import shown as shown_list
 from .location import OutputLocation, resolve_output
-from .results import Results, assemble, typed_videos
+from .results import Results, assemble, typed_videos, with_video_id
 from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema, labels_from_columns
 
 __all__ = ["Results", "load"]
@@ -166,10 +166,7 @@ def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str
                 labels = labels or found
                 if set(found) != set(labels):
                     odd[video_id] = found
-            if "video_id" in table.column_names:
-                table = table.drop_columns(["video_id"])
-            ids = pa.array([video_id] * table.num_rows, pa.string())
-            tables.append(table.add_column(0, "video_id", ids))
+            tables.append(with_video_id(table, video_id))
     if odd:
         raise OutputError(
             f"{loc.display()}: one output holds one label set, {labels}, but the faces of "
