@@ -32,9 +32,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ..errors import OutputError
+from ..text import short_list
 from . import layout
 from .commit import committed_parts
-from .labelset import shown as shown_list
 from .location import OutputLocation, resolve_output
 from .results import Results, assemble, typed_videos, with_video_id
 from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema, labels_from_columns
@@ -171,7 +171,7 @@ def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str
         raise OutputError(
             f"{loc.display()}: one output holds one label set, {labels}, but the faces of "
             f"{len(odd)} video(s) have other labels: "
-            + shown_list([f"{vid} {found}" for vid, found in sorted(odd.items())])
+            + short_list([f"{vid} {found}" for vid, found in sorted(odd.items())])
             + "; redo them with the output's model, or redo every video with --overwrite")
     if not tables:
         return schema.empty_table()
