@@ -3,6 +3,7 @@ lists the commands for ``cli.py``."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import click
@@ -56,7 +57,6 @@ def serve_command(host: str, port: int, model: str | None, replicas: int, cpus_p
                   gpus_per_replica: float, device: str, backend: str, max_body_mb: float,
                   max_batch: int, token_file: str | None, address: str | None) -> None:
     """Serve emotion analysis of images and short clips over HTTP (Ray Serve), until Ctrl-C."""
-    from .config import ClassifyConfig, RunConfig
     from .logs import configure_console
     from .runner.ray_setup import connect
 
@@ -68,14 +68,15 @@ def serve_command(host: str, port: int, model: str | None, replicas: int, cpus_p
         raise click.ClickException(f"ferbatch serve needs the serve extra "
                                    f"(pip install 'ferbatch[serve]'): {exc}") from exc
     try:
-        RunConfig(classify=ClassifyConfig(model=model, backend=backend), device=device).validate()
-        token = read_token(token_file) if token_file else None
-        settings = ServeSettings(model=model, device=device, max_body_mb=max_body_mb, token=token,
+        settings = ServeSettings(model=model, device=device, max_body_mb=max_body_mb,
                                  backend=backend, max_batch_size=max_batch)
+        settings.run_config()  # a bad --model / --backend / --device fails here, not in a replica
+        if token_file:
+            settings = dataclasses.replace(settings, token=read_token(token_file))
         with connect(address):
             url = start(settings, host, port, replicas, cpus_per_replica, gpus_per_replica)
             click.echo(f"ferbatch serve: listening on {url} ({replicas} replica(s)"
-                       f"{', token required' if token else ''}); Ctrl-C stops it", err=True)
+                       f"{', token required' if settings.token else ''}); Ctrl-C stops it", err=True)
             try:
                 threading.Event().wait()
             finally:

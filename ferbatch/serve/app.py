@@ -62,6 +62,17 @@ class ServeSettings:
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 2**20)
 
+    def run_config(self, fps: float | None = None, every: int | None = None) -> Any:
+        """The validated :class:`~ferbatch.config.RunConfig` of the replica's models (``model``,
+        ``backend``, ``device``) sampling a clip at ``fps`` / ``every`` (as ``ferbatch run``'s
+        ``--fps`` / ``--every``); raises :class:`~ferbatch.errors.ConfigError` naming the bad
+        option."""
+        from ..config import ClassifyConfig, DecodeConfig, RunConfig
+
+        return RunConfig(decode=DecodeConfig(fps=fps, every=every),
+                         classify=ClassifyConfig(model=self.model, backend=self.backend),
+                         device=self.device).validate()
+
 
 app = FastAPI(title="ferbatch", summary="Facial-emotion analysis of images and short clips",
               docs_url=None, redoc_url=None)
@@ -92,13 +103,8 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _video_config(settings: ServeSettings, fps: float | None, every: int | None) -> Any:
-    from ..config import ClassifyConfig, DecodeConfig, RunConfig
-
-    config = RunConfig(decode=DecodeConfig(fps=fps, every=every),
-                       classify=ClassifyConfig(model=settings.model, backend=settings.backend),
-                       device=settings.device)
     try:
-        return config.validate()
+        return settings.run_config(fps, every)
     except FerbatchError as exc:
         raise HTTPError(400, str(exc).replace("--", "")) from exc
 
@@ -109,14 +115,11 @@ class EmotionService:
     """A replica: the models loaded once, the endpoints above."""
 
     def __init__(self, settings: ServeSettings) -> None:
-        from ..config import ClassifyConfig, RunConfig
         from ..pipeline import Stages
         from .analysis import model_info
 
         self.settings = settings
-        self.stages = Stages(RunConfig(classify=ClassifyConfig(model=settings.model,
-                                                               backend=settings.backend),
-                                       device=settings.device).validate())
+        self.stages = Stages(settings.run_config())
         self.info = model_info(self.stages)
         self._analyze.set_max_batch_size(settings.max_batch_size)
         self._analyze.set_batch_wait_timeout_s(settings.batch_wait_s)
