@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from .config import BACKENDS
+from .config import BACKENDS, ServeConfig
 from .devices import DEVICE_HELP
 from .errors import FerbatchError
 
@@ -40,13 +40,14 @@ Errors are JSON {"error": ..., "status": N}: 415 not a supported type, 413 body 
               help="CPUs each replica reserves in Ray.")
 @click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="GPUs each replica reserves in Ray (give 1 with --device cuda).")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch",
+@click.option("--device", default=ServeConfig.device, show_default=True, help=DEVICE_HELP)
+@click.option("--backend", type=click.Choice(BACKENDS), default=ServeConfig.backend,
               show_default=True, help="Classification backend (onnxruntime: CPU only).")
-@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=50.0,
-              show_default=True, help="Largest request body accepted, in MiB (413 past it).")
-@click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Images of concurrent requests analysed together (@serve.batch).")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True),
+              default=ServeConfig.max_body_mb, show_default=True,
+              help="Largest request body accepted, in MiB (413 past it).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=ServeConfig.max_batch_size,
+              show_default=True, help="Images of concurrent requests analysed together (@serve.batch).")
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="File holding a bearer token: requests then need 'Authorization: Bearer "
                    "<token>' (401 otherwise).  [default: no token]")
@@ -62,14 +63,13 @@ def serve_command(host: str, port: int, model: str | None, replicas: int, cpus_p
 
     configure_console(0)
     try:
-        from .serve.app import ServeSettings
         from .serve.server import read_token, start, stop
     except ImportError as exc:
         raise click.ClickException(f"ferbatch serve needs the serve extra "
                                    f"(pip install 'ferbatch[serve]'): {exc}") from exc
     try:
-        settings = ServeSettings(model=model, device=device, max_body_mb=max_body_mb,
-                                 backend=backend, max_batch_size=max_batch)
+        settings = ServeConfig(model=model, device=device, max_body_mb=max_body_mb,
+                               backend=backend, max_batch_size=max_batch)
         settings.run_config()  # a bad --model / --backend / --device fails here, not in a replica
         if token_file:
             settings = dataclasses.replace(settings, token=read_token(token_file))

@@ -22,7 +22,6 @@ Errors are JSON (:mod:`.http`): 415 not a supported image/video type, 413 body o
 import asyncio
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..config import ServeConfig
 from ..errors import FerbatchError, ImageError, UnsupportedImageError
 from .http import HTTPError, check_token, error_response, read_upload
 
@@ -44,34 +44,6 @@ NEUTRAL_TYPES = {"", "application/octet-stream"}
 VIDEO_EXTENSIONS = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
                     "video/webm": ".webm", "video/x-msvideo": ".avi", "video/mpeg": ".mpg",
                     "video/mp2t": ".ts"}
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """A replica's settings (the options of ``ferbatch serve``)."""
-
-    model: str | None = None
-    device: str = "auto"
-    max_body_mb: float = 50.0
-    token: str | None = None
-    backend: str = "torch"
-    max_batch_size: int = 16
-    batch_wait_s: float = 0.01
-
-    @property
-    def max_body_bytes(self) -> int:
-        return int(self.max_body_mb * 2**20)
-
-    def run_config(self, fps: float | None = None, every: int | None = None) -> Any:
-        """The validated :class:`~ferbatch.config.RunConfig` of the replica's models (``model``,
-        ``backend``, ``device``) sampling a clip at ``fps`` / ``every`` (as ``ferbatch run``'s
-        ``--fps`` / ``--every``); raises :class:`~ferbatch.errors.ConfigError` naming the bad
-        option."""
-        from ..config import ClassifyConfig, DecodeConfig, RunConfig
-
-        return RunConfig(decode=DecodeConfig(fps=fps, every=every),
-                         classify=ClassifyConfig(model=self.model, backend=self.backend),
-                         device=self.device).validate()
 
 
 app = FastAPI(title="ferbatch", summary="Facial-emotion analysis of images and short clips",
@@ -102,7 +74,7 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"internal error ({type(exc).__name__}); the server log has details")
 
 
-def _video_config(settings: ServeSettings, fps: float | None, every: int | None) -> Any:
+def _video_config(settings: ServeConfig, fps: float | None, every: int | None) -> Any:
     try:
         return settings.run_config(fps, every)
     except FerbatchError as exc:
@@ -114,7 +86,7 @@ def _video_config(settings: ServeSettings, fps: float | None, every: int | None)
 class EmotionService:
     """A replica: the models loaded once, the endpoints above."""
 
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeConfig) -> None:
         from ..pipeline import Stages
         from .analysis import model_info
 
@@ -125,7 +97,8 @@ class EmotionService:
         self._analyze.set_batch_wait_timeout_s(settings.batch_wait_s)
         log.info("replica ready: %s on %s", self.info["name"], self.info["device"])
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=ServeConfig.max_batch_size,
+                 batch_wait_timeout_s=ServeConfig.batch_wait_s)
     async def _analyze(self, images: list[Any]) -> list[list[dict[str, Any]]]:
         """One detector and one classifier call for the images of concurrent requests."""
         from .analysis import analyze_images
@@ -185,7 +158,7 @@ class EmotionService:
                              **video_json(result)})
 
 
-def build_app(settings: ServeSettings, replicas: int = 1, cpus_per_replica: float = 1.0,
+def build_app(settings: ServeConfig, replicas: int = 1, cpus_per_replica: float = 1.0,
               gpus_per_replica: float = 0.0) -> Any:
     """The Serve application (``serve.run`` it): ``replicas`` copies of :class:`EmotionService`."""
     options: dict[str, Any] = {"num_cpus": cpus_per_replica}

@@ -7,8 +7,9 @@ import time
 import urllib.error
 import urllib.request
 
+from ..config import ServeConfig
 from ..errors import ConfigError, RunError
-from .app import ServeSettings, build_app
+from .app import build_app
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def read_token(path: str) -> str:
     return token
 
 
-def start(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
+def start(settings: ServeConfig, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
           cpus_per_replica: float = 1.0, gpus_per_replica: float = 0.0,
           ready_timeout_s: float = 300.0) -> str:
     """Run the application on the connected Ray instance, listening on ``host:port``; returns
