@@ -17,7 +17,6 @@ The DataFrames and their dtypes: :mod:`ferbatch.output.results`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
@@ -34,7 +33,7 @@ import pyarrow.parquet as pq
 from ..errors import OutputError
 from ..text import short_list
 from . import layout
-from .commit import committed_parts
+from .commit import OutputStore, committed_parts
 from .location import OutputLocation, resolve_output
 from .results import Results, assemble, typed_videos, with_video_id
 from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema, labels_from_columns
@@ -45,22 +44,16 @@ log = logging.getLogger(__name__)
 
 
 def _read_meta(loc: OutputLocation) -> dict[str, Any]:
-    fs, path = loc.filesystem, loc.join(layout.MANIFEST)
-    if fs.get_file_info(path).type != pafs.FileType.File:
+    """``_ferbatch.json`` (``{}`` when there is none); :class:`OutputError` when its schema
+    version is not one this ferbatch reads."""
+    meta = OutputStore(loc).read_manifest()
+    if meta is None:
         return {}
-    shown = loc.display(layout.MANIFEST)
-    try:
-        with fs.open_input_stream(path) as stream:
-            meta = json.loads(stream.read().decode("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{shown}: unreadable ferbatch metadata ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise OutputError(f"{shown}: expected a JSON object, got {type(meta).__name__}")
     version = str(meta.get("schema_version", SCHEMA_VERSION))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise OutputError(
-            f"{shown}: schema_version {version} is not readable by this ferbatch "
-            f"(reads {SCHEMA_VERSION.split('.')[0]}.x)"
+            f"{loc.display(layout.MANIFEST)}: schema_version {version} is not readable by this "
+            f"ferbatch (reads {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     return meta
 
@@ -75,38 +68,21 @@ class _Status:
 
 
 def _read_status(loc: OutputLocation) -> _Status:
-    """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``), sorted
-    by path like ``videos.parquet``. Torn files are skipped."""
-    fs = loc.filesystem
-    entries = fs.get_file_info(pafs.FileSelector(loc.join(layout.STATUS_DIR), allow_not_found=True))
+    """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``,
+    :meth:`OutputStore.status_files`), sorted by path like ``videos.parquet``."""
+    tables, pending = OutputStore(loc).status_files()
     found = _Status()
-    pending: set[str] = set()
     committed: set[str] = set()
-    tables = []
-    for info in sorted(entries, key=lambda i: i.base_name):
-        name = info.base_name
-        if info.type != pafs.FileType.File or name.startswith((".", "_")):
-            continue
-        if layout.pending_id(name) is not None:
-            pending.add(layout.pending_id(name))
-            continue
-        if not layout.is_status_file(name):
-            continue
-        try:
-            table = pq.read_table(info.path, filesystem=fs)
-        except (OSError, pa.ArrowException):
-            continue  # a torn file from a killed writer: that video will be redone
-        if "video_id" not in table.column_names or not table.num_rows:
-            continue
+    for table in tables:
         parts = committed_parts(table.schema)
         for vid in table.column("video_id").to_pylist():
             committed.add(vid)
             if parts is not None:
                 found.parts[vid] = set(parts)
-        tables.append(table.replace_schema_metadata(None))
     found.uncommitted = pending - committed
     if tables:
-        table = pa.concat_tables(tables, promote_options="permissive")
+        table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables],
+                                 promote_options="permissive")
         keys = [("path", "ascending"), ("video_id", "ascending")] if "path" in table.column_names \
             else [("video_id", "ascending")]
         found.table = table.sort_by(keys)
