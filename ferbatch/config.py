@@ -331,10 +331,15 @@ class PoolConfig:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """A ``ferbatch serve`` replica's settings (:mod:`ferbatch.serve`).
+    """The settings of ``ferbatch serve`` (:mod:`ferbatch.serve`): the endpoint, its Ray Serve
+    deployment and each replica's.
 
     Fields (the ``ferbatch serve`` option each mirrors, and its unit):
 
+    * ``host``, ``port``: ``--host``, ``--port``, where the HTTP endpoint listens.
+    * ``replicas``: ``--replicas``, Ray Serve replicas, each loading the models once (>= 1).
+    * ``cpus_per_replica``, ``gpus_per_replica``: ``--cpus-per-replica``,
+      ``--gpus-per-replica``, what each replica reserves in Ray (fractions share a GPU).
     * ``model``, ``device``, ``backend``: ``--model``, ``--device``, ``--backend``, as in
       :class:`ClassifyConfig` and :class:`RunConfig` (same defaults).
     * ``max_body_mb``: ``--max-body-mb``, largest request body accepted, in MiB (413 past it).
@@ -345,6 +350,11 @@ class ServeConfig:
       ``batch_wait_timeout_s``; no option).
     """
 
+    host: str = "127.0.0.1"
+    port: int = 8000
+    replicas: int = 1
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
     model: str | None = ClassifyConfig.model
     device: str = RunConfig.device
     max_body_mb: float = 50.0

@@ -158,10 +158,11 @@ class EmotionService:
                              **video_json(result)})
 
 
-def build_app(settings: ServeConfig, replicas: int = 1, cpus_per_replica: float = 1.0,
-              gpus_per_replica: float = 0.0) -> Any:
-    """The Serve application (``serve.run`` it): ``replicas`` copies of :class:`EmotionService`."""
-    options: dict[str, Any] = {"num_cpus": cpus_per_replica}
-    if gpus_per_replica:
-        options["num_gpus"] = gpus_per_replica
-    return EmotionService.options(num_replicas=replicas, ray_actor_options=options).bind(settings)
+def build_app(settings: ServeConfig) -> Any:
+    """The Serve application (``serve.run`` it): ``settings.replicas`` copies of
+    :class:`EmotionService`, each reserving ``cpus_per_replica`` / ``gpus_per_replica``."""
+    options: dict[str, Any] = {"num_cpus": settings.cpus_per_replica}
+    if settings.gpus_per_replica:
+        options["num_gpus"] = settings.gpus_per_replica
+    return EmotionService.options(num_replicas=settings.replicas,
+                                  ray_actor_options=options).bind(settings)
