@@ -43,16 +43,16 @@ __all__ = ["Results", "load"]
 log = logging.getLogger(__name__)
 
 
-def _read_meta(loc: OutputLocation) -> dict[str, Any]:
+def _read_meta(store: OutputStore) -> dict[str, Any]:
     """``_ferbatch.json`` (``{}`` when there is none); :class:`OutputError` when its schema
     version is not one this ferbatch reads."""
-    meta = OutputStore(loc).read_manifest()
+    meta = store.read_manifest()
     if meta is None:
         return {}
     version = str(meta.get("schema_version", SCHEMA_VERSION))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise OutputError(
-            f"{loc.display(layout.MANIFEST)}: schema_version {version} is not readable by this "
+            f"{store.location.display(layout.MANIFEST)}: schema_version {version} is not readable by this "
             f"ferbatch (reads {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     return meta
@@ -67,10 +67,10 @@ class _Status:
     uncommitted: set[str] = field(default_factory=set)  # a .pending marker and no status row
 
 
-def _read_status(loc: OutputLocation) -> _Status:
+def _read_status(store: OutputStore) -> _Status:
     """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``,
     :meth:`OutputStore.status_files`), sorted by path like ``videos.parquet``."""
-    tables, pending = OutputStore(loc).status_files()
+    tables, pending = store.status_files()
     found = _Status()
     committed: set[str] = set()
     for table in tables:
@@ -184,7 +184,8 @@ def _load(loc: OutputLocation) -> Results:
         raise OutputError(f"{loc.display()}: no such folder")
     if kind != pafs.FileType.Directory:
         raise OutputError(f"{loc.display()}: not a folder (expected a ferbatch output folder)")
-    meta = _read_meta(loc)
+    store = OutputStore(loc)
+    meta = _read_meta(store)
     has_videos = loc.filesystem.get_file_info(loc.join(layout.VIDEOS_FILE)).type == pafs.FileType.File
     partitions = {name: _partitions(loc, name) for name in layout.TABLES}
     if not has_videos and not meta and not any(partitions.values()):
@@ -192,7 +193,7 @@ def _load(loc: OutputLocation) -> Results:
             f"{loc.display()}: not a ferbatch output folder (no videos.parquet, {layout.MANIFEST}, "
             "frames/ or faces/)"
         )
-    status = _read_status(loc)
+    status = _read_status(store)
     videos = _read_videos(loc, has_videos, status)
     frames = _read_table(loc, layout.FRAMES, partitions[layout.FRAMES], FRAMES_SCHEMA, status)
     labels = [str(x) for x in meta.get("labels") or []]
