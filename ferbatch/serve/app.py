@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..config import ServeConfig
+from ..config import RunConfig, ServeConfig
 from ..errors import FerbatchError, ImageError, UnsupportedImageError
 from .http import HTTPError, check_token, error_response, read_upload
 
@@ -74,7 +74,7 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"internal error ({type(exc).__name__}); the server log has details")
 
 
-def _video_config(settings: ServeConfig, fps: float | None, every: int | None) -> Any:
+def _video_config(settings: ServeConfig, fps: float | None, every: int | None) -> RunConfig:
     try:
         return settings.run_config(fps, every)
     except FerbatchError as exc:
