@@ -327,3 +327,50 @@ class PoolConfig:
         if self.segment_s < 0:
             raise ConfigError(f"--segment-s must be >= 0, got {self.segment_s}")
         return self
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The settings of ``ferbatch serve`` (:mod:`ferbatch.serve`): the endpoint, its Ray Serve
+    deployment and each replica's.
+
+    Fields (the ``ferbatch serve`` option each mirrors, and its unit):
+
+    * ``host``, ``port``: ``--host``, ``--port``, where the HTTP endpoint listens.
+    * ``replicas``: ``--replicas``, Ray Serve replicas, each loading the models once (>= 1).
+    * ``cpus_per_replica``, ``gpus_per_replica``: ``--cpus-per-replica``,
+      ``--gpus-per-replica``, what each replica reserves in Ray (fractions share a GPU).
+    * ``model``, ``device``, ``backend``: ``--model``, ``--device``, ``--backend``, as in
+      :class:`ClassifyConfig` and :class:`RunConfig` (same defaults).
+    * ``max_body_mb``: ``--max-body-mb``, largest request body accepted, in MiB (413 past it).
+    * ``token``: the bearer token read from ``--token-file``; ``None``: no token needed.
+    * ``max_batch_size``: ``--max-batch``, images of concurrent requests analysed together
+      (Ray Serve's ``@serve.batch`` ``max_batch_size``).
+    * ``batch_wait_s``: seconds a batch waits for more requests before it runs (``@serve.batch``
+      ``batch_wait_timeout_s``; no option).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    replicas: int = 1
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
+    model: str | None = ClassifyConfig.model
+    device: str = RunConfig.device
+    max_body_mb: float = 50.0
+    token: str | None = None
+    backend: str = ClassifyConfig.backend
+    max_batch_size: int = 16
+    batch_wait_s: float = 0.01
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 2**20)
+
+    def run_config(self, fps: float | None = None, every: int | None = None) -> RunConfig:
+        """The validated :class:`RunConfig` of the replica's models (``model``, ``backend``,
+        ``device``) sampling a clip at ``fps`` / ``every`` (as ``ferbatch run``'s ``--fps`` /
+        ``--every``); raises :class:`ConfigError` naming the bad option."""
+        return RunConfig(decode=DecodeConfig(fps=fps, every=every),
+                         classify=ClassifyConfig(model=self.model, backend=self.backend),
+                         device=self.device).validate()

@@ -92,6 +92,22 @@ class Detections:
                    np.zeros((0, 5, 2), np.float32))
 
 
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Shrink an H×W or H×W×C image so its longer side is at most ``max_side`` pixels.
+
+    Area interpolation (``cv2.INTER_AREA``), each side rounded and at least 1 pixel. Returns
+    the image (``image`` itself when it is small enough already) and the ratio (≤ 1) from
+    ``image``'s pixels to the returned image's; divide coordinates by it to map them back.
+    Used for the detector's input and the flow tracker's images (:mod:`ferbatch.propagate`).
+    """
+    h, w = image.shape[:2]
+    ratio = min(1.0, max_side / max(h, w))
+    if ratio >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), ratio
+
+
 def _square(boxes: torch.Tensor) -> torch.Tensor:
     """Grow boxes (N×4) into squares around their centres."""
     w = boxes[:, 2] - boxes[:, 0]
@@ -163,12 +179,8 @@ class FaceDetector:
         if any(f.shape != frames[0].shape for f in frames):
             # Different sizes cannot share a pyramid: detect each size group separately.
             return [self([f])[0] for f in frames]
-        ratio = min(1.0, self.config.max_side / max(h, w))
-        if ratio < 1.0:
-            size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
-            small = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
-        else:
-            small = list(frames)
+        small, ratios = zip(*(downscale(f, self.config.max_side) for f in frames))
+        ratio = ratios[0]  # the frames share one size, hence one ratio
         # N×H×W×3 memory viewed as NCHW = channels-last, what the networks run fastest on
         batch = upload(np.stack(small), self.device).permute(0, 3, 1, 2).float()
         min_face = max(12.0, self.config.min_face_size * ratio)
@@ -193,10 +205,7 @@ class FaceDetector:
         if len(boxes) == 0:
             return Detections.empty()
         h, w = frame.shape[:2]
-        ratio = min(1.0, self.config.max_side / max(h, w))
-        if ratio < 1.0:
-            size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        frame, ratio = downscale(frame, self.config.max_side)
         squares = _square(torch.as_tensor(np.asarray(boxes, np.float32) * ratio))
         # only the part of the frame the squares cover goes to the device (outside reads 0 either way)
         fh, fw = frame.shape[:2]

@@ -133,7 +133,7 @@ class VideoResult:
         ``videos`` (one row), ``frames`` and ``faces``, ``labels`` — with the dtypes
         :func:`ferbatch.load` gives for an output folder (``out`` is ``None``)."""
         from .output.arrow import from_rows
-        from .output.results import assemble, typed_videos
+        from .output.results import assemble, typed_videos, with_video_id
         from .output.schema import VIDEOS_SCHEMA, labels_from_columns
 
         video_id = self.row["video_id"]
@@ -141,10 +141,7 @@ class VideoResult:
         labels = labels_from_columns(faces.column_names)
 
         def with_id(table: pa.Table | None, schema: pa.Schema) -> pa.Table:
-            if table is None:
-                return schema.empty_table()
-            table = table.drop_columns([c for c in ("video_id",) if c in table.column_names])
-            return table.add_column(0, "video_id", pa.array([video_id] * table.num_rows, pa.string()))
+            return schema.empty_table() if table is None else with_video_id(table, video_id)
 
         videos = typed_videos(from_rows([self.row], VIDEOS_SCHEMA))
         return assemble(None, videos, with_id(self.frames, FRAMES_SCHEMA),
@@ -304,15 +301,22 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
     """Run detect → track → crop over batches of frames; classify crops in large batches."""
     tracker = IoUTracker(config.track)
     cols = _Columns()
-    pending: list[np.ndarray] = []  # face crops waiting for the classifier
+    # per frame: face crops waiting for the classifier, their boxes, landmarks, the frame's (H, W)
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]] = []
     pending_n = 0
     pre = stages.classifier.preprocess
     stop = threading.Event()
 
     def flush() -> None:
+        """Classify the waiting crops and measure their quality, one batch for both."""
         nonlocal pending, pending_n
         if pending:
-            cols.probs.append(stages.classifier(np.concatenate(pending)))
+            crops, boxes, marks, sizes = zip(*pending)
+            batch = np.concatenate(crops)
+            cols.probs.append(stages.classifier(batch))
+            frame_sizes = np.repeat(np.array(sizes), [len(b) for b in boxes], axis=0)
+            cols.quality.append(face_quality(batch, np.concatenate(boxes), np.concatenate(marks),
+                                             frame_sizes))
             pending, pending_n = [], 0
 
     batches = _chunks(stream, sampler, stages.detect_batch, stop)
@@ -339,8 +343,7 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
             cols.landmarks.append(det.landmarks.reshape(n, 10))
             cols.detected.append(np.full(n, detected))
             crops = crop_faces(grey, det.boxes, det.landmarks, pre)
-            cols.quality.append(face_quality(crops, det.boxes, det.landmarks, frame.image.shape))
-            pending.append(crops)
+            pending.append((crops, det.boxes, det.landmarks, frame.image.shape[:2]))
             pending_n += n
         if pending_n >= stages.classify_batch:
             flush()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .output.schema import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL
+from .text import short_list
 
 if TYPE_CHECKING:
     from .runner.summary import RunSummary
@@ -230,9 +231,8 @@ def format_summary(summary: RunSummary) -> str:
         counts += f"; {summary.retried} video{s}/segment{s} retried after a lost worker or node"
     lines.append(counts)
     if summary.ignored:
-        shown = [f"{path} ({reason})" for path, reason in summary.ignored[:5]]
-        more = f", … ({len(summary.ignored)} in all)" if len(summary.ignored) > 5 else ""
-        lines.append(f"{plural(len(summary.ignored), 'file')} skipped: {', '.join(shown)}{more}")
+        shown = short_list([f"{path} ({reason})" for path, reason in summary.ignored])
+        lines.append(f"{plural(len(summary.ignored), 'file')} skipped: {shown}")
     for row in summary.rows:
         if row["status"] != STATUS_OK:
             lines.append(f"  {row['status']}: {row['error']}")

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from .config import IntervalConfig
-from .detect import Detections
+from .detect import Detections, downscale
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,12 @@ class FlowTracker:
     def _small(self, grey: np.ndarray) -> np.ndarray:
         h, w = grey.shape[:2]
         self._size = (w, h)
-        self._ratio = min(1.0, self.config.max_side / max(h, w))
-        if self._ratio >= 1.0:
-            return grey
-        size = (max(1, round(w * self._ratio)), max(1, round(h * self._ratio)))
-        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        small, self._ratio = downscale(grey, self.config.max_side)
+        return small
 
     @staticmethod
     def _thumb(small: np.ndarray) -> np.ndarray:
-        h, w = small.shape[:2]
-        r = min(1.0, _THUMB / max(h, w))
-        size = (max(1, round(w * r)), max(1, round(h * r)))
-        return cv2.resize(small, size, interpolation=cv2.INTER_AREA).astype(np.int16)
+        return downscale(small, _THUMB)[0].astype(np.int16)
 
     def reset(self, grey: np.ndarray, detections: Detections) -> None:
         """Start carrying ``detections`` (in frame pixels), found on the H×W uint8 ``grey``."""

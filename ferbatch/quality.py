@@ -1,6 +1,7 @@
 """Per-face quality signals: how much a face row can be trusted, measured on the crop the model saw.
 
-Computed batched per frame from the classifier's crops (uint8 K×S×S, the eye-levelled
+Computed per batch of faces (the pipeline's classifier batches, numpy over the whole batch; only
+the pose fit runs per face) from the classifier's crops (uint8 K×S×S, the eye-levelled
 ``image_size``² crops of :mod:`ferbatch.crop`), the detector's boxes and its five landmarks:
 
 * ``face_px`` — side of the detector's box, ``max(x2 - x1, y2 - y1)``, in displayed pixels;
@@ -181,19 +182,28 @@ def rotation_to_euler(rvec: np.ndarray) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
-def head_pose(landmarks: np.ndarray, frame_shape: Sequence[int]) -> np.ndarray:
-    """Yaw, pitch, roll in degrees (float32 K×3; NaN rows where the fit fails) of K faces
-    from their K×5×2 landmarks in pixels of a frame of ``frame_shape`` (H, W, …).
+def _frame_sizes(frame_shape: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
+    """(H, W) of each of ``k`` faces' frames (int K×2): ``frame_shape`` is one frame's shape
+    (H, W, …) shared by all, or already one (H, W) row per face."""
+    sizes = np.asarray(frame_shape, dtype=np.int64)
+    return np.broadcast_to(sizes[:2], (k, 2)) if sizes.ndim == 1 else sizes.reshape(k, 2)
 
-    One :func:`cv2.solvePnP` (``SOLVEPNP_SQPNP``) per face against :data:`FACE_MODEL_MM`.
+
+def head_pose(landmarks: np.ndarray, frame_shape: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Yaw, pitch, roll in degrees (float32 K×3; NaN rows where the fit fails) of K faces
+    from their K×5×2 landmarks in pixels of a frame of ``frame_shape`` (H, W, …), or of
+    the frames whose (H, W) ``frame_shape`` gives per face (K×2).
+
+    One :func:`cv2.solvePnP` (``SOLVEPNP_SQPNP``) per face against :data:`FACE_MODEL_MM`
+    (OpenCV solves one pose problem per call).
     """
-    h, w = int(frame_shape[0]), int(frame_shape[1])
-    f = float(max(h, w))
-    camera = np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])
-    out = np.full((len(landmarks), 3), np.nan, dtype=np.float32)
-    for k, pts in enumerate(np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2)):
+    marks = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2)
+    out = np.full((len(marks), 3), np.nan, dtype=np.float32)
+    for k, (pts, (h, w)) in enumerate(zip(marks, _frame_sizes(frame_shape, len(marks)))):
         if not np.all(np.isfinite(pts)):
             continue
+        f = float(max(h, w))
+        camera = np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])
         try:
             found, rvec, _tvec = cv2.solvePnP(FACE_MODEL_MM, pts, camera, None,
                                               flags=cv2.SOLVEPNP_SQPNP)
@@ -205,11 +215,14 @@ def head_pose(landmarks: np.ndarray, frame_shape: Sequence[int]) -> np.ndarray:
 
 
 def face_quality(crops: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None,
-                 frame_shape: Sequence[int]) -> dict[str, np.ndarray]:
-    """The quality signals (:data:`SIGNAL_COLUMNS`, float32 K each) of the K faces of one frame.
+                 frame_shape: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """The quality signals (:data:`SIGNAL_COLUMNS`, float32 K each) of a batch of K faces.
 
     ``crops`` uint8 K×S×S (the classifier's crops), ``boxes`` K×4 and ``landmarks`` K×5×2 in
-    displayed pixels (``None``: pose is NaN), ``frame_shape`` the frame's (H, W, …).
+    displayed pixels (``None``: pose is NaN), ``frame_shape`` the (H, W, …) of the frame all
+    faces come from, or each face's frame (H, W) (K×2) for faces of several frames (the
+    pipeline passes each classifier batch at once). Every signal of a face depends on that
+    face alone, whatever else is in the batch.
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     out: dict[str, np.ndarray] = {
@@ -223,8 +236,8 @@ def face_quality(crops: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | N
 
 def quality_columns(parts: list[dict[str, np.ndarray]],
                     thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> dict[str, np.ndarray]:
-    """Concatenate per-frame :func:`face_quality` results into the faces table's quality
-    columns (:data:`QUALITY_COLUMNS`), ``quality_ok`` from ``thresholds``."""
+    """Concatenate the :func:`face_quality` results of successive batches into the faces
+    table's quality columns (:data:`QUALITY_COLUMNS`), ``quality_ok`` from ``thresholds``."""
     cols = {name: (np.concatenate([p[name] for p in parts]).astype(np.float32) if parts
                    else np.zeros(0, np.float32)) for name in SIGNAL_COLUMNS}
     cols["quality_ok"] = thresholds.ok(cols)

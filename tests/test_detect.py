@@ -98,3 +98,15 @@ def test_batched_nms_keeps_groups_apart() -> None:
     keep = _batched_nms(boxes, scores, torch.tensor([0, 0, 1, 1]), 0.5)
     assert sorted(keep.tolist()) == [0, 2, 3]  # box 1 overlaps box 0 in its own group only
     assert _batched_nms(boxes[:0], scores[:0], torch.zeros(0, dtype=torch.long), 0.5).numel() == 0
+
+
+def test_downscale_shrinks_the_long_side_and_keeps_small_images() -> None:
+    from ferbatch.detect import downscale
+
+    frame = np.arange(1080 * 1920 * 3, dtype=np.uint32).astype(np.uint8).reshape(1080, 1920, 3)
+    small, ratio = downscale(frame, 640)
+    assert small.shape == (360, 640, 3) and ratio == pytest.approx(1 / 3)
+    grey, ratio = downscale(frame[:7, :1000, 0], 100)  # a side never rounds to 0
+    assert grey.shape == (1, 100) and ratio == pytest.approx(0.1)
+    same, ratio = downscale(frame[:100, :200], 640)
+    assert ratio == 1.0 and np.shares_memory(same, frame)  # returned as it is, not copied

@@ -128,3 +128,16 @@ def test_summary_table_words_and_skipped_files() -> None:
     assert "2 videos: 2 ok" in two and "20 frames in" in two
     assert ("2 files skipped: /in/link.mp4 (same file as /in/a.mp4), /in/.draft.mp4 (hidden)"
             in two.splitlines())
+    many = format_summary(RunSummary(out="/o", rows=[row], ignored=[
+        (f"/in/.{k}.mp4", "hidden") for k in range(7)])).splitlines()
+    assert ("7 files skipped: /in/.0.mp4 (hidden), /in/.1.mp4 (hidden), /in/.2.mp4 (hidden), "
+            "/in/.3.mp4 (hidden), /in/.4.mp4 (hidden), … (7 in all)") in many
+
+
+def test_short_list_gives_the_first_items_and_the_count() -> None:
+    from ferbatch.text import short_list
+
+    assert short_list([]) == ""
+    assert short_list(["a", "b", "c", "d", "e"]) == "a, b, c, d, e"
+    assert short_list(["a", "b", "c", "d", "e", "f"]) == "a, b, c, d, e, … (6 in all)"
+    assert short_list(["a", "b", "c"], limit=2) == "a, b, … (3 in all)"

@@ -95,6 +95,46 @@ def test_face_quality_gives_every_signal_per_face() -> None:
     assert all(len(v) == 0 for v in empty.values())
 
 
+def _one_face(crop: np.ndarray, box: np.ndarray, marks: np.ndarray, hw: tuple[int, int]) -> dict[str, float]:
+    """The signals of one face written out from the module doc's definitions, face by face."""
+    x = crop.astype(np.float64) / 255.0
+    lap = cv2.filter2D(x, -1, np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float64))[1:-1, 1:-1]
+    s = x.shape[0] // 4
+    cells = [x[i * s:(i + 1) * s, j * s:(j + 1) * s].std() for i in range(4) for j in range(4)]
+    h, w = hw
+    camera = np.array([[max(h, w), 0, w / 2], [0, max(h, w), h / 2], [0, 0, 1]], np.float64)
+    _, rvec, _ = cv2.solvePnP(FACE_MODEL_MM, marks.astype(np.float64), camera, None,
+                              flags=cv2.SOLVEPNP_SQPNP)
+    r = cv2.Rodrigues(rvec)[0]
+    return {"face_px": max(box[2] - box[0], box[3] - box[1]),
+            "sharpness": lap.var() / max(x.var(), 1e-6), "brightness": x.mean(), "contrast": x.std(),
+            "yaw": np.degrees(np.arcsin(-r[2, 0])), "pitch": np.degrees(np.arctan2(r[2, 1], r[2, 2])),
+            "roll": np.degrees(np.arctan2(r[1, 0], r[0, 0])),
+            "occlusion": 1 - min(cells) / max(float(np.median(cells)), 1e-3)}
+
+
+def test_a_batch_of_faces_from_several_frames_gives_each_face_its_own_signals(face_image: np.ndarray) -> None:
+    """The pipeline measures a classifier batch at once (faces of several frames and sizes):
+    every face's signals equal the per-face formula, to float round-off."""
+    rng = np.random.default_rng(3)
+    grey = cv2.cvtColor(face_image, cv2.COLOR_RGB2GRAY)
+    crops = np.stack([cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA),
+                      cv2.GaussianBlur(cv2.resize(grey, (48, 48)), (0, 0), 1.5),
+                      *rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)])
+    boxes = np.array([[10, 20, 60, 90], [5, 5, 40, 30], [0, 0, 30, 30], [1, 2, 3, 4], [7, 9, 70, 50]],
+                     np.float32)
+    sizes = [(480, 640), (480, 640), (720, 1280), (720, 1280), (1080, 1920)]
+    marks = np.stack([_project(y, p, r, w, h) for (y, p, r), (h, w) in
+                      zip([(0, 0, 0), (15, -5, 3), (-25, 10, 0), (5, 20, -8), (30, 0, 12)], sizes)])
+    got = face_quality(crops, boxes, marks, np.array(sizes))
+    for k in range(len(crops)):
+        want = _one_face(crops[k], boxes[k], marks[k], sizes[k])
+        for name, value in want.items():
+            assert got[name][k] == pytest.approx(value, rel=1e-4, abs=1e-4), (k, name)
+    one = face_quality(crops[2:4], boxes[2:4], marks[2:4], (720, 1280, 3))  # one frame's shape
+    assert all(np.array_equal(one[name], got[name][2:4]) for name in one)
+
+
 def test_thresholds_fail_bad_or_missing_values_and_round_trip() -> None:
     t = QualityThresholds(min_face_px=40, max_abs_yaw=30)
     signals = {"face_px": [80, 20, 80, 80], "sharpness": [2, 2, 2, 2], "brightness": [.5] * 4,

@@ -56,12 +56,18 @@ class ExportReport:
         return asdict(self)
 
 
-def _faces(data: str, split: str, ckpt: Checkpoint) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 faces (``image_size`` px) and int targets of a FER2013 split, on the model's labels."""
-    from ..train.evaluate import load_eval_data
+def _faces(data: str, splits: list[str], ckpt: Checkpoint) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``split → (uint8 faces of image_size px, int targets)`` of FER2013 splits (``val``:
+    PublicTest, ``test``: PrivateTest) on the model's labels, the CSV read once."""
+    from ..train.datasets.fer2013 import load_fer2013
+    from ..train.evaluate import for_model
 
-    faces, _ = load_eval_data(data, "fer2013", split, list(ckpt.labels), ckpt.preprocess.image_size)
-    return faces.images.numpy(), faces.targets.numpy()
+    every = load_fer2013(data)
+    out = {}
+    for split in splits:
+        faces, _ = for_model(every[split], list(ckpt.labels), ckpt.preprocess.image_size)
+        out[split] = faces.images.numpy(), faces.targets.numpy()
+    return out
 
 
 def _torch_probs(ckpt: Checkpoint, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -105,7 +111,8 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
     session = OnnxEmotionModel(fp32)
 
     if data is not None:
-        test_faces, test_y = _faces(str(data), "test", ckpt)
+        faces = _faces(str(data), ["test", "val"] if int8 else ["test"], ckpt)
+        test_faces, test_y = faces["test"]
         test_x = session.to_input(test_faces)
         check_x, verified_on = test_x[:verify_n], f"fer2013 PrivateTest (first {min(verify_n, len(test_x))})"
     else:
@@ -129,7 +136,7 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
         report.test_n = len(test_y)
         report.accuracy_fp32 = float((p_test.argmax(1) == test_y).mean())
     if int8:
-        payload = _int8(ckpt, str(data), fp32, meta, test_x, test_y, p_test, calibration_n,
+        payload = _int8(faces["val"][0], fp32, meta, test_x, test_y, p_test, calibration_n,
                         report, name, session.to_input)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,14 +145,14 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
     return report
 
 
-def _int8(ckpt: Checkpoint, data: str, fp32: bytes, meta: dict[str, str], test_x: np.ndarray,
+def _int8(val_faces: np.ndarray, fp32: bytes, meta: dict[str, str], test_x: np.ndarray,
           test_y: np.ndarray, p_test: np.ndarray, calibration_n: int, report: ExportReport,
           name: str, q_input: Callable[[np.ndarray], np.ndarray]) -> bytes:
-    """Quantise, score on PrivateTest, fill ``report``; the int8 model's bytes with metadata.
+    """Quantise (calibrated on a draw of the uint8 PublicTest ``val_faces``), score on
+    PrivateTest, fill ``report``; the int8 model's bytes with metadata.
     ``q_input``: uint8 faces → the model's input (the fp32 session's ``to_input``)."""
     from .quantize import quantize_int8
 
-    val_faces, _ = _faces(data, "val", ckpt)
     pick = np.sort(np.random.default_rng(0).permutation(len(val_faces))[:calibration_n])
     calib = q_input(val_faces[pick])
     int8 = quantize_int8(fp32, calib)

@@ -214,9 +214,13 @@ class OutputStore:
             if self.committer.kind(path) != pafs.FileType.File:
                 return None
             with self.fs.open_input_stream(path) as stream:
-                return json.loads(stream.read().decode())
+                manifest = json.loads(stream.read().decode())
         except (*IO_ERRORS, ValueError) as exc:
             raise self._error(f"read {layout.MANIFEST}", exc) from exc
+        if not isinstance(manifest, dict):
+            raise OutputError(f"{self.location.display(layout.MANIFEST)}: expected a JSON object, "
+                              f"got {type(manifest).__name__}")
+        return manifest
 
     def write_manifest(self, labels: Sequence[str], model: str, overwrite: bool = False,
                        redo: Collection[str] = ()) -> None:
@@ -264,21 +268,35 @@ class OutputStore:
         except IO_ERRORS as exc:
             raise self._error(f"remove the results of {video_id}", exc) from exc
 
-    def status_rows(self) -> list[dict[str, Any]]:
-        """Every committed status row (torn files skipped), in file-name order."""
-        rows: list[dict[str, Any]] = []
+    def status_files(self) -> tuple[list[pa.Table], set[str]]:
+        """What ``_status/`` holds: the table of every committed status file with rows, in
+        file-name order, each with its Parquet metadata (:func:`committed_parts`), torn files
+        skipped; and the ids with a ``.pending`` marker (hidden names ignored)."""
+        tables: list[pa.Table] = []
+        pending: set[str] = set()
         try:
             entries = self.committer.listdir(self._path(layout.STATUS_DIR))
         except IO_ERRORS as exc:
             raise self._error("list the status rows", exc) from exc
         for info in sorted(entries, key=lambda i: i.base_name):
-            if info.type != pafs.FileType.File or not layout.is_status_file(info.base_name):
+            name = info.base_name
+            if info.type != pafs.FileType.File or name.startswith((".", "_")):
                 continue
-            try:
-                rows.extend(to_rows(self._read_small(info.path)))
-            except IO_ERRORS:
-                continue  # a torn file from a crashed writer: that video is redone next run
-        return rows
+            video_id = layout.pending_id(name)
+            if video_id is not None:
+                pending.add(video_id)
+            elif layout.is_status_file(name):
+                try:
+                    table = self._read_small(info.path)
+                except IO_ERRORS:
+                    continue  # a torn file from a crashed writer: that video is redone next run
+                if "video_id" in table.column_names and table.num_rows:
+                    tables.append(table)
+        return tables, pending
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        """Every committed status row (torn files skipped), in file-name order."""
+        return [row for table in self.status_files()[0] for row in to_rows(table)]
 
     # -- per-video commit -----------------------------------------------------------------------
     def status_path(self, video_id: str) -> str:

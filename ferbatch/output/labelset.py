@@ -18,26 +18,17 @@ Every ``faces`` partition of an output has one ``p_<label>`` column per label of
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..text import short_list
 from .schema import STATUS_FAILED
 
 if TYPE_CHECKING:
     from .commit import OutputStore
 
 log = logging.getLogger(__name__)
-
-#: at most this many names in a message
-SHOWN = 5
-
-
-def shown(items: Sequence[str], limit: int = SHOWN) -> str:
-    """``a, b, c`` or ``a, b, … (12 in all)``."""
-    head = ", ".join(items[:limit])
-    return head if len(items) <= limit else f"{head}, … ({len(items)} in all)"
-
 
 def videos_with_results(store: OutputStore) -> dict[str, str]:
     """``video_id → path`` of every committed video that has results (not ``failed``)."""
@@ -63,7 +54,7 @@ def replace_label_set(store: OutputStore, old: list[str], new: list[str], overwr
     if missing:
         raise ConfigError(f"{what}: --overwrite with another label set must redo every video "
                           f"of the output, but {len(missing)} of them are not among the inputs: "
-                          f"{shown(missing)}; add them to the inputs, or use another --out")
+                          f"{short_list(missing)}; add them to the inputs, or use another --out")
     log.warning("%s: the label set changes from %s to %s: removing the results of %d video(s) "
                 "before they are redone", where, old, new, len(held))
     for video_id in sorted(held):

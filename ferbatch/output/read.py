@@ -17,7 +17,6 @@ The DataFrames and their dtypes: :mod:`ferbatch.output.results`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
@@ -32,11 +31,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ..errors import OutputError
+from ..text import short_list
 from . import layout
-from .commit import committed_parts
-from .labelset import shown as shown_list
+from .commit import OutputStore, committed_parts
 from .location import OutputLocation, resolve_output
-from .results import Results, assemble, typed_videos
+from .results import Results, assemble, typed_videos, with_video_id
 from .schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA, faces_schema, labels_from_columns
 
 __all__ = ["Results", "load"]
@@ -44,23 +43,17 @@ __all__ = ["Results", "load"]
 log = logging.getLogger(__name__)
 
 
-def _read_meta(loc: OutputLocation) -> dict[str, Any]:
-    fs, path = loc.filesystem, loc.join(layout.MANIFEST)
-    if fs.get_file_info(path).type != pafs.FileType.File:
+def _read_meta(store: OutputStore) -> dict[str, Any]:
+    """``_ferbatch.json`` (``{}`` when there is none); :class:`OutputError` when its schema
+    version is not one this ferbatch reads."""
+    meta = store.read_manifest()
+    if meta is None:
         return {}
-    shown = loc.display(layout.MANIFEST)
-    try:
-        with fs.open_input_stream(path) as stream:
-            meta = json.loads(stream.read().decode("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{shown}: unreadable ferbatch metadata ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise OutputError(f"{shown}: expected a JSON object, got {type(meta).__name__}")
     version = str(meta.get("schema_version", SCHEMA_VERSION))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise OutputError(
-            f"{shown}: schema_version {version} is not readable by this ferbatch "
-            f"(reads {SCHEMA_VERSION.split('.')[0]}.x)"
+            f"{store.location.display(layout.MANIFEST)}: schema_version {version} is not readable by this "
+            f"ferbatch (reads {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     return meta
 
@@ -74,39 +67,22 @@ class _Status:
     uncommitted: set[str] = field(default_factory=set)  # a .pending marker and no status row
 
 
-def _read_status(loc: OutputLocation) -> _Status:
-    """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``), sorted
-    by path like ``videos.parquet``. Torn files are skipped."""
-    fs = loc.filesystem
-    entries = fs.get_file_info(pafs.FileSelector(loc.join(layout.STATUS_DIR), allow_not_found=True))
+def _read_status(store: OutputStore) -> _Status:
+    """The per-video status rows the pipeline commits (``_status/<video_id>.parquet``,
+    :meth:`OutputStore.status_files`), sorted by path like ``videos.parquet``."""
+    tables, pending = store.status_files()
     found = _Status()
-    pending: set[str] = set()
     committed: set[str] = set()
-    tables = []
-    for info in sorted(entries, key=lambda i: i.base_name):
-        name = info.base_name
-        if info.type != pafs.FileType.File or name.startswith((".", "_")):
-            continue
-        if layout.pending_id(name) is not None:
-            pending.add(layout.pending_id(name))
-            continue
-        if not layout.is_status_file(name):
-            continue
-        try:
-            table = pq.read_table(info.path, filesystem=fs)
-        except (OSError, pa.ArrowException):
-            continue  # a torn file from a killed writer: that video will be redone
-        if "video_id" not in table.column_names or not table.num_rows:
-            continue
+    for table in tables:
         parts = committed_parts(table.schema)
         for vid in table.column("video_id").to_pylist():
             committed.add(vid)
             if parts is not None:
                 found.parts[vid] = set(parts)
-        tables.append(table.replace_schema_metadata(None))
     found.uncommitted = pending - committed
     if tables:
-        table = pa.concat_tables(tables, promote_options="permissive")
+        table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables],
+                                 promote_options="permissive")
         keys = [("path", "ascending"), ("video_id", "ascending")] if "path" in table.column_names \
             else [("video_id", "ascending")]
         found.table = table.sort_by(keys)
@@ -166,15 +142,12 @@ def _read_table(loc: OutputLocation, table_name: str, partitions: list[tuple[str
                 labels = labels or found
                 if set(found) != set(labels):
                     odd[video_id] = found
-            if "video_id" in table.column_names:
-                table = table.drop_columns(["video_id"])
-            ids = pa.array([video_id] * table.num_rows, pa.string())
-            tables.append(table.add_column(0, "video_id", ids))
+            tables.append(with_video_id(table, video_id))
     if odd:
         raise OutputError(
             f"{loc.display()}: one output holds one label set, {labels}, but the faces of "
             f"{len(odd)} video(s) have other labels: "
-            + shown_list([f"{vid} {found}" for vid, found in sorted(odd.items())])
+            + short_list([f"{vid} {found}" for vid, found in sorted(odd.items())])
             + "; redo them with the output's model, or redo every video with --overwrite")
     if not tables:
         return schema.empty_table()
@@ -211,7 +184,8 @@ def _load(loc: OutputLocation) -> Results:
         raise OutputError(f"{loc.display()}: no such folder")
     if kind != pafs.FileType.Directory:
         raise OutputError(f"{loc.display()}: not a folder (expected a ferbatch output folder)")
-    meta = _read_meta(loc)
+    store = OutputStore(loc)
+    meta = _read_meta(store)
     has_videos = loc.filesystem.get_file_info(loc.join(layout.VIDEOS_FILE)).type == pafs.FileType.File
     partitions = {name: _partitions(loc, name) for name in layout.TABLES}
     if not has_videos and not meta and not any(partitions.values()):
@@ -219,7 +193,7 @@ def _load(loc: OutputLocation) -> Results:
             f"{loc.display()}: not a ferbatch output folder (no videos.parquet, {layout.MANIFEST}, "
             "frames/ or faces/)"
         )
-    status = _read_status(loc)
+    status = _read_status(store)
     videos = _read_videos(loc, has_videos, status)
     frames = _read_table(loc, layout.FRAMES, partitions[layout.FRAMES], FRAMES_SCHEMA, status)
     labels = [str(x) for x in meta.get("labels") or []]

@@ -29,7 +29,7 @@ from .schema import VIDEOS_SCHEMA, prob_column
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Results", "assemble", "typed_videos"]
+__all__ = ["Results", "assemble", "typed_videos", "with_video_id"]
 
 #: Arrow integer types → pandas nullable dtypes (``pd.NA`` for a missing value)
 _NULLABLE: dict[pa.DataType, Any] = {
@@ -116,6 +116,15 @@ def _categorize(shown: str, videos: pd.DataFrame, frames: pd.DataFrame,
     for df in (videos, frames, faces):
         df["video_id"] = pd.Categorical(df["video_id"].astype(object), categories=ids)
     return videos
+
+
+def with_video_id(table: pa.Table, video_id: str) -> pa.Table:
+    """``table`` (one video's frames or faces) with ``video_id`` as its first column, string
+    typed, in place of any ``video_id`` column it had: partitions do not store it (their
+    folder names it) and in-memory tables leave it out."""
+    if "video_id" in table.column_names:
+        table = table.drop_columns(["video_id"])
+    return table.add_column(0, "video_id", pa.array([video_id] * table.num_rows, pa.string()))
 
 
 def assemble(out: Path | str | None, videos: pd.DataFrame, frames: pa.Table, faces: pa.Table,

@@ -36,6 +36,7 @@ from ..output.commit import OutputStore
 from ..output.layout import readable, resolved, video_id_for
 from ..output.location import OutputLocation
 from ..output.schema import STATUS_FAILED, STATUS_PARTIAL, Provenance, failed_row
+from ..text import SHOWN, short_list
 
 log = logging.getLogger(__name__)
 
@@ -327,10 +328,9 @@ def no_videos_message(inputs: Sequence[str | os.PathLike[str]], ignored: list[Ig
     return text
 
 
-def describe_ignored(ignored: list[Ignored], limit: int = 5) -> str:
-    """``a.mp4 (same file as b.mp4), .x.mp4 (hidden)`` (the first ``limit``)."""
-    text = ", ".join(f"{readable(str(i.path))} ({i.reason})" for i in ignored[:limit])
-    return text + (f", … ({len(ignored)} in all)" if len(ignored) > limit else "")
+def describe_ignored(ignored: list[Ignored], limit: int = SHOWN) -> str:
+    """``a.mp4 (same file as b.mp4), .x.mp4 (hidden)`` (the first ``limit``, then the count)."""
+    return short_list([f"{readable(str(i.path))} ({i.reason})" for i in ignored], limit)
 
 
 def describe(plan: RunPlan) -> str:

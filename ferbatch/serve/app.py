@@ -22,7 +22,6 @@ Errors are JSON (:mod:`.http`): 415 not a supported image/video type, 413 body o
 import asyncio
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..config import RunConfig, ServeConfig
 from ..errors import FerbatchError, ImageError, UnsupportedImageError
 from .http import HTTPError, check_token, error_response, read_upload
 
@@ -44,23 +44,6 @@ NEUTRAL_TYPES = {"", "application/octet-stream"}
 VIDEO_EXTENSIONS = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
                     "video/webm": ".webm", "video/x-msvideo": ".avi", "video/mpeg": ".mpg",
                     "video/mp2t": ".ts"}
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """A replica's settings (the options of ``ferbatch serve``)."""
-
-    model: str | None = None
-    device: str = "auto"
-    max_body_mb: float = 50.0
-    token: str | None = None
-    backend: str = "torch"
-    max_batch_size: int = 16
-    batch_wait_s: float = 0.01
-
-    @property
-    def max_body_bytes(self) -> int:
-        return int(self.max_body_mb * 2**20)
 
 
 app = FastAPI(title="ferbatch", summary="Facial-emotion analysis of images and short clips",
@@ -91,14 +74,9 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"internal error ({type(exc).__name__}); the server log has details")
 
 
-def _video_config(settings: ServeSettings, fps: float | None, every: int | None) -> Any:
-    from ..config import ClassifyConfig, DecodeConfig, RunConfig
-
-    config = RunConfig(decode=DecodeConfig(fps=fps, every=every),
-                       classify=ClassifyConfig(model=settings.model, backend=settings.backend),
-                       device=settings.device)
+def _video_config(settings: ServeConfig, fps: float | None, every: int | None) -> RunConfig:
     try:
-        return config.validate()
+        return settings.run_config(fps, every)
     except FerbatchError as exc:
         raise HTTPError(400, str(exc).replace("--", "")) from exc
 
@@ -108,21 +86,19 @@ def _video_config(settings: ServeSettings, fps: float | None, every: int | None)
 class EmotionService:
     """A replica: the models loaded once, the endpoints above."""
 
-    def __init__(self, settings: ServeSettings) -> None:
-        from ..config import ClassifyConfig, RunConfig
+    def __init__(self, settings: ServeConfig) -> None:
         from ..pipeline import Stages
         from .analysis import model_info
 
         self.settings = settings
-        self.stages = Stages(RunConfig(classify=ClassifyConfig(model=settings.model,
-                                                               backend=settings.backend),
-                                       device=settings.device).validate())
+        self.stages = Stages(settings.run_config())
         self.info = model_info(self.stages)
         self._analyze.set_max_batch_size(settings.max_batch_size)
         self._analyze.set_batch_wait_timeout_s(settings.batch_wait_s)
         log.info("replica ready: %s on %s", self.info["name"], self.info["device"])
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=ServeConfig.max_batch_size,
+                 batch_wait_timeout_s=ServeConfig.batch_wait_s)
     async def _analyze(self, images: list[Any]) -> list[list[dict[str, Any]]]:
         """One detector and one classifier call for the images of concurrent requests."""
         from .analysis import analyze_images
@@ -182,10 +158,11 @@ class EmotionService:
                              **video_json(result)})
 
 
-def build_app(settings: ServeSettings, replicas: int = 1, cpus_per_replica: float = 1.0,
-              gpus_per_replica: float = 0.0) -> Any:
-    """The Serve application (``serve.run`` it): ``replicas`` copies of :class:`EmotionService`."""
-    options: dict[str, Any] = {"num_cpus": cpus_per_replica}
-    if gpus_per_replica:
-        options["num_gpus"] = gpus_per_replica
-    return EmotionService.options(num_replicas=replicas, ray_actor_options=options).bind(settings)
+def build_app(settings: ServeConfig) -> Any:
+    """The Serve application (``serve.run`` it): ``settings.replicas`` copies of
+    :class:`EmotionService`, each reserving ``cpus_per_replica`` / ``gpus_per_replica``."""
+    options: dict[str, Any] = {"num_cpus": settings.cpus_per_replica}
+    if settings.gpus_per_replica:
+        options["num_gpus"] = settings.gpus_per_replica
+    return EmotionService.options(num_replicas=settings.replicas,
+                                  ray_actor_options=options).bind(settings)

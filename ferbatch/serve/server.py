@@ -7,8 +7,9 @@ import time
 import urllib.error
 import urllib.request
 
+from ..config import ServeConfig
 from ..errors import ConfigError, RunError
-from .app import ServeSettings, build_app
+from .app import build_app
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +29,19 @@ def read_token(path: str) -> str:
     return token
 
 
-def start(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
-          cpus_per_replica: float = 1.0, gpus_per_replica: float = 0.0,
-          ready_timeout_s: float = 300.0) -> str:
-    """Run the application on the connected Ray instance, listening on ``host:port``; returns
-    its base URL once ``/healthz`` answers. Raises :class:`RunError` when it does not come up
-    (the replica's error, e.g. an unreadable model, is in the message)."""
+def start(settings: ServeConfig, ready_timeout_s: float = 300.0) -> str:
+    """Run the application on the connected Ray instance, listening on ``settings.host`` /
+    ``settings.port``; returns its base URL once ``/healthz`` answers. Raises
+    :class:`RunError` when it does not come up (the replica's error, e.g. an unreadable model,
+    is in the message)."""
     from ray import serve
 
-    if replicas < 1:
-        raise ConfigError(f"--replicas must be >= 1, got {replicas}")
+    host, port = settings.host, settings.port
+    if settings.replicas < 1:
+        raise ConfigError(f"--replicas must be >= 1, got {settings.replicas}")
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
     try:
-        serve.run(build_app(settings, replicas, cpus_per_replica, gpus_per_replica),
-                  name=APP_NAME, route_prefix="/", blocking=False)
+        serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     except Exception as exc:  # noqa: BLE001 - Serve wraps the replica's constructor error
         serve.delete(APP_NAME, _blocking=False)
         raise RunError(f"the ferbatch serve application did not start: {exc}") from exc

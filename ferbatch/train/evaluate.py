@@ -76,9 +76,16 @@ def load_eval_data(data: str, dataset: str, split: str, labels: list[str], image
     check_dataset_options(dataset, ferplus)
     face, skipped = get_dataset(dataset).eval_split(Path(data), split, labels=labels,
                                                     image_size=image_size, ferplus=ferplus)
-    face, more = match_labels(face, labels)
+    face, more = for_model(face, labels, image_size)
+    return face, sorted(set(skipped) | set(more))
+
+
+def for_model(face: FaceData, labels: list[str], image_size: int) -> tuple[FaceData, list[str]]:
+    """``face`` re-indexed onto a model's ``labels`` (:func:`match_labels`) with its faces
+    resized to ``image_size`` px (:func:`resize_faces`), and the class names left out."""
+    face, skipped = match_labels(face, labels)
     return (FaceData(resize_faces(face.images, image_size), face.targets, face.labels,
-                     face.source), sorted(set(skipped) | set(more)))
+                     face.source), skipped)
 
 
 def restrict_report(report: dict[str, Any], evaluated: list[int]) -> dict[str, Any]:

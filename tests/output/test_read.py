@@ -99,17 +99,20 @@ def test_empty_run_has_typed_empty_tables(tmp_path):
     assert res.videos["status"].tolist() == ["failed"]
 
 
-@pytest.mark.parametrize("case", ["missing", "file", "empty", "bad_json", "future_schema", "bad_parquet"])
+@pytest.mark.parametrize("case", ["missing", "file", "empty", "bad_json", "json_list", "future_schema",
+                                  "bad_parquet"])
 def test_not_an_output_raises_ferbatch_error(tmp_path, synth, case):
     target = tmp_path / "x"
     if case == "file":
         target.write_text("hello")
     elif case == "empty":
         target.mkdir()
-    elif case in ("bad_json", "future_schema", "bad_parquet"):
+    elif case in ("bad_json", "json_list", "future_schema", "bad_parquet"):
         shutil.copytree(synth.out, target)
         if case == "bad_json":
             (target / "_ferbatch.json").write_text("{not json")
+        elif case == "json_list":
+            (target / "_ferbatch.json").write_text("[]")
         elif case == "future_schema":
             (target / "_ferbatch.json").write_text(json.dumps({"schema_version": "2.0", "labels": []}))
         else:

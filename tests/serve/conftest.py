@@ -27,12 +27,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def serve_url(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from ferbatch.serve.app import ServeSettings
+    from ferbatch.config import ServeConfig
     from ferbatch.serve.server import read_token, start, stop
 
     token_file: Path = tmp_path_factory.mktemp("serve") / "token"
     token_file.write_text(TOKEN + "\n")
-    settings = ServeSettings(device="cpu", max_body_mb=2, token=read_token(str(token_file)))
-    url = start(settings, host="127.0.0.1", port=free_port(), cpus_per_replica=0)
+    settings = ServeConfig(host="127.0.0.1", port=free_port(), cpus_per_replica=0, device="cpu",
+                           max_body_mb=2, token=read_token(str(token_file)))
+    url = start(settings)
     yield url
     stop()

@@ -151,3 +151,18 @@ def test_video_timeline_as_json_and_parquet(serve_url: str, clips_dir: Path, fac
     table = pq.read_table(io.BytesIO(body))
     assert table.num_rows == 4 and table.column("emotion").to_pylist() == ["happy"] * 4
     assert table.column("timestamp_s").to_pylist() == [f["timestamp_s"] for f in answer["faces"]]
+
+
+def test_cli_refuses_bad_options_before_starting_anything(tmp_path: Path) -> None:
+    """A bad --device / --model / --token-file is a one-line error naming the option, given
+    before Ray or Serve start (ServeConfig.run_config, then the token file)."""
+    from click.testing import CliRunner
+
+    from ferbatch.cli import cli
+
+    runner = CliRunner()
+    for args, option in ((["--device", "tpu"], "device"), (["--model", "no-such-model"], "--model"),
+                         (["--token-file", str(tmp_path / "absent")], "--token-file")):
+        result = runner.invoke(cli, ["serve", *args, "--address", "127.0.0.1:1"])
+        assert result.exit_code == 1 and option in result.output, (args, result.output)
+        assert "Traceback" not in result.output

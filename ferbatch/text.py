@@ -1,0 +1,14 @@
+"""Text helpers shared by messages and summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: at most this many items in a message's list
+SHOWN = 5
+
+
+def short_list(items: Sequence[str], limit: int = SHOWN) -> str:
+    """``a, b, c``, or the first ``limit`` items and the count: ``a, b, … (12 in all)``."""
+    head = ", ".join(items[:limit])
+    return head if len(items) <= limit else f"{head}, … ({len(items)} in all)"
