@@ -66,6 +66,7 @@ def _logged(plan: RunPlan, executor: Executor, hook: RunHook | None) -> RunSumma
             return _execute(plan, executor, hook or RunHook())
         except FerbatchError as exc:
             log.warning("run stopped: %s", exc)
+            _keep_committed(plan)
             raise
         except BaseException as exc:
             if isinstance(exc, Exception):
@@ -74,11 +75,17 @@ def _logged(plan: RunPlan, executor: Executor, hook: RunHook | None) -> RunSumma
             # Ctrl-C, SIGTERM (the CLI's Terminated): videos.parquet shows what was committed
             # INFO: the CLI prints its own one line for Ctrl-C / SIGTERM; the run log keeps this
             log.info("run interrupted; committed videos are kept, the rest is redone next time")
-            try:
-                plan.store.write_videos_table()
-            except FerbatchError as error:
-                log.warning("%s", error)
+            _keep_committed(plan)
             raise
+
+
+def _keep_committed(plan: RunPlan) -> None:
+    """Rebuild ``videos.parquet`` from the rows committed so far (a run that stopped early:
+    interrupted, or Ray could not start), so it shows them; redone or added to next time."""
+    try:
+        plan.store.write_videos_table()
+    except FerbatchError as error:
+        log.warning("%s", error)
 
 
 def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,16 @@ def connect(address: str | None = None, num_cpus: int | None = None,
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
         else:
             temp_dir = _short_temp_dir()
-            with keep_sigterm_handler():
-                init_local(num_cpus, num_gpus, temp_dir=temp_dir)
+            try:
+                with keep_sigterm_handler():
+                    init_local(num_cpus, num_gpus, temp_dir=temp_dir)
+            except Exception as exc:  # Ray raises bare Exception for a node that timed out
+                if ray.is_initialized():
+                    ray.shutdown()
+                raise RunError(f"could not start a local Ray instance: {exc}; run again with "
+                               "--local to analyse in this process (or when the machine is "
+                               "less loaded: Ray's processes must start within its limits)"
+                               ) from exc
         yield True
     finally:
         if ray.is_initialized():

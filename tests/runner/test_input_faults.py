@@ -248,3 +248,30 @@ def test_a_bug_while_writing_one_videos_rows_fails_that_video_alone(
     assert "Traceback (most recent call last)" in text and "deliberate bug in the writer" in text
     assert len(no_error_logs) == 1
     assert readable("caf\udce9") == "caf\\xe9"
+
+
+def test_ray_that_cannot_start_is_one_clear_error_and_keeps_the_rows_already_decided(
+        good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local Ray instance that cannot start (a loaded machine: its raylet gives up after a
+    hard-coded 15 s) is one ``Error:`` line naming the way out (``--local``), exit 1, no
+    traceback; the rows decided before Ray (a folder named as a video: failed) are in
+    videos.parquet."""
+    import ray
+
+    from ferbatch.runner import ray_setup
+
+    def timed_out(*args: Any, **kwargs: Any) -> str:
+        raise Exception("The current node timed out during startup.")  # what Ray raises
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
+    monkeypatch.setattr(ray_setup, "init_local", timed_out)
+    out, folder = tmp_path / "out", tmp_path / "y.mp4"
+    folder.mkdir()
+    result = CliRunner().invoke(cli, ["run", str(good), str(folder), "--out", str(out), "-q",
+                                      "--ray", "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    assert "Error: could not start a local Ray instance: The current node timed out during " \
+        "startup.; run again with --local" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, AssertionError)
+    videos = pd.read_parquet(out / "videos.parquet")
+    assert list(videos["status"]) == ["failed"] and videos["path"][0] == str(folder)
