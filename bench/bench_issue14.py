@@ -8,8 +8,8 @@ Usage::
 
 Sections (every ``ferbatch run`` is a fresh ``python -m ferbatch.cli run ... -q`` process of this
 checkout, start-up, model loading and Parquet writing included; "wall" is its elapsed time,
-"cpu" the user + system time of the process and the children it waited for, "peak RSS" the
-largest resident memory of the process and all its children, polled every 20 ms):
+"cpu" the user + system time of the process and all its descendants (Ray's included), "peak
+RSS" the largest summed resident memory of the process and its descendants, polled every 20 ms):
 
 ``fer``
     ``ferbatch run VIDEO`` (every frame) against the ``fer`` package on the same clip, every
@@ -66,7 +66,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench_gpu import write_clip  # noqa: E402
 from bench_interval import clips_in, interval_table  # noqa: E402
-from bench_pipeline import _peak_rss_mb  # noqa: E402
 
 SECTIONS = ("fer", "interval", "decode", "rss", "scaling")
 RESOLUTIONS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
@@ -100,22 +99,52 @@ def shared_dir() -> Path:
                 ROOT.parent / "shared")
 
 
+def _poll(proc: subprocess.Popen[str]) -> tuple[float, float]:
+    """Until ``proc`` exits, poll it and its descendants every 20 ms: the peak of their summed
+    resident memory (MB) and the CPU seconds they were last seen to have used (processes that
+    end between polls lose at most their last 20 ms)."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    peak = 0
+    cpu: dict[tuple[int, float], float] = {}
+    while proc.poll() is None:
+        rss = 0
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            tree = []
+        for p in tree:
+            try:
+                with p.oneshot():
+                    rss += p.memory_info().rss
+                    t = p.cpu_times()
+                    cpu[(p.pid, p.create_time())] = t.user + t.system
+            except psutil.Error:
+                pass
+        peak = max(peak, rss)
+        time.sleep(0.02)
+    return peak / 1e6, sum(cpu.values())
+
+
 def measure(cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
-    """Run ``cmd`` to completion: wall s, cpu s (user + system of it and its reaped children),
-    peak RSS MB (it and all its children, polled). Exits with its output if it fails."""
+    """Run ``cmd`` to completion: wall s, cpu s, peak RSS MB (it and all its descendants,
+    polled). CPU is the larger of what ``getrusage`` counts for it and the descendants it reaped
+    and the polled sum (which also sees daemons such as Ray's, never reaped by it). Exits with
+    its output if it fails."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd or ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    peak = _peak_rss_mb(proc)
+    peak, polled_cpu = _poll(proc)
     wall = time.perf_counter() - t0
     output = proc.stdout.read() if proc.stdout else ""
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{output[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(peak, 1)}
+    return {"wall_s": round(wall, 3), "cpu_s": round(max(cpu, polled_cpu), 3), "peak_rss_mb": round(peak, 1)}
 
 
 def ferbatch_run(inputs: list[Path], *options: str) -> dict[str, Any]:

@@ -6,9 +6,10 @@ Usage::
         [-- extra ferbatch run options, e.g. --fps 5]
     .venv/bin/python bench/bench_profile.py --raw FILE      # sort an existing ``py-spy --format raw`` file
 
-Runs ``py-spy record --threads --format raw`` on ``python -m ferbatch.cli run VIDEO --local -q``
-(this checkout, every frame unless options say otherwise) and sorts every sampled Python stack
-into one stage by its innermost recognised frame:
+Starts ``python -m ferbatch.cli run VIDEO --local -q`` (this checkout, every frame unless options
+say otherwise), attaches ``py-spy record --threads --format raw --pid`` to it at once (the first
+~0.1 s of imports can be missed), measures the run's wall and CPU time (it is this script's
+child), and sorts every sampled Python stack into one stage by its innermost recognised frame:
 
 * ``startup: imports`` / ``startup: models`` — module imports; building the detector and
   classifier (weights read, networks made);
@@ -25,10 +26,12 @@ into one stage by its innermost recognised frame:
 * ``pipeline glue`` — per-frame Python in ``process_video`` itself; ``run orchestration`` —
   planning, logging, the CLI; ``other`` — anything else.
 
-py-spy samples threads that are running (not waiting), so a stage's seconds are roughly the CPU
-seconds its Python thread used; work in torch's own intra-op threads (none on the CPU path's
-detector threads, which run one thread each) is not seen. Samples are taken ``--rate`` times a
-second: keep it low on a loaded machine (py-spy falls behind).
+py-spy samples threads that are not waiting, so ``~s`` (samples / rate) is the time a stage's
+thread was running *or ready to run*: on a loaded machine it exceeds CPU time. ``~cpu s`` is the
+stage's share of all samples times the process's measured CPU time. Work in torch's own
+intra-op threads (none on the CPU path's detector threads, which run one thread each) is not
+seen, but its Python thread waits in the op and is counted. Samples are taken ``--rate`` times
+a second: keep it low on a loaded machine (py-spy falls behind).
 """
 
 from __future__ import annotations
