@@ -22,13 +22,15 @@ child), and sorts every sampled Python stack into one stage by its innermost rec
   per-frame selection);
 * ``crop`` (grey conversion and the aligned face warps), ``quality`` (per-face quality
   signals), ``classify`` (the emotion network), ``track`` (face ids; interval tracker);
+* ``waiting (thread hand-offs)`` — a thread blocked on a queue, future or idle pool (py-spy
+  counts some such samples on a busy machine, as the thread wakes);
 * ``tables + write`` — building the Arrow tables and writing the Parquet output;
 * ``pipeline glue`` — per-frame Python in ``process_video`` itself; ``run orchestration`` —
   planning, logging, the CLI; ``other`` — anything else.
 
 py-spy samples threads that are not waiting, so ``~s`` (samples / rate) is the time a stage's
 thread was running *or ready to run*: on a loaded machine it exceeds CPU time. ``~cpu s`` is the
-stage's share of all samples times the process's measured CPU time. Work in torch's own
+stage's share of the samples that are not waits times the process's measured CPU time. Work in torch's own
 intra-op threads (none on the CPU path's detector threads, which run one thread each) is not
 seen, but its Python thread waits in the op and is counted. Samples are taken ``--rate`` times
 a second: keep it low on a loaded machine (py-spy falls behind).
@@ -68,6 +70,9 @@ class Sorter:
     """Maps one sampled stack (outermost frame first) to a stage name."""
 
     NETS = {"PNet.forward": "P-Net", "RNet.forward": "R-Net", "ONet.forward": "O-Net"}
+    #: innermost frames of a thread blocked on another (py-spy can catch one as it wakes)
+    WAITS = {"Condition.wait", "Event.wait", "Semaphore.acquire", "Condition.notify",
+             "Condition.notify_all", "Semaphore.release"}
 
     def __init__(self, detect_py: Path) -> None:
         self.stages = cascade_stages(detect_py)
@@ -90,6 +95,8 @@ class Sorter:
             return "startup: imports"
         if any(fn == "Stages.__init__" for fn in funcs):
             return "startup: models"
+        if funcs and (funcs[-1] in self.WAITS or (funcs[-1] == "_worker" and len(funcs) > 1)):
+            return "waiting (thread hand-offs)"
         if "FaceDetector.refine" in funcs:
             return "track: O-Net refine"
         cascade = [line for fn, _, line in parsed if fn == "FaceDetector._cascade"]
@@ -117,8 +124,6 @@ class Sorter:
             return "run orchestration"
         if not parsed:
             return "no Python frame (start, exit)"
-        if funcs[-1] == "_worker" or funcs[-1].startswith(("Condition.", "Semaphore.", "Future.")):
-            return "thread hand-offs"
         return "other"
 
 
@@ -142,13 +147,21 @@ def sort_raw(raw: Path, rate: float) -> dict[str, Any]:
             "threads": {k: round(v / rate, 2) for k, v in threads.most_common()}}
 
 
+def estimate_cpu(fig: dict[str, Any]) -> None:
+    """Share out the run's measured ``cpu_s`` over the stages by their samples (waits get none)."""
+    working = sum(s["samples"] for name, s in fig["stages"].items() if not name.startswith("waiting"))
+    for name, stage in fig["stages"].items():
+        stage["cpu_s_est"] = 0.0 if name.startswith("waiting") else round(
+            stage["samples"] / max(working, 1) * fig["cpu_s"], 2)
+
+
 def print_table(fig: dict[str, Any]) -> None:
     est = all("cpu_s_est" in s for s in fig["stages"].values())
     print(f"{'stage':30}{'samples':>9}{'share':>8}{'~s':>8}" + (f"{'~cpu s':>9}" if est else ""))
     for name, s in fig["stages"].items():
         print(f"{name:30}{s['samples']:>9d}{s['share']:>8.1%}{s['seconds']:>8.2f}"
               + (f"{s['cpu_s_est']:>9.2f}" if est else ""))
-    print("per thread (~cpu s): " + ", ".join(f"{k} {v:.1f}" for k, v in fig["threads"].items()))
+    print("per thread (~s, running or ready): " + ", ".join(f"{k} {v:.1f}" for k, v in fig["threads"].items()))
 
 
 def main() -> None:
@@ -158,6 +171,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=25.0, help="samples per second")
     ap.add_argument("--raw", type=Path, default=None, help="sort this raw py-spy file instead of running")
     ap.add_argument("--keep-raw", type=Path, default=None, help="keep the raw py-spy output here")
+    ap.add_argument("--cpu-s", type=float, default=None, help="with --raw: the run's CPU seconds")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("options", nargs="*", help="extra `ferbatch run` options (after --)")
     args = ap.parse_args()
@@ -189,13 +203,15 @@ def main() -> None:
             fig["max_sampling_lag_s"] = max(map(float, behind), default=0.0)
             fig["command"] = " ".join(cmd)
             fig.update(sort_raw(raw, args.rate))
-        for stage in fig["stages"].values():
-            stage["cpu_s_est"] = round(stage["share"] * fig["cpu_s"], 2)
+        estimate_cpu(fig)
         print(f"{fig['command']}\nwall {fig['wall_s']} s, cpu {fig['cpu_s']} s (the ferbatch process), "
               f"load average {fig['load_average_at_start']} at start, py-spy lag up to "
               f"{fig['max_sampling_lag_s']} s")
     else:
         fig.update(sort_raw(args.raw, args.rate))
+        if args.cpu_s:
+            fig["cpu_s"] = args.cpu_s
+            estimate_cpu(fig)
     print_table(fig)
     if args.json:
         args.json.write_text(json.dumps(fig, indent=1))
