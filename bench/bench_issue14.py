@@ -336,7 +336,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: one pair, interval 3 only, 20 s joined clip, 360p/720p 1 s "
                          "clips, 10/20 s long clips, 2/4 s lengths, 3 videos, no Ray")
-    ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections to run, of {','.join(SECTIONS)}")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections to run, in this order (default: all, {','.join(SECTIONS)})")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     ap.add_argument("--video", type=Path, default=shared / "videos" / "WolfgangLanger_Pexels.mp4",
                     help="the clip of the fer and decode sections")
@@ -396,9 +396,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "scaling": "cost against video length and number of videos"}
     with tempfile.TemporaryDirectory(prefix="bench-issue14-") as tmp_name:
         tmp = Path(tmp_name)
-        for name in SECTIONS:
-            if name not in args.only:
-                continue
+        for name in args.only:  # in the order given
             print(f"\n== {name}: {titles[name]}", flush=True)
             t0 = time.perf_counter()
             if name == "fer":
