@@ -41,7 +41,8 @@ bench: setup
 	$(PY) bench/bench_pipeline.py
 
 # Issue 14's figures in one command (vs fer, detection interval, --fps 5 vs decode, peak RSS per
-# resolution and duration, cost vs length and number of videos): about an hour on 2 cores.
+# resolution and duration, cost vs length and number of videos); long: it generates and analyses
+# about an hour of video (`--quick`, `--only SECTIONS` for less).
 bench-all: setup
 	$(PY) bench/bench_issue14.py --json bench/issue14_results.json | tee bench/issue14_results.txt
 
