@@ -281,6 +281,7 @@ def section_rss(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         clip = write_clip(tmp / f"rss_{name}.mp4", size, int(args.rss_seconds * 30), 30, FAST_H264)
         r = ferbatch_run([clip], "--local")
         fig["resolutions"][name] = r
+        args.checkpoint(fig)
         print(f"  {name:6} {size[0]}x{size[1]} {r['frames']:5d} frames every frame  peak RSS "
               f"{r['peak_rss_mb']:6.0f} MB  wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s")
         clip.unlink()
@@ -291,6 +292,7 @@ def section_rss(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         r = ferbatch_run([clip], "--local", "--fps", "2")
         r["generate_s"] = round(made, 1)
         fig["long_720p_fps2"][f"{seconds:g}"] = r
+        args.checkpoint(fig)
         print(f"  720p {seconds / 60:5.1f} min at 5 fps, --fps 2: {r['frames']:5d} frames  peak RSS "
               f"{r['peak_rss_mb']:6.0f} MB  wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s")
         clip.unlink()
@@ -311,6 +313,7 @@ def section_scaling(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         concat_remux(one, clip, seconds)
         r = ferbatch_run([clip], "--local")
         fig["length"][f"{seconds:g}"] = r
+        args.checkpoint(fig)
         print(f"  one {seconds:5g} s clip, --local:            {_per_frame(r)}")
         clip.unlink()
     many = tmp / "many"
@@ -326,6 +329,7 @@ def section_scaling(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for label, inputs, options in runs:
         r = ferbatch_run(inputs, *options)
         fig["count"][label] = r
+        args.checkpoint(fig)
         print(f"  {label:34} {_per_frame(r)}")
     return fig
 
@@ -398,6 +402,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tmp = Path(tmp_name)
         for name in args.only:  # in the order given
             print(f"\n== {name}: {titles[name]}", flush=True)
+
+            def checkpoint(partial: dict[str, Any], name: str = name) -> None:
+                """Keep a section's figures so far (JSON rewritten): a stopped run keeps them."""
+                report["sections"][name] = dict(partial, unfinished=True)
+                if args.json:
+                    args.json.write_text(json.dumps(report, indent=1, default=str))
+
+            args.checkpoint = checkpoint
             t0 = time.perf_counter()
             if name == "fer":
                 fig = section_fer(args)
