@@ -308,7 +308,7 @@ def _per_frame(r: dict[str, Any]) -> str:
 def section_scaling(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     one = write_clip(tmp / "one_second.mp4", RESOLUTIONS["360p"], args.scale_fps, args.scale_fps, FAST_H264)
     fig: dict[str, Any] = {"length": {}, "count": {}}
-    for seconds in (float(s) for s in args.lengths.split(",")):
+    for seconds in (float(s) for s in args.lengths.split(",") if s):
         clip = tmp / f"length_{seconds:g}s.mp4"
         concat_remux(one, clip, seconds)
         r = ferbatch_run([clip], "--local")
