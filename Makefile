@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.ferbatch-setup
 
-.PHONY: setup demo test test-fast lint bench bench-gpu browser image-test clean
+.PHONY: setup demo test test-fast lint bench bench-all bench-profile bench-gpu browser image-test clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,16 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_pipeline.py
+
+# Issue 14's figures in one command (vs fer, detection interval, --fps 5 vs decode, peak RSS per
+# resolution and duration, cost vs length and number of videos); long: it generates and analyses
+# about an hour of video (`--quick`, `--only SECTIONS` for less).
+bench-all: setup
+	$(PY) bench/bench_issue14.py --json bench/issue14_results.json | tee bench/issue14_results.txt
+
+# Where the time of a whole `ferbatch run` goes (py-spy, sorted into stages)
+bench-profile: setup
+	$(PY) bench/bench_profile.py --json bench/profile_results.json | tee bench/profile_results.txt
 
 # GPU throughput (needs CUDA): 360p/720p/1080p, 1-8 workers per GPU -> bench/gpu_results.json
 bench-gpu: setup

@@ -33,8 +33,11 @@ sys.path.insert(0, str(ROOT))
 SIZES = {360: (640, 360), 720: (1280, 720), 1080: (1920, 1080)}
 
 
-def write_clip(path: Path, size: tuple[int, int], n_frames: int, fps: int = 30) -> Path:
-    """An h264 clip of ``size`` with one moving, real face (scikit-image's astronaut)."""
+def write_clip(path: Path, size: tuple[int, int], n_frames: int, fps: int = 30,
+               options: dict[str, str] | None = None) -> Path:
+    """An h264 clip of ``size`` with one moving, real face (scikit-image's astronaut).
+
+    ``options``: libx264 encoder options, e.g. ``{"preset": "ultrafast"}`` for long or 4K clips."""
     import av
     import cv2
     import numpy as np
@@ -50,6 +53,7 @@ def write_clip(path: Path, size: tuple[int, int], n_frames: int, fps: int = 30) 
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = dict(options or {})
         for i in range(n_frames):
             img = background.copy()
             x = int((w - face.shape[1]) * (0.5 + 0.4 * np.sin(i / 15)))

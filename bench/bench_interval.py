@@ -93,29 +93,21 @@ def compare(ref: VideoResult, run: VideoResult) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    shared = next((d / "shared" / "videos" for d in ROOT.parents if (d / "shared" / "videos").is_dir()),
-                  ROOT.parent / "shared" / "videos")
-    ap.add_argument("--videos", type=Path, default=shared)
-    ap.add_argument("--intervals", default="2,3,5")
-    ap.add_argument("--modes", default="fixed,adaptive")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
-    clips = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not clips:
-        raise SystemExit(f"{args.videos}: no video clips")
-    settings = [(int(n), mode) for n in args.intervals.split(",") for mode in args.modes.split(",")]
-    stages = Stages(RunConfig(device=args.device))
+def interval_table(clips: list[Path], settings: list[tuple[int, str]], device: str = "cpu",
+                   ) -> dict[str, Any]:
+    """Analyse ``clips`` with ``--detect-interval 0`` and with each ``(interval, mode)`` of
+    ``settings`` (mode ``fixed`` or ``adaptive``), print the table, and return its figures:
+    ``reference_s`` / ``reference_cpu_s`` and one ``settings`` entry per setting (the columns
+    of the module docstring as shares in [0, 1], plus ``per_clip`` counts)."""
+    stages = Stages(RunConfig(device=device))
     refs, ref_cpu = {}, 0.0
     for clip in clips:
-        refs[clip], cpu = timed(clip, RunConfig(device=args.device), stages)
+        refs[clip], cpu = timed(clip, RunConfig(device=device), stages)
         ref_cpu += cpu
     ref_time = sum(r.row["processing_s"] for r in refs.values())
     print(f"{len(clips)} clips ({', '.join(c.name for c in clips)}), "
           f"{sum(r.frames.num_rows for r in refs.values())} frames, "
-          f"{sum(r.faces.num_rows for r in refs.values())} face rows; device {args.device}; "
+          f"{sum(r.faces.num_rows for r in refs.values())} face rows; device {device}; "
           f"{platform.processor() or platform.machine()}")
     print(f"reference (--detect-interval 0): {ref_time:.2f} s wall, {ref_cpu:.2f} s cpu")
     header = (f"{'setting':<14}{'presence':>10}{'iou>=0.8':>10}{'same top':>10}{'extra ids':>11}"
@@ -123,7 +115,7 @@ def main() -> None:
     print(header)
     table: list[dict[str, Any]] = []
     for n, mode in settings:
-        config = RunConfig(device=args.device,
+        config = RunConfig(device=device,
                            interval=IntervalConfig(detect_interval=n, adaptive=mode == "adaptive"))
         totals: dict[str, float] = {}
         per_clip = {}
@@ -149,9 +141,31 @@ def main() -> None:
         print(f"{f'{n} {mode}':<14}{line['presence']:>10.2%}{line['iou_ge_0_8']:>10.2%}"
               f"{line['same_top']:>10.2%}{line['extra_ids']:>11d}{line['detected']:>10.1%}"
               f"{line['time_s']:>8.2f}{line['cpu_s']:>8.2f}{line['speedup']:>9.2f}x", flush=True)
+    return {"reference_s": ref_time, "reference_cpu_s": ref_cpu, "settings": table}
+
+
+def clips_in(folder: Path) -> list[Path]:
+    """The video clips directly in ``folder``, sorted; exits with a message when there are none."""
+    clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not clips:
+        raise SystemExit(f"{folder}: no video clips")
+    return clips
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    shared = next((d / "shared" / "videos" for d in ROOT.parents if (d / "shared" / "videos").is_dir()),
+                  ROOT.parent / "shared" / "videos")
+    ap.add_argument("--videos", type=Path, default=shared)
+    ap.add_argument("--intervals", default="2,3,5")
+    ap.add_argument("--modes", default="fixed,adaptive")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    settings = [(int(n), mode) for n in args.intervals.split(",") for mode in args.modes.split(",")]
+    figures = interval_table(clips_in(args.videos), settings, args.device)
     if args.json:
-        args.json.write_text(json.dumps({"reference_s": ref_time, "reference_cpu_s": ref_cpu,
-                                         "settings": table}, indent=1))
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":
