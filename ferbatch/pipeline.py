@@ -259,7 +259,9 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
     stages = stages or Stages(config)
     started = time.perf_counter()
     sampler = FrameSampler.from_config(config.decode)
-    row = new_video_row(path, video_id or video_id_for(path), stages.provenance)
+    provenance = stages.provenance if config == stages.config else make_provenance(
+        config, stages.classifier.name, stages.classifier.sha256, stages.labels)  # per-call options
+    row = new_video_row(path, video_id or video_id_for(path), provenance)
     frames_t = faces_t = None
     trace: str | None = None
     try:

@@ -146,6 +146,18 @@ def test_video_result_to_pandas_matches_load(user_folder: Path, tmp_path: Path, 
     assert str(failed.videos["width"].dtype) == "Int32"
 
 
+def test_a_call_with_its_own_options_records_them_not_the_stages(user_folder: Path,
+                                                                  stages: Stages) -> None:
+    """Stages loaded once (a server replica) and a call with other sampling options: the row's
+    ``sampling`` and ``settings_fingerprint`` are the call's, so a run resumed with the same
+    options skips it and one with others does not."""
+    config = RunConfig(device="cpu", decode=DecodeConfig(every=3))
+    row = process_video(user_folder / "face.mp4", config, stages).row
+    assert row["sampling"] == "every=3" and stages.provenance.sampling == "all"
+    assert row["settings_fingerprint"] == config.fingerprint(stages.classifier.sha256)
+    assert row["settings_fingerprint"] != stages.fingerprint
+
+
 def test_dir_lists_the_lazy_api() -> None:
     import ferbatch
 

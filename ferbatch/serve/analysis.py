@@ -73,7 +73,9 @@ def video_json(result: VideoResult) -> dict[str, Any]:
     """The per-face timeline of a clip as JSON: the video's facts and one record per face."""
     row = result.row
     video = {k: row.get(k) for k in ("status", "error", "duration_s", "fps", "width", "height",
-                                     "rotation", "codec", "frames_decoded", "frames_analyzed",
+                                     "rotation", "flip", "sample_aspect_ratio", "time_source",
+                                     "frames_time_inferred", "codec", "frames_decoded",
+                                     "frames_analyzed",
                                      "faces_detected", "tracks", "sampling", "model",
                                      "model_sha256")}
     faces = result.faces

@@ -150,8 +150,11 @@ class EmotionService:
             clip = Path(tmp) / f"upload{VIDEO_EXTENSIONS.get(kind, '')}"
             clip.write_bytes(upload.data)
             result = await asyncio.to_thread(analyze_video, self.stages, clip, config)
+            # the server's temp path means nothing to the client: name its upload instead
+            error = str(result.row.get("error") or "").replace(str(clip), upload.name)
         if result.status == "failed":
-            raise HTTPError(400, f"cannot analyse the uploaded video: {result.row['error']}")
+            raise HTTPError(400, f"cannot analyse the uploaded video: {error}")
+        result.row["error"] = error or None
         if PARQUET in request.headers.get("accept", ""):
             return Response(video_parquet(result), media_type=PARQUET)
         return JSONResponse({"model": self.info["name"], "model_sha256": self.info["sha256"],

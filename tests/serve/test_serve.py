@@ -111,7 +111,7 @@ def test_errors_are_json_4xx_and_the_replica_keeps_serving(serve_url: str, scene
         assert headers["content-type"] == "application/json"
         error = json.loads(body)
         assert error["status"] == want and text in error["error"], error
-        assert "Traceback" not in error["error"]
+        assert "Traceback" not in error["error"] and "ferbatch-serve-" not in error["error"]
     status, _, body = call(image, encode(scene, "PNG"), {"Content-Type": "image/png"})
     assert status == 200 and json.loads(body)["faces"][0]["emotion"] == "happy"
 
@@ -142,6 +142,9 @@ def test_video_timeline_as_json_and_parquet(serve_url: str, clips_dir: Path, fac
     assert status == 200, body
     answer = json.loads(body)
     assert answer["video"]["status"] == "ok" and answer["video"]["frames_analyzed"] == 4
+    # the request's own sampling, and the geometry / time facts of a videos.parquet row
+    assert answer["video"]["sampling"] == "fps=4"
+    assert answer["video"]["flip"] == "none" and answer["video"]["time_source"] == "pts"
     assert len(answer["faces"]) == 4 and all(isinstance(f["face_id"], int) for f in answer["faces"])
     assert answer["faces"][0]["emotion"] == "happy" and len(answer["faces"][0]["landmarks"]) == 5
     status, headers, body = call(f"{serve_url}/v1/analyze/video?fps=4", data,
