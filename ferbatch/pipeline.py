@@ -3,7 +3,8 @@
 :class:`Stages` holds the loaded models (loaded once, reused for every video in a process or
 Ray actor); :func:`process_video` composes the stages for one file and returns its rows. It owns
 no image logic: each step is a call into its stage module. Decoding runs in a background thread
-(PyAV releases the GIL) so it overlaps detection.
+(PyAV releases the GIL) so it overlaps detection; that thread also prepares each frame
+(:mod:`ferbatch.prepare`), so no full-resolution RGB frame waits in a queue or a batch.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .devices import (
 )
 from .errors import FerbatchError
 from .interval import DetectionInterval
+from .memory import return_large_allocations
 from .models.bundled import resolve_model
 from .models.checkpoint import file_sha256, load_checkpoint
 from .output.arrow import from_columns
@@ -96,6 +98,7 @@ class Stages:
     """The loaded models of a run: one detector and one classifier, built once."""
 
     def __init__(self, config: RunConfig) -> None:
+        return_large_allocations()  # frame-sized buffers back to the system (ferbatch.memory)
         self.config = config
         self.device = resolve_device(config.device)
         sizes = default_batch_sizes(self.device, config.detect.batch_size,
