@@ -55,11 +55,11 @@ def stage_times(path: Path, stages: Stages) -> dict[str, float]:
                 for i in range(0, len(frames), bs))
 
     t0 = time.perf_counter()
-    dets = [d for _, found in detect_batches(batches(), det, 1) for d in found]
+    dets = [d for _, found in detect_batches(batches(), det.detect_frames, 1) for d in found]
     t_detect = time.perf_counter() - t0
     workers = detect_concurrency(stages.device)
     t0 = time.perf_counter()
-    for _ in detect_batches(batches(), det, workers):
+    for _ in detect_batches(batches(), det.detect_frames, workers):
         pass
     t_detect_conc = time.perf_counter() - t0
     pre = stages.classifier.preprocess

@@ -21,15 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .batching import pad_rows
 from .config import DetectConfig
+from .decode import Frame
 from .devices import upload
 from .errors import ModelError
+from .prepare import AnalysisFrame, detection_size, downscale
 
 _BUCKET = 64  # R-Net / O-Net batch-size bucket step (see ferbatch.batching)
 
@@ -90,22 +91,6 @@ class Detections:
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                    np.zeros((0, 5, 2), np.float32))
-
-
-def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """Shrink an H×W or H×W×C image so its longer side is at most ``max_side`` pixels.
-
-    Area interpolation (``cv2.INTER_AREA``), each side rounded and at least 1 pixel. Returns
-    the image (``image`` itself when it is small enough already) and the ratio (≤ 1) from
-    ``image``'s pixels to the returned image's; divide coordinates by it to map them back.
-    Used for the detector's input and the flow tracker's images (:mod:`ferbatch.propagate`).
-    """
-    h, w = image.shape[:2]
-    ratio = min(1.0, max_side / max(h, w))
-    if ratio >= 1.0:
-        return image, 1.0
-    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), ratio
 
 
 def _square(boxes: torch.Tensor) -> torch.Tensor:
@@ -173,14 +158,43 @@ class FaceDetector:
 
     @torch.inference_mode()
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        """Faces in each of ``frames`` (H×W×3 uint8 RGB arrays), in their pixels. Each frame is
+        first downscaled so its longer side is at most ``max_side``."""
         if len(frames) == 0:
             return []
         h, w = frames[0].shape[:2]
         if any(f.shape != frames[0].shape for f in frames):
             # Different sizes cannot share a pyramid: detect each size group separately.
             return [self([f])[0] for f in frames]
-        small, ratios = zip(*(downscale(f, self.config.max_side) for f in frames))
-        ratio = ratios[0]  # the frames share one size, hence one ratio
+        return self.detect_scaled([downscale(f, self.config.max_side)[0] for f in frames], (w, h))
+
+    def detect_frames(self, frames: Sequence[AnalysisFrame | Frame]) -> list[Detections]:
+        """Faces in each of ``frames``: :class:`~ferbatch.prepare.AnalysisFrame` objects
+        (their ``det_image``, already downscaled) or decoded :class:`~ferbatch.decode.Frame`
+        objects (their ``image``); boxes in each frame's displayed pixels."""
+        if not frames:
+            return []
+        if not any(isinstance(f, AnalysisFrame) for f in frames):
+            return self([f.image for f in frames])  # type: ignore[union-attr]
+        first = frames[0]
+        if not all(isinstance(f, AnalysisFrame) and f.size == first.size
+                   and f.det_image.shape == first.det_image.shape for f in frames):
+            return [self.detect_frames([f])[0] for f in frames]
+        return self.detect_scaled([f.det_image for f in frames], first.size)  # type: ignore[union-attr]
+
+    @torch.inference_mode()
+    def detect_scaled(self, small: Sequence[np.ndarray], size: tuple[int, int]) -> list[Detections]:
+        """Faces in frames of ``size`` = (width, height) given already downscaled for detection:
+        ``small`` are same-shaped h×w×3 uint8 RGB arrays of :func:`~ferbatch.prepare.detection_size`
+        (``max_side``) of ``size``. Boxes and landmarks come back in the ``size`` frame's pixels.
+        Raises ``ValueError`` when an image does not have that detection size."""
+        if len(small) == 0:
+            return []
+        w, h = size
+        ratio, expect = detection_size(w, h, self.config.max_side)
+        if any((f.shape[1], f.shape[0]) != expect for f in small):
+            raise ValueError(f"detection images must be {expect[0]}x{expect[1]} for a {w}x{h} frame "
+                             f"(max_side {self.config.max_side}), got {small[0].shape[1]}x{small[0].shape[0]}")
         # N×H×W×3 memory viewed as NCHW = channels-last, what the networks run fastest on
         batch = upload(np.stack(small), self.device).permute(0, 3, 1, 2).float()
         min_face = max(12.0, self.config.min_face_size * ratio)
@@ -190,22 +204,29 @@ class FaceDetector:
         points = (points / ratio).cpu().numpy()
         scores, image_idx = scores.cpu().numpy(), image_idx.cpu().numpy()
         return [self._frame_detections(boxes, scores, points, image_idx == i, w, h)
-                for i in range(len(frames))]
+                for i in range(len(small))]
 
     @torch.inference_mode()
-    def refine(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+    def refine(self, frame: np.ndarray, boxes: np.ndarray,
+               size: tuple[int, int] | None = None) -> Detections:
         """Check and refine given face boxes on one frame with MTCNN's last stage (O-Net).
 
         ``frame``: H×W×3 uint8 RGB; ``boxes``: K×4 (x1, y1, x2, y2) in its pixels, e.g. carried
-        by a tracker. O-Net sees each box squared, as in the cascade, on the frame downscaled
-        to ``max_side``. Returns K rows in the order of ``boxes`` (neither filtered nor
-        sorted): the regressed boxes (clipped to the frame), O-Net's face probability as the
-        score, and the 5 landmarks, as :meth:`__call__` gives them for detected faces.
+        by a tracker. With ``size`` = (width, height), ``frame`` is that frame already
+        downscaled for detection (an :class:`~ferbatch.prepare.AnalysisFrame`'s ``det_image``)
+        and ``boxes`` are in the ``size`` frame's pixels. O-Net sees each box squared, as in the
+        cascade, on the frame downscaled to ``max_side``. Returns K rows in the order of
+        ``boxes`` (neither filtered nor sorted): the regressed boxes (clipped to the frame),
+        O-Net's face probability as the score, and the 5 landmarks, as :meth:`__call__` gives
+        them for detected faces.
         """
         if len(boxes) == 0:
             return Detections.empty()
-        h, w = frame.shape[:2]
-        frame, ratio = downscale(frame, self.config.max_side)
+        w, h = size if size is not None else (frame.shape[1], frame.shape[0])
+        if size is None:
+            frame, ratio = downscale(frame, self.config.max_side)
+        else:
+            ratio, _ = detection_size(w, h, self.config.max_side)
         squares = _square(torch.as_tensor(np.asarray(boxes, np.float32) * ratio))
         # only the part of the frame the squares cover goes to the device (outside reads 0 either way)
         fh, fw = frame.shape[:2]

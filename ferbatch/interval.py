@@ -22,9 +22,8 @@ from typing import Protocol
 import numpy as np
 
 from .config import DetectConfig, IntervalConfig
-from .crop import to_grey
-from .decode import Frame
 from .detect import Detections
+from .prepare import AnalysisFrame
 from .propagate import REJECTED, FlowTracker
 
 log = logging.getLogger(__name__)
@@ -35,9 +34,10 @@ class Detector(Protocol):
 
     config: DetectConfig
 
-    def __call__(self, frames: list[np.ndarray]) -> list[Detections]: ...
+    def detect_frames(self, frames: list[AnalysisFrame]) -> list[Detections]: ...
 
-    def refine(self, frame: np.ndarray, boxes: np.ndarray) -> Detections: ...
+    def refine(self, frame: np.ndarray, boxes: np.ndarray,
+               size: tuple[int, int] | None = None) -> Detections: ...
 
 
 class DetectionInterval:
@@ -55,7 +55,7 @@ class DetectionInterval:
         self.first_index = first_index
         self.tracker = FlowTracker(config)
         self._position = 0  # analysed frames seen by keyframes()
-        self._batches: deque[tuple[list[Frame], list[bool]]] = deque()
+        self._batches: deque[tuple[list[AnalysisFrame], list[bool]]] = deque()
         self.early = 0  # detections the tracker asked for
         self.reasons: dict[str, int] = {}
 
@@ -63,7 +63,7 @@ class DetectionInterval:
     def enabled(self) -> bool:
         return self.config.detect_interval > 0
 
-    def keyframes(self, batches: Iterator[list[Frame]]) -> Iterator[list[Frame]]:
+    def keyframes(self, batches: Iterator[list[AnalysisFrame]]) -> Iterator[list[AnalysisFrame]]:
         """For each batch, the frames on the detection grid (all of them when the interval is 0)."""
         period = self.config.detect_interval + 1
         for batch in batches:
@@ -75,13 +75,13 @@ class DetectionInterval:
             yield [f for f, m in zip(batch, marks) if m]
 
     def complete(self, detected: list[Detections]
-                 ) -> Iterator[tuple[Frame, np.ndarray, Detections, bool]]:
+                 ) -> Iterator[tuple[AnalysisFrame, np.ndarray, Detections, bool]]:
         """Each frame of the next batch with its grey image (H×W uint8, for the crops), its faces
         and whether they were detected on it (``False``: carried by the tracker)."""
         batch, marks = self._batches.popleft()
         found = iter(detected)
         for frame, mark in zip(batch, marks):
-            grey = to_grey(frame.image)
+            grey = frame.grey
             if mark:
                 det = next(found)
                 if self.enabled:
@@ -91,7 +91,7 @@ class DetectionInterval:
             det, reason = self.tracker.step(grey)
             # refine (O-Net) only what is kept: an adaptive re-detection replaces it anyway
             if self.config.refine and len(det) and not (reason is not None and self.config.adaptive):
-                det = self.detector.refine(frame.image, det.boxes)
+                det = self.detector.refine(frame.det_image, det.boxes, frame.size)
                 ok = det.scores >= self.detector.config.min_score
                 self.tracker.correct(det, ok)
                 if not ok.all():
@@ -100,7 +100,7 @@ class DetectionInterval:
             if reason is not None and self.config.adaptive:
                 self.early += 1
                 self.reasons[reason] = self.reasons.get(reason, 0) + 1
-                det = self.detector([frame.image])[0]
+                det = self.detector.detect_frames([frame])[0]
                 self.tracker.reset(grey, det)
                 yield frame, grey, det, True
                 continue

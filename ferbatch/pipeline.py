@@ -3,7 +3,8 @@
 :class:`Stages` holds the loaded models (loaded once, reused for every video in a process or
 Ray actor); :func:`process_video` composes the stages for one file and returns its rows. It owns
 no image logic: each step is a call into its stage module. Decoding runs in a background thread
-(PyAV releases the GIL) so it overlaps detection.
+(PyAV releases the GIL) so it overlaps detection; that thread also prepares each frame
+(:mod:`ferbatch.prepare`), so no full-resolution RGB frame waits in a queue or a batch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +30,7 @@ import torch
 from .classify import EmotionClassifier
 from .config import DecodeConfig, RunConfig
 from .crop import crop_faces
-from .decode import Frame, FrameSampler, VideoStream, open_video
+from .decode import FrameSampler, VideoStream, open_video
 from .detect import Detections, FaceDetector
 from .devices import (
     default_batch_sizes,
@@ -41,6 +42,7 @@ from .devices import (
 )
 from .errors import FerbatchError
 from .interval import DetectionInterval
+from .memory import return_large_allocations
 from .models.bundled import resolve_model
 from .models.checkpoint import file_sha256, load_checkpoint
 from .output.arrow import from_columns
@@ -58,6 +60,7 @@ from .output.schema import (
     new_video_row,
     prob_column,
 )
+from .prepare import AnalysisFrame, prepare_frame
 from .quality import face_quality, quality_columns
 from .track import IoUTracker
 
@@ -95,6 +98,7 @@ class Stages:
     """The loaded models of a run: one detector and one classifier, built once."""
 
     def __init__(self, config: RunConfig) -> None:
+        return_large_allocations()  # frame-sized buffers back to the system (ferbatch.memory)
         self.config = config
         self.device = resolve_device(config.device)
         sizes = default_batch_sizes(self.device, config.detect.batch_size,
@@ -170,18 +174,28 @@ def _cat(parts: list[np.ndarray], dtype: Any, shape: tuple[int, ...] = ()) -> np
     return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *shape), dtype=dtype)
 
 
-def _chunks(stream: VideoStream, sampler: FrameSampler, size: int,
-            stop: threading.Event) -> Iterator[list[Frame]]:
-    """Decoded frames in lists of ``size``, produced by a background thread."""
-    q: queue.Queue[list[Frame] | BaseException | None] = queue.Queue(maxsize=3)
+#: prepared batches waiting between the decode thread and detection: decoding (≈ 500 frames/s
+#: at 360p on one core) outruns detection, so one batch ready ahead keeps the detector fed; more
+#: would only hold frames (memory grows with resolution, issue 14)
+QUEUED_BATCHES = 1
+
+
+def _chunks(stream: VideoStream, sampler: FrameSampler, size: int, max_side: int,
+            stop: threading.Event) -> Iterator[list[AnalysisFrame]]:
+    """Decoded frames, prepared for analysis (:func:`~ferbatch.prepare.prepare_frame`: the
+    detection-size RGB image and the full-resolution grey one; the full RGB frame is dropped
+    in the decode thread), in lists of ``size``, produced by a background thread. At most
+    :data:`QUEUED_BATCHES` lists wait in the queue, plus the one being filled."""
+    q: queue.Queue[list[AnalysisFrame] | BaseException | None] = queue.Queue(maxsize=QUEUED_BATCHES)
 
     def produce() -> None:
-        batch: list[Frame] = []
+        batch: list[AnalysisFrame] = []
         try:
             for frame in stream.frames(sampler):
                 if stop.is_set():
                     break
-                batch.append(frame)
+                batch.append(prepare_frame(frame, max_side))
+                del frame  # the full-resolution RGB image: not held while waiting on the queue
                 if len(batch) == size:
                     q.put(batch)
                     batch = []
@@ -211,25 +225,30 @@ def _chunks(stream: VideoStream, sampler: FrameSampler, size: int,
         thread.join()
 
 
-def detect_batches(batches: Iterator[list[Frame]], detector: FaceDetector, workers: int,
-                   ) -> Iterator[tuple[list[Frame], list[Detections]]]:
-    """Each batch of frames with its detections, in order.
+B = TypeVar("B")
+
+
+def detect_batches(batches: Iterator[list[B]], detect: Callable[[list[B]], list[Detections]],
+                   workers: int) -> Iterator[tuple[list[B], list[Detections]]]:
+    """Each batch of frames with its detections (``detect(batch)``, e.g.
+    :meth:`FaceDetector.detect_frames <ferbatch.detect.FaceDetector.detect_frames>`), in order.
 
     With ``workers`` > 1, batches are detected concurrently in threads, the intra-op thread
     count divided among them for the duration: MTCNN is many small ops plus Python glue, which
     leave cores idle under intra-op parallelism alone (1.2–1.7× faster detection on 2 cores,
     ``bench/bench_pipeline.py``). ``torch.set_num_threads`` is process-wide, hence restored.
+    At most ``workers`` + 1 batches are held at once (those in flight and the one yielded).
     """
     if workers <= 1:
         for batch in batches:
-            yield batch, detector([f.image for f in batch])
+            yield batch, detect(batch)
         return
-    inflight: deque[tuple[list[Frame], Future[list[Detections]]]] = deque()
+    inflight: deque[tuple[list[B], Future[list[Detections]]]] = deque()
     with shared_threads(workers), ThreadPoolExecutor(
             workers, thread_name_prefix="ferbatch-detect") as pool:
         try:
             for batch in batches:
-                inflight.append((batch, pool.submit(detector, [f.image for f in batch])))
+                inflight.append((batch, pool.submit(detect, batch)))
                 if len(inflight) > workers:
                     done, future = inflight.popleft()
                     yield done, future.result()
@@ -321,12 +340,13 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
                                              frame_sizes))
             pending, pending_n = [], 0
 
-    batches = _chunks(stream, sampler, stages.detect_batch, stop)
+    batches = _chunks(stream, sampler, stages.detect_batch, config.detect.max_side, stop)
     workers = detect_concurrency(stages.device)
     span = getattr(stream, "span", None)
     interval = DetectionInterval(config.interval, stages.detector,
                                  first_index=span.first_index if span is not None else None)
-    for _, detections in detect_batches(interval.keyframes(batches), stages.detector, workers):
+    for _, detections in detect_batches(interval.keyframes(batches), stages.detector.detect_frames,
+                                        workers):
         analysed = 0
         for frame, grey, det, detected in interval.complete(detections):
             analysed += 1
@@ -345,7 +365,7 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
             cols.landmarks.append(det.landmarks.reshape(n, 10))
             cols.detected.append(np.full(n, detected))
             crops = crop_faces(grey, det.boxes, det.landmarks, pre)
-            pending.append((crops, det.boxes, det.landmarks, frame.image.shape[:2]))
+            pending.append((crops, det.boxes, det.landmarks, frame.shape[:2]))
             pending_n += n
         if pending_n >= stages.classify_batch:
             flush()

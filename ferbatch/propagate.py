@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 
 from .config import IntervalConfig
-from .detect import Detections, downscale
+from .detect import Detections
+from .prepare import downscale
 
 log = logging.getLogger(__name__)
 

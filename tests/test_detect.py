@@ -101,7 +101,7 @@ def test_batched_nms_keeps_groups_apart() -> None:
 
 
 def test_downscale_shrinks_the_long_side_and_keeps_small_images() -> None:
-    from ferbatch.detect import downscale
+    from ferbatch.prepare import downscale
 
     frame = np.arange(1080 * 1920 * 3, dtype=np.uint32).astype(np.uint8).reshape(1080, 1920, 3)
     small, ratio = downscale(frame, 640)

@@ -102,8 +102,8 @@ def test_concurrent_detection_keeps_order_results_and_thread_count(stages: Stage
     batches = [[Frame(index=2 * i + j, timestamp_s=0.0, image=face_scene(face_image, p))
                 for j, p in enumerate(places[2 * i:2 * i + 2])] for i in range((len(places) + 1) // 2)]
     threads = torch.get_num_threads()
-    one = list(detect_batches(iter(batches), detector, 1))
-    many = list(detect_batches(iter(batches), detector, 3))
+    one = list(detect_batches(iter(batches), detector.detect_frames, 1))
+    many = list(detect_batches(iter(batches), detector.detect_frames, 3))
     assert torch.get_num_threads() == threads
     assert [[f.index for f in b] for b, _ in many] == [[f.index for f in b] for b in batches]
     assert [len(d) for _, dets in many for d in dets] == [0 if p is None else 1 for p in places]
@@ -112,14 +112,14 @@ def test_concurrent_detection_keeps_order_results_and_thread_count(stages: Stage
             np.testing.assert_allclose(da.boxes, db.boxes, atol=1e-3)
             np.testing.assert_allclose(da.scores, db.scores, atol=1e-5)
 
-    def failing(frames: list[np.ndarray]) -> list[Detections]:
-        if frames[0].shape[0] == 7:
+    def failing(frames: list[Frame]) -> list[Detections]:
+        if frames[0].image.shape[0] == 7:
             raise RuntimeError("boom")
-        return detector(frames)
+        return detector.detect_frames(frames)
 
     bad = [*batches[:2], [Frame(index=99, timestamp_s=0.0, image=np.zeros((7, 7, 3), np.uint8))]]
     with pytest.raises(RuntimeError, match="boom"):
-        list(detect_batches(iter(bad), failing, 2))  # type: ignore[arg-type]
+        list(detect_batches(iter(bad), failing, 2))
     assert torch.get_num_threads() == threads
 
 

@@ -15,6 +15,7 @@ from ferbatch.crop import to_grey
 from ferbatch.decode import Frame
 from ferbatch.interval import DetectionInterval
 from ferbatch.pipeline import Stages, run_provenance
+from ferbatch.prepare import prepare_frame
 from ferbatch.propagate import LEAVING, LOST, NEW_MOTION, SCENE_CUT, FlowTracker
 from ferbatch.track import iou_matrix
 
@@ -103,15 +104,16 @@ def test_tracker_says_when_to_detect_again(stages: Stages, face_image: np.ndarra
 def test_schedule_detects_every_n_plus_first_and_a_segment_start(stages: Stages,
                                                                  face_image: np.ndarray) -> None:
     images = _moving(face_image, 9, (2, 1))
-    frames = [Frame(index=10 + i, timestamp_s=i / 10, image=im) for i, im in enumerate(images)]
+    frames = [prepare_frame(Frame(index=10 + i, timestamp_s=i / 10, image=im), 640)
+              for i, im in enumerate(images)]
     schedule = DetectionInterval(IntervalConfig(detect_interval=3, adaptive=False), stages.detector,
                                  first_index=12)
     keyed = list(schedule.keyframes(iter([frames[:5], frames[5:]])))
     assert [[f.index for f in batch] for batch in keyed] == [[10, 12, 14], [18]]
     sources = []
     for batch in keyed:
-        for frame, grey, det, detected in schedule.complete(stages.detector([f.image for f in batch])):
-            assert grey.shape == frame.image.shape[:2] and len(det) == 1
+        for frame, grey, det, detected in schedule.complete(stages.detector.detect_frames(batch)):
+            assert grey.shape == frame.shape[:2] and len(det) == 1
             sources.append(detected)
     assert sources == [True, False, True, False, True, False, False, False, True]
 
