@@ -42,7 +42,6 @@ from .devices import (
 )
 from .errors import FerbatchError
 from .interval import DetectionInterval
-from .memory import return_large_allocations
 from .models.bundled import resolve_model
 from .models.checkpoint import file_sha256, load_checkpoint
 from .output.arrow import from_columns
@@ -98,7 +97,6 @@ class Stages:
     """The loaded models of a run: one detector and one classifier, built once."""
 
     def __init__(self, config: RunConfig) -> None:
-        return_large_allocations()  # frame-sized buffers back to the system (ferbatch.memory)
         self.config = config
         self.device = resolve_device(config.device)
         sizes = default_batch_sizes(self.device, config.detect.batch_size,

@@ -141,16 +141,3 @@ def test_unsampled_frames_are_neither_converted_nor_prepared(
     analysed = result.frames.column("frame_index").to_pylist()
     assert result.row["frames_decoded"] > 4 * len(analysed) > 0
     assert len(converted) == len(analysed) and prepared == analysed
-
-
-def test_large_allocations_go_back_to_the_system(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stages fixes glibc's mmap threshold (Linux); a user's MALLOC_MMAP_THRESHOLD_ stands."""
-    import sys
-
-    import ferbatch.memory as memory
-
-    monkeypatch.setattr(memory, "_applied", False)
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    assert memory.return_large_allocations() is False
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
-    assert memory.return_large_allocations() is sys.platform.startswith("linux")
