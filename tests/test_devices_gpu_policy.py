@@ -22,16 +22,16 @@ def test_out_of_memory_fails_that_video_with_a_clear_error_and_the_batch_goes_on
     (tmp_path / "in").mkdir()
     for name in ("a.mp4", "b.mp4"):
         clips.make_face_clip(tmp_path / "in" / name, face_image, n_frames=6, fps=6)
-    real = type(stages.detector).__call__
+    real = type(stages.detector).detect_scaled  # every detection path runs the cascade here
     calls = {"n": 0}
 
-    def starved(self, frames):  # the first video's first batch hits the device's limit
+    def starved(self, small, size):  # the first video's first batch hits the device's limit
         calls["n"] += 1
         if calls["n"] == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, frames)
+        return real(self, small, size)
 
-    monkeypatch.setattr(type(stages.detector), "__call__", starved)
+    monkeypatch.setattr(type(stages.detector), "detect_scaled", starved)
     summary = run([tmp_path / "in"], tmp_path / "out", RunConfig(device="cpu"), stages=stages)
     rows = {Path(r["path"]).name: r for r in summary.rows}
     assert rows["a.mp4"]["status"] == "failed" and rows["b.mp4"]["status"] == "ok"

@@ -25,7 +25,7 @@ def _exploding_detector(frames: list[np.ndarray]) -> list:
 def test_the_run_log_holds_the_traceback_of_a_failed_video(
         user_folder: Path, tmp_path: Path, stages: Stages, monkeypatch: pytest.MonkeyPatch,
         no_error_logs: list[logging.LogRecord]) -> None:
-    monkeypatch.setattr(stages, "detector", _exploding_detector)
+    monkeypatch.setattr(stages.detector, "detect_frames", _exploding_detector)
     out = tmp_path / "out"
     video, bad = user_folder / "noface.mkv", user_folder / "random.mp4"
     summary = run([video, bad], out, RunConfig(device="cpu"), stages=stages)
@@ -62,7 +62,8 @@ def test_every_run_writes_a_log_without_changing_the_logger(user_folder: Path, t
 @pytest.mark.allow_error_logs
 def test_cli_shows_the_traceback_only_with_verbose(user_folder: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FaceDetector, "__call__", lambda self, frames: _exploding_detector(frames))
+    # every detection path runs the cascade in detect_scaled
+    monkeypatch.setattr(FaceDetector, "detect_scaled", lambda self, small, size: _exploding_detector(small))
     runner = CliRunner()
     video = str(user_folder / "noface.mkv")
     quiet = runner.invoke(cli, ["run", video, "--out", str(tmp_path / "a"), "-q", "--local"])
