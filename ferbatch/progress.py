@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .output.layout import readable
 from .output.schema import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL
 from .text import short_list
 
@@ -130,7 +131,7 @@ class ConsoleProgress(RunHook):
 
     def on_video(self, path: Path) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(Path(path).name[:40])
+            self.bar.set_postfix_str(readable(Path(path).name)[:40])  # as the summary shows it
 
     def on_frames(self, n: int) -> None:
         if self.bar is not None:

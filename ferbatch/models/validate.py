@@ -55,7 +55,8 @@ def label_problem(labels: Any) -> str | None:
     seen: set[str] = set()
     twice = sorted({label for label in labels if label in seen or seen.add(label)})
     if twice:
-        return f"must be unique, but {', '.join(map(repr, twice))} appear(s) more than once"
+        verb = "appears" if len(twice) == 1 else "appear"
+        return f"must be unique, but {', '.join(map(repr, twice))} {verb} more than once"
     return None
 
 

@@ -44,7 +44,7 @@ def _write(data: dict[str, Any], folder: Path, **changes: Any) -> Path:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"labels": ["happy"] * 7}, "labels: must be unique, but 'happy' appear(s) more than once"),
+    ({"labels": ["happy"] * 7}, "labels: must be unique, but 'happy' appears more than once"),
     ({"labels": "abcdefg"}, "labels: must be a list of class names, got str 'abcdefg'"),
     ({"preprocess__image_size": 20000},
      "preprocess.image_size: must be an integer in [8, 1024] px, got 20000"),
