@@ -29,9 +29,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_pipeline import _peak_rss_mb  # noqa: E402  (one poller of a process tree's RSS)
+
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 
 
@@ -87,19 +90,11 @@ def peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Run ``cmd``; (wall s, peak RSS MB of it and its children, exit code)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    root = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-        except psutil.Error:
-            rss = 0
-        peak = max(peak, rss)
-        time.sleep(0.02)
+    peak_mb = _peak_rss_mb(proc)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
-    return wall, peak / 1e6, proc.returncode
+    return wall, peak_mb, proc.returncode
 
 
 def main() -> None:
