@@ -18,7 +18,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -270,14 +270,20 @@ def process_video(path: str | os.PathLike[str], config: RunConfig | None = None,
     models across videos; ``progress`` is called with the number of frames analysed after each
     batch. ``opener(path, decode_config)`` replaces
     :func:`~ferbatch.decode.open_video` (:mod:`ferbatch.segments` opens one time segment).
-    ``video_id``: the id the run's plan gave the file (default: :func:`video_id_for`).
+    ``video_id``: the id the run's plan gave the file (default: :func:`video_id_for`). With
+    ``stages``, only ``config``'s decode, interval and track settings apply (the detector's and
+    classifier's are those the stages were loaded with), and the row records what applied.
     """
     config = (config or RunConfig()).validate()
     stages = stages or Stages(config)
+    # the loaded models' settings (detect, classify, device) are the stages'; a call chooses how
+    # frames are sampled, carried between detections and tracked: its row records exactly that
+    config = replace(stages.config, decode=config.decode, interval=config.interval,
+                     track=config.track)
     started = time.perf_counter()
     sampler = FrameSampler.from_config(config.decode)
     provenance = stages.provenance if config == stages.config else make_provenance(
-        config, stages.classifier.name, stages.classifier.sha256, stages.labels)  # per-call options
+        config, stages.classifier.name, stages.classifier.sha256, stages.labels)
     row = new_video_row(path, video_id or video_id_for(path), provenance)
     frames_t = faces_t = None
     trace: str | None = None

@@ -3,6 +3,7 @@ without faces, and concurrent detection."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,10 @@ def test_a_call_with_its_own_options_records_them_not_the_stages(user_folder: Pa
     assert row["sampling"] == "every=3" and stages.provenance.sampling == "all"
     assert row["settings_fingerprint"] == config.fingerprint(stages.classifier.sha256)
     assert row["settings_fingerprint"] != stages.fingerprint
+    # the detector's settings are the loaded ones: a call's own are neither used nor recorded
+    other = RunConfig(device="cpu", detect=dataclasses.replace(stages.config.detect, max_side=960))
+    result = process_video(user_folder / "face.mp4", other, stages)
+    assert result.row["status"] == "ok" and result.row["settings_fingerprint"] == stages.fingerprint
 
 
 def test_dir_lists_the_lazy_api() -> None:

@@ -65,8 +65,7 @@ def connect(address: str | None = None, num_cpus: int | None = None,
                 with keep_sigterm_handler():
                     init_local(num_cpus, num_gpus, temp_dir=temp_dir)
             except Exception as exc:  # Ray raises bare Exception for a node that timed out
-                if ray.is_initialized():
-                    ray.shutdown()
+                ray.shutdown()  # also stops the processes a half-started node left
                 raise RunError(f"could not start a local Ray instance: {exc}; run again with "
                                "--local to analyse in this process (or when the machine is "
                                "less loaded: Ray's processes must start within its limits)"

@@ -153,6 +153,10 @@ class Scheduler:
         return self._info.pop(actor, None)
 
     def _dispatch(self) -> None:
+        # A node can die while its workers sit idle (nothing of it running, so no task reports
+        # the loss): check before handing them work (one query of Ray's node table per round).
+        if self.queue and self._idle:
+            self._drop_dead_nodes()
         while self.queue and self._idle:
             task = self.queue.popleft()
             if not task.wanted(self):

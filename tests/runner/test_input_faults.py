@@ -263,7 +263,9 @@ def test_ray_that_cannot_start_is_one_clear_error_and_keeps_the_rows_already_dec
     def timed_out(*args: Any, **kwargs: Any) -> str:
         raise Exception("The current node timed out during startup.")  # what Ray raises
 
+    stopped: list[bool] = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
+    monkeypatch.setattr(ray, "shutdown", lambda: stopped.append(True))  # not the suite's Ray
     monkeypatch.setattr(ray_setup, "init_local", timed_out)
     out, folder = tmp_path / "out", tmp_path / "y.mp4"
     folder.mkdir()
@@ -275,3 +277,4 @@ def test_ray_that_cannot_start_is_one_clear_error_and_keeps_the_rows_already_dec
     assert "Traceback" not in result.output and not isinstance(result.exception, AssertionError)
     videos = pd.read_parquet(out / "videos.parquet")
     assert list(videos["status"]) == ["failed"] and videos["path"][0] == str(folder)
+    assert stopped  # what a half-started node left is stopped

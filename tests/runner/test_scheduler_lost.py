@@ -167,3 +167,27 @@ def test_a_segment_lost_with_its_node_is_retried_and_the_video_merged_once(tmp_p
     calls = [m for w in port.workers if w.node == "a" for m, _ in w.calls]
     assert sorted(calls).count("segment") == 3 and calls.count("merge") == 1
     assert not events.of("unsplit")
+
+
+def test_a_node_lost_while_its_worker_is_idle_gets_no_new_task(tmp_path: Path) -> None:
+    """Node b dies while its worker waits and nothing of it runs (no task reports the loss);
+    the segments queued next (the plan of a split video, done on node a) go to node a only:
+    no task is lost, no retry is spent, the idle worker of b is replaced."""
+    from test_scheduler import _split_behaviour
+
+    plan, todo = make_plan(tmp_path, ["long.mp4"], segment_s=10.0, duration=35.0)
+    split = _split_behaviour()
+
+    def behave(worker: FakeWorker, method: str, args: tuple[Any, ...]) -> Any:
+        if method == "plan_or_process":
+            port.lost_nodes.add("b")  # while node a plans, node b goes down
+        return split(worker, method, args)
+
+    port = FakePort(behave, nodes=("a", "b"))
+    scheduler = Scheduler(port, plan, todo, 2, 0, events := Events())  # no retry to spend
+    rows = scheduler.run()
+    assert rows["long"]["status"] == "ok" and not events.of("retry") and not scheduler.lost
+    idle_b = next(w for w in port.workers if w.node == "b")
+    assert idle_b.calls == [] and idle_b in port.killed
+    calls = [m for w in port.workers if w.node == "a" for m, _ in w.calls]
+    assert sorted(calls) == ["merge", "plan_or_process", "segment", "segment", "segment"]
