@@ -75,6 +75,7 @@ DEMO=(ferbatch demo --out /data/out/demo --quiet)
 if [ "$RUNNER" = podman ]; then
     "${PODMAN[@]}" run --rm --network none --cgroups disabled -v "$OUT:/data/out" "$TAG" "${DEMO[@]}"
 else
+    command -v buildah >/dev/null || { echo "image-test: podman cannot run a container here and buildah is not installed (apt-get install buildah)" >&2; exit 2; }
     BUILDAH=(buildah --storage-driver vfs)
     CTR=$("${BUILDAH[@]}" from --pull-never "$TAG")
     trap '"${BUILDAH[@]}" rm "$CTR" >/dev/null' EXIT

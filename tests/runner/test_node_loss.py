@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,18 @@ def test_a_lost_node_loses_no_video_and_duplicates_no_row(tmp_path: Path, face_i
     env["RAY_TMPDIR"] = temp  # Cluster writes its address file into $RAY_TMPDIR/ray/
     Path(temp, "ray").mkdir()
     try:
-        done = subprocess.run([sys.executable, str(Path(__file__).with_name("node_loss_run.py")),
-                               temp, str(out), *map(str, videos)], env=env, capture_output=True,
-                              text=True, timeout=540)
+        # a session of its own: on a timeout the runner and the Ray daemons it started all go
+        runner = subprocess.Popen([sys.executable, str(Path(__file__).with_name("node_loss_run.py")),
+                                   temp, str(out), *map(str, videos)], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  start_new_session=True)
+        try:
+            stdout, stderr = runner.communicate(timeout=540)
+        except subprocess.TimeoutExpired:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.communicate()
+            raise
+        done = subprocess.CompletedProcess(runner.args, runner.returncode, stdout, stderr)
     finally:
         subprocess.run(["rm", "-rf", temp], check=False)
     if done.returncode != 0 and RAY_START_FAILED in done.stderr:
