@@ -228,8 +228,7 @@ def format_summary(summary: RunSummary) -> str:
               f"{len(summary.failed)} failed; {len(skipped)} already done (*); "
               f"{plural(summary.frames, 'frame')} in {summary.seconds:.1f} s")
     if summary.retried:
-        s = "" if summary.retried == 1 else "s"
-        counts += f"; {summary.retried} video{s}/segment{s} retried after a lost worker or node"
+        counts += f"; {summary.retried_text}"
     lines.append(counts)
     if summary.ignored:
         shown = short_list([f"{path} ({reason})" for path, reason in summary.ignored])

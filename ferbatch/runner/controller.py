@@ -124,8 +124,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
     summary.seconds = time.perf_counter() - started
     log.info("run finished in %.1f s: %d video(s), %d failed, %d frames%s", summary.seconds,
              len(summary.rows), len(summary.failed), summary.frames,
-             f"; {summary.retried} video(s)/segment(s) retried after a lost worker or node"
-             if summary.retried else "")
+             f"; {summary.retried_text}" if summary.retried else "")
     return summary
 
 

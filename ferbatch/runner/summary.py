@@ -29,6 +29,14 @@ class RunSummary:
     retried: int = 0
 
     @property
+    def retried_text(self) -> str:
+        """How many were retried, for the summary line and the run log ("" when none)."""
+        if not self.retried:
+            return ""
+        s = "" if self.retried == 1 else "s"
+        return f"{self.retried} video{s}/segment{s} retried after a lost worker or node"
+
+    @property
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["status"] == STATUS_FAILED]
 

@@ -134,7 +134,7 @@ def test_the_summary_counts_the_videos_retried_after_a_lost_node(tmp_path: Path)
     assert summary.retried == 2 and summary.exit_code == 0
     assert "; 2 videos/segments retried after a lost worker or node" in format_summary(summary)
     (log_file,) = (tmp_path / "out" / "_logs").glob("run-*.log")
-    assert "2 video(s)/segment(s) retried after a lost worker or node" in log_file.read_text()
+    assert "2 videos/segments retried after a lost worker or node" in log_file.read_text()
     summary.retried = 1
     assert "; 1 video/segment retried after a lost worker or node" in format_summary(summary)
     summary.retried = 0
