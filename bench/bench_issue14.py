@@ -200,6 +200,17 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 3)
 
 
+def _medians(fig: dict[str, Any], who: str, runs: list[dict[str, Any]], width: int,
+             rss: bool = False) -> None:
+    """Put ``who``'s median wall and CPU seconds (and peak RSS) into ``fig`` and print them."""
+    fig[f"{who}_wall_s"], fig[f"{who}_cpu_s"] = _median(runs, "wall_s"), _median(runs, "cpu_s")
+    line = f"  {who:{width}} median wall {fig[f'{who}_wall_s']:7.2f} s  cpu {fig[f'{who}_cpu_s']:7.2f} s  "
+    if rss:
+        fig[f"{who}_peak_rss_mb"] = _median(runs, "peak_rss_mb")
+        line += f"peak RSS {fig[f'{who}_peak_rss_mb']:6.0f} MB  "
+    print(f"{line}(walls {_walls(runs)})")
+
+
 def pairs(first: Callable[[], dict[str, Any]], second: Callable[[], dict[str, Any]], n: int
           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``n`` interleaved runs of ``first`` then ``second``."""
@@ -239,10 +250,7 @@ def section_fer(args: argparse.Namespace) -> dict[str, Any]:
     ours, theirs = pairs(lambda: ferbatch_run([args.video]), fer_run, args.pairs)
     fig = {"ferbatch_runs": ours, "fer_runs": theirs, "fer_python": python}
     for who, runs in (("ferbatch", ours), ("fer", theirs)):
-        fig[f"{who}_wall_s"], fig[f"{who}_cpu_s"] = _median(runs, "wall_s"), _median(runs, "cpu_s")
-        fig[f"{who}_peak_rss_mb"] = _median(runs, "peak_rss_mb")
-        print(f"  {who:9} median wall {fig[f'{who}_wall_s']:7.2f} s  cpu {fig[f'{who}_cpu_s']:7.2f} s  "
-              f"peak RSS {fig[f'{who}_peak_rss_mb']:6.0f} MB  (walls {_walls(runs)})")
+        _medians(fig, who, runs, 9, rss=True)
     fig["speedup_wall"] = round(fig["fer_wall_s"] / fig["ferbatch_wall_s"], 2)
     fig["speedup_cpu"] = round(fig["fer_cpu_s"] / fig["ferbatch_cpu_s"], 2)
     print(f"  ferbatch is {fig['speedup_wall']:.2f}x faster than fer in wall time, "
@@ -264,9 +272,7 @@ def section_decode(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                        lambda: measure([sys.executable, "-c", DECODE_SCRIPT, str(long)]), args.pairs)
     fig: dict[str, Any] = {"clip": joined, "ferbatch_runs": ours, "decode_runs": pure}
     for who, runs in (("ferbatch_fps5", ours), ("pyav_decode", pure)):
-        fig[f"{who}_wall_s"], fig[f"{who}_cpu_s"] = _median(runs, "wall_s"), _median(runs, "cpu_s")
-        print(f"  {who:14} median wall {fig[f'{who}_wall_s']:7.2f} s  cpu {fig[f'{who}_cpu_s']:7.2f} s  "
-              f"(walls {_walls(runs)})")
+        _medians(fig, who, runs, 14)
     fig["ratio_wall"] = round(fig["ferbatch_fps5_wall_s"] / fig["pyav_decode_wall_s"], 2)
     fig["ratio_cpu"] = round(fig["ferbatch_fps5_cpu_s"] / fig["pyav_decode_cpu_s"], 2)
     print(f"  ferbatch --fps 5 / pure decode: {fig['ratio_wall']:.2f}x wall, {fig['ratio_cpu']:.2f}x cpu "
