@@ -112,6 +112,7 @@ class Scheduler:
         self._idle: deque[Any] = deque()
         self._info: dict[Any, WorkerInfo] = {}  # actor -> who it is (pid, host, node)
         self._last_error = ""
+        self._restarts = 0  # workers replaced after being lost while starting
         self._seen: dict[Any, int] = {}  # actor -> frame count last polled
         self._reported: dict[str, int] = {}  # video_id -> frames reported while it ran
         self.check_signals: Callable[[], None] = lambda: None  # ray_setup.deferred_sigterm
@@ -167,11 +168,23 @@ class Scheduler:
 
     # -- events -----------------------------------------------------------------------------------
     def on_worker_ready(self, future: Any) -> None:
-        """A worker finished loading its models, or failed to."""
+        """A worker finished loading its models, or failed to. One lost while starting (its
+        process or node died, or Ray cancelled it) is replaced while work remains, at most
+        ``n_workers × max_retries`` times in a run; one whose start raised is not (the next
+        would raise too)."""
         actor = self._starting.pop(future)
         try:
             info: WorkerInfo = self.port.get(future)
-        except (WorkerDied, TaskFailed) as exc:
+        except WorkerDied as exc:
+            self._last_error = str(exc)
+            if (self.queue or self._running) and self._restarts < self.n_workers * self.max_retries:
+                self._restarts += 1
+                log.warning("a worker was lost while starting, another is started: %s", exc)
+                self._spawn()
+            else:
+                log.warning("a worker failed to start: %s", exc)
+            return
+        except TaskFailed as exc:
             self._last_error = str(exc)
             log.warning("a worker failed to start: %s", exc)
             return

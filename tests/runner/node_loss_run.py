@@ -1,15 +1,17 @@
-"""A two-node Ray cluster on this machine that loses its second node mid-video (run by
-``test_node_loss.py`` in a process of its own, so it never meets the suite's shared Ray).
+"""A Ray cluster on this machine that loses a node mid-video (run by ``test_node_loss.py`` in a
+process of its own, so it never meets the suite's shared Ray).
 
-``python node_loss_run.py TEMP OUT VIDEO…``: starts a head node and a second node (1 CPU each,
-so the run's two workers, 1 CPU each, sit one on each node; 127.0.0.1 only, Ray's files under
-TEMP, a node's failure detected within ~1 s) and runs
-:func:`ferbatch.runner.controller.run_videos` on the cluster. A watcher thread waits until the
-second node's worker has one of the videos open (``/proc/PID/fd``: it is decoding it, nothing
-committed yet), then the node is lost as a machine is: its raylet and that worker are
-SIGKILLed at once. Prints one JSON line: the rows, the retries the scheduler reported (with
-the lost worker's node), the video in flight on the lost node, the workers that became ready
-and on which node, the summary's count and line, the exit code.
+``python node_loss_run.py TEMP OUT VIDEO…``: starts a head node without CPUs and a second node
+with 1 CPU (127.0.0.1 only, Ray's files under TEMP, a node's failure detected within ~1 s) and
+runs :func:`ferbatch.runner.controller.run_videos` on the cluster with two workers of 1 CPU:
+the first starts on the second node, the other waits for a CPU. So the second node's worker
+surely gets videos, whatever the machine's speed. A watcher thread waits until that worker
+has one of the videos open (``/proc/PID/fd``: it is decoding it, nothing committed yet), then
+the node is lost as a machine is: its raylet and that worker are SIGKILLed at once, and a
+third node (1 CPU) joins, where the waiting worker starts and finishes the run. Prints one JSON
+line: the rows, the retries the scheduler reported (with the lost worker's node), the video in
+flight on the lost node, the workers that became ready and on which node, the summary's count
+and line, the exit code.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +60,13 @@ def open_files(pid: int) -> set[str]:
 
 class LoseNodeMidVideo(RunHook):
     """Records the run's workers and retries; once the worker on ``node`` is decoding one of
-    ``videos``, kills the node's raylet and that worker (SIGKILL)."""
+    ``videos``, kills the node's raylet and that worker (SIGKILL) and calls ``then()`` (which
+    adds the node the run finishes on)."""
 
-    def __init__(self, node: Any, videos: list[str]) -> None:
+    def __init__(self, node: Any, videos: list[str], then: Callable[[], Any]) -> None:
         self.node = node
+        self.then = then
+        self.spare: Any = None
         self.videos = {str(Path(v).resolve()) for v in videos}
         self.workers: list[dict[str, Any]] = []
         self.retries: list[dict[str, Any]] = []
@@ -89,6 +95,7 @@ class LoseNodeMidVideo(RunHook):
                     pass
                 self.killed_at = time.monotonic()
                 self.found.set()
+                self.spare = self.then()
                 return
             time.sleep(0.02)
 
@@ -141,14 +148,22 @@ def persist_agent_ports_first() -> None:
 def main(temp: str, out: str, videos: list[str]) -> None:
     persist_agent_ports_first()
     started = time.monotonic()
-    common = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    common = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
     cluster = Cluster(initialize_head=True, head_node_args={
-        **common, **_agent_ports(), "temp_dir": temp, "_system_config": FAST_FAILURE})
+        **common, "num_cpus": 0, **_agent_ports(), "temp_dir": temp,
+        "_system_config": FAST_FAILURE})
     try:
-        second = cluster.add_node(**common, **_agent_ports())
+        second = cluster.add_node(**common, num_cpus=1, **_agent_ports())
         cluster.wait_for_nodes()
         up = time.monotonic()
-        hook = LoseNodeMidVideo(second, videos)
+
+        def add_spare() -> Any:
+            # from the watcher thread: a node started there cannot install Ray's signal and
+            # exit hooks (main thread only); cluster.shutdown() below still stops it
+            cluster._shutdown_at_exit = False
+            return cluster.add_node(**common, num_cpus=1, **_agent_ports())
+
+        hook = LoseNodeMidVideo(second, videos, then=add_spare)
         summary = run_videos(videos, out, RunConfig(device="cpu"), use_ray=True, hook=hook,
                              pool=PoolConfig(address=cluster.address, workers=2, segment_s=0,
                                              max_retries=2))
@@ -157,7 +172,7 @@ def main(temp: str, out: str, videos: list[str]) -> None:
             "rows": [{k: r[k] for k in ("path", "status", "frames_analyzed", "error")}
                      for r in summary.rows],
             "retries": hook.retries, "in_flight": hook.in_flight, "workers": hook.workers,
-            "head": cluster.head_node.node_id, "lost": second.node_id,
+            "lost": second.node_id, "spare": hook.spare.node_id if hook.spare else None,
             "retried": summary.retried, "counts": counts, "exit_code": summary.exit_code,
             "seconds": {"cluster_up": round(up - started, 1),
                         "lost_after": round((hook.killed_at or up) - up, 1),

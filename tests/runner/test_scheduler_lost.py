@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_scheduler import FakePort, FakeWorker, make_plan, ok_row, run
 
+from ferbatch.errors import RunError
 from ferbatch.progress import format_summary
 from ferbatch.runner.controller import execute
 from ferbatch.runner.plan import PlannedVideo, RunPlan
@@ -191,3 +193,41 @@ def test_a_node_lost_while_its_worker_is_idle_gets_no_new_task(tmp_path: Path) -
     assert idle_b.calls == [] and idle_b in port.killed
     calls = [m for w in port.workers if w.node == "a" for m, _ in w.calls]
     assert sorted(calls) == ["merge", "plan_or_process", "segment", "segment", "segment"]
+
+
+class DiesWhileStarting(FakePort):
+    """The first ``lost`` workers started are lost before their models are loaded (their node
+    died, or Ray cancelled them) — a ``WorkerDied`` from their start."""
+
+    def __init__(self, lost: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lost = lost
+
+    def start(self) -> tuple[FakeWorker, Any]:
+        worker, future = super().start()
+        if worker.n < self.lost:
+            def died() -> Any:
+                raise WorkerDied("The actor never ran - it was cancelled before it started running.")
+            future.run = died
+        return worker, future
+
+
+def test_a_worker_lost_while_starting_is_replaced(tmp_path: Path) -> None:
+    """Both workers are lost while starting: two others take their place and do every video
+    (the pool does not shrink, no retry of a video is spent)."""
+    plan, todo = make_plan(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
+    port = DiesWhileStarting(2, lambda w, m, a: Committed(_finished(a[0])))
+    rows, events = run(port, plan, todo, workers=2, retries=1)
+    assert sorted(r["status"] for r in rows.values()) == ["ok"] * 3 and not events.of("retry")
+    assert len(port.workers) == 4
+    assert {w.n for w in port.workers if w.calls} <= {2, 3} and port.workers[2].calls
+
+
+def test_workers_lost_while_starting_are_replaced_a_bounded_number_of_times(tmp_path: Path) -> None:
+    """Every worker is lost while starting: after ``workers × retries`` replacements the run
+    stops with the last error instead of starting workers for ever."""
+    plan, todo = make_plan(tmp_path, ["a.mp4"])
+    port = DiesWhileStarting(10**6, lambda w, m, a: Committed(_finished(a[0])))
+    with pytest.raises(RunError, match="cancelled before it started"):
+        run(port, plan, todo, workers=2, retries=2)
+    assert len(port.workers) == 2 + 2 * 2
