@@ -25,8 +25,9 @@ from .errors import FerbatchError
                    "[default: check on noise faces only]")
 @click.option("--calibration-n", type=click.IntRange(min=1), default=1000, show_default=True,
               metavar="N", help="PublicTest faces used to calibrate --int8.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines (each step on stderr).")
 def export_command(model: str | None, fmt: str, int8: bool, out: str, data: str | None,
-                   calibration_n: int) -> None:
+                   calibration_n: int, quiet: bool) -> None:
     """Export an emotion model to ONNX, verified against PyTorch with ONNX Runtime.
 
     The graph takes normalised N×1×S×S faces (dynamic batch) and gives logits and calibrated
@@ -37,7 +38,8 @@ def export_command(model: str | None, fmt: str, int8: bool, out: str, data: str 
 
     del fmt  # one format so far
     try:
-        r = export_model(model, out, int8=int8, data=data, calibration_n=calibration_n)
+        r = export_model(model, out, int8=int8, data=data, calibration_n=calibration_n,
+                         progress=None if quiet else lambda line: click.echo(f"{line} …", err=True))
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {r.path} ({'int8' if r.int8 else 'fp32'}, {r.size_bytes / 1e6:.2f} MB)")

@@ -83,13 +83,15 @@ def _ort_probs(model: OnnxEmotionModel, x: np.ndarray, batch: int = 256) -> np.n
 
 def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[str], *,
                  int8: bool = False, data: str | os.PathLike[str] | None = None,
-                 calibration_n: int = 1000, verify_n: int = 1024) -> ExportReport:
+                 calibration_n: int = 1000, verify_n: int = 1024,
+                 progress: Callable[[str], None] | None = None) -> ExportReport:
     """Export ``model`` (a bundled name or checkpoint; ``None``: the default) to ``out``.
 
     ``data``: FER2013 CSV (``.csv`` or ``.csv.gz``). Without it the fp32 check runs on
     deterministic noise faces; with it on the first ``verify_n`` PrivateTest faces, and the
     PrivateTest accuracy is measured. ``int8`` needs ``data``: ``calibration_n`` PublicTest
-    faces (a fixed random draw) calibrate the activation ranges.
+    faces (a fixed random draw) calibrate the activation ranges. ``progress`` is called with
+    a short line as each step starts (the CLI prints them; an int8 export takes minutes).
 
     Raises :class:`ConfigError` (``--int8`` without ``--data``, a bad count),
     :class:`~ferbatch.errors.ModelError` (unreadable checkpoint), :class:`~ferbatch.errors.DataError`
@@ -101,16 +103,19 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
                           "the quantisation")
     if calibration_n < 1 or verify_n < 1:
         raise ConfigError("--calibration-n and the verification count must be >= 1")
+    step = progress or (lambda line: None)
     path = resolve_model(model)
     ckpt = load_checkpoint(path)
     sha = file_sha256(path)
     name = EmotionClassifier.model_name(ckpt.arch, path, sha)
+    step(f"exporting {name} to ONNX")
     fp32 = export_bytes(ckpt)
     meta = metadata(ckpt, name, sha)
     fp32 = with_metadata(fp32, meta, doc=f"ferbatch emotion model {name}")
     session = OnnxEmotionModel(fp32)
 
     if data is not None:
+        step(f"reading {'PublicTest and ' if int8 else ''}PrivateTest faces from {data}")
         faces = _faces(str(data), ["test", "val"] if int8 else ["test"], ckpt)
         test_faces, test_y = faces["test"]
         test_x = session.to_input(test_faces)
@@ -120,6 +125,8 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
         size = ckpt.preprocess.image_size
         noise = rng.integers(0, 256, (NOISE_FACES, size, size), dtype=np.uint8)
         check_x, verified_on = session.to_input(noise), f"{NOISE_FACES} random noise faces"
+    step(f"checking ONNX Runtime against PyTorch on {verified_on}"
+         + (f", scoring fp32 on PrivateTest ({len(test_x)} faces)" if data is not None else ""))
     p_torch = _torch_probs(ckpt, check_x)
     # with --data the check faces are PrivateTest's first rows: score all of it once
     p_test = _ort_probs(session, test_x) if data is not None else None
@@ -137,7 +144,7 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
         report.accuracy_fp32 = float((p_test.argmax(1) == test_y).mean())
     if int8:
         payload = _int8(faces["val"][0], fp32, meta, test_x, test_y, p_test, calibration_n,
-                        report, name, session.to_input)
+                        report, name, session.to_input, step)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, payload)
@@ -147,7 +154,8 @@ def export_model(model: str | os.PathLike[str] | None, out: str | os.PathLike[st
 
 def _int8(val_faces: np.ndarray, fp32: bytes, meta: dict[str, str], test_x: np.ndarray,
           test_y: np.ndarray, p_test: np.ndarray, calibration_n: int, report: ExportReport,
-          name: str, q_input: Callable[[np.ndarray], np.ndarray]) -> bytes:
+          name: str, q_input: Callable[[np.ndarray], np.ndarray],
+          step: Callable[[str], None]) -> bytes:
     """Quantise (calibrated on a draw of the uint8 PublicTest ``val_faces``), score on
     PrivateTest, fill ``report``; the int8 model's bytes with metadata.
     ``q_input``: uint8 faces → the model's input (the fp32 session's ``to_input``)."""
@@ -155,8 +163,10 @@ def _int8(val_faces: np.ndarray, fp32: bytes, meta: dict[str, str], test_x: np.n
 
     pick = np.sort(np.random.default_rng(0).permutation(len(val_faces))[:calibration_n])
     calib = q_input(val_faces[pick])
+    step(f"quantising to int8, calibrated on {len(calib)} PublicTest faces")
     int8 = quantize_int8(fp32, calib)
     q = OnnxEmotionModel(int8)
+    step(f"scoring int8 on PrivateTest ({len(test_x)} faces)")
     p_int8 = _ort_probs(q, test_x)
     report.calibration_n = len(calib)
     report.accuracy_int8 = float((p_int8.argmax(1) == test_y).mean())

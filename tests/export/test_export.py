@@ -110,7 +110,11 @@ def test_int8_export_keeps_privatetest_accuracy_within_one_point(shared_dir: Pat
     out = tmp_path / "int8.onnx"
     result = CliRunner().invoke(cli, ["export", "--int8", "--data", str(data), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "int8 (calibrated on 1000 PublicTest faces)" in result.output
+    assert "int8 (calibrated on 1000 PublicTest faces)" in result.stdout
+    # each step says what it does while it runs (the export takes minutes)
+    assert [line.split(" ")[0] for line in result.stderr.splitlines()] == [
+        "exporting", "reading", "checking", "quantising", "scoring"], result.stderr
+    assert "quantising to int8, calibrated on 1000 PublicTest faces …" in result.stderr
     session = OnnxEmotionModel(out)
     q = session.info.quantization
     assert q["privatetest_n"] == 3589
