@@ -67,6 +67,7 @@ class AnalysisFrame:
 
     @property
     def size(self) -> tuple[int, int]:
+        """(width, height) of the displayed frame in pixels."""
         return int(self.grey.shape[1]), int(self.grey.shape[0])
 
     @property

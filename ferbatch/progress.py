@@ -154,7 +154,8 @@ class ConsoleProgress(RunHook):
 
 
 class LineProgress(RunHook):
-    """One INFO log line per finished video: done/total, frames/s, ETA, failures (job logs).
+    """One INFO log line per finished video: done/total, frames/s, ETA, failures (job logs;
+    retries and videos analysed whole are logged by the scheduler itself, once).
 
     The clock starts when the first worker is ready: Ray's start-up is not throughput.
     """
@@ -173,13 +174,6 @@ class LineProgress(RunHook):
     def on_worker(self, info: WorkerInfo) -> None:
         if self.started is None:
             self.started = time.perf_counter()
-
-    def on_unsplit(self, unsplit: Unsplit) -> None:
-        log.info("%s: analysing it whole, its segments could not be merged: %s",
-                 unsplit.path.name, unsplit.reason)
-
-    def on_retry(self, retry: Retry) -> None:
-        log.info("retry %d: %s", retry.attempt, retry.error)
 
     def on_done(self, row: dict[str, Any]) -> None:
         self.done += 1

@@ -67,23 +67,30 @@ class RayPort:
         return ready[0] if ready else None
 
     def get(self, future: Any) -> Any:
-        """The task's value. Raises :class:`WorkerDied` when the actor or its node was lost
-        (``ActorDiedError``, ``ActorUnavailableError``: the actor is killed by the scheduler
-        before a retry, so a task still running there cannot commit twice) or its result was
-        lost with its node (``ObjectLostError``, ``NodeDiedError``…); :class:`TaskFailed`
-        when the task raised in a live worker."""
-        from ray.exceptions import RayActorError, RayError, RayTaskError
+        """The task's value. Raises :class:`WorkerDied` when the actor, its process or its node
+        was lost (``ActorDiedError``, ``ActorUnavailableError``: the actor is killed by the
+        scheduler before a retry, so a task still running there cannot commit twice;
+        ``WorkerCrashedError``, ``OutOfMemoryError``: Ray killed the process) or the result was
+        lost with its node (``ObjectLostError`` and its kinds, ``NodeDiedError``,
+        ``LocalRayletDiedError``); :class:`TaskFailed` when the task raised in a live worker,
+        or for any other Ray error (the worker may be fine; if not, its next task says so)."""
+        from ray import exceptions as rx
 
         try:
             return self._ray.get(future)
-        except RayActorError as exc:
+        except rx.RayActorError as exc:
             raise WorkerDied(_short(exc)) from exc
-        except RayTaskError as exc:
+        except rx.RayTaskError as exc:
             raise TaskFailed(_short(exc), str(exc)) from exc
-        except RayError as exc:  # the result lost with its node
+        except (rx.ObjectLostError, rx.NodeDiedError, rx.LocalRayletDiedError,
+                rx.WorkerCrashedError, rx.OutOfMemoryError) as exc:
             raise WorkerDied(f"{type(exc).__name__}: {_short(exc)}") from exc
+        except rx.RayError as exc:
+            raise TaskFailed(f"{type(exc).__name__}: {_short(exc)}", str(exc)) from exc
 
     def frames(self, actor: Any) -> int | None:
+        """Frames ``actor`` analysed so far (its ``progress`` concurrency group answers while
+        a task runs); ``None`` when it does not answer within ``PROGRESS_POLL_S`` seconds."""
         try:
             ref = actor.frames.options(concurrency_group="progress").remote()
             return int(self._ray.get(ref, timeout=PROGRESS_POLL_S))
@@ -91,6 +98,7 @@ class RayPort:
             return None
 
     def kill(self, actor: Any) -> None:
+        """Stop ``actor`` for good (no restart); one already gone is fine."""
         from ray.exceptions import GetTimeoutError, RayActorError
 
         try:
@@ -99,6 +107,7 @@ class RayPort:
             pass
 
     def live_nodes(self) -> set[str] | None:
+        """Node ids Ray reports alive; ``None`` when the GCS cannot be asked."""
         try:
             return {node["NodeID"] for node in self._ray.nodes() if node.get("Alive")}
         except Exception:  # noqa: BLE001 - the GCS unreachable: the futures will tell

@@ -266,6 +266,9 @@ class Scheduler:
 
     # -- decisions --------------------------------------------------------------------------------
     def finish(self, video: PlannedVideo, row: dict[str, Any], trace: str | None = None) -> None:
+        """``video`` is done with its committed ``row``: record it, log it (with the worker's
+        ``trace`` when it failed there), report its frames not polled yet and the row to the
+        hook."""
         self.splits.pop(video.video_id, None)
         self.results[video.video_id] = row
         if trace:
@@ -298,7 +301,7 @@ class Scheduler:
         if task.attempt >= self.max_retries:
             self.fail(task.video, error)
             return False
-        log.info("retrying: %s", error)
+        log.info("retry %d: %s", task.attempt + 1, error)
         self.hook.on_retry(Retry(task.video.path, task.attempt + 1, error, worker))
         again = dataclasses.replace(task, attempt=task.attempt + 1)
         (self.queue.appendleft if front else self.queue.append)(again)
@@ -315,5 +318,7 @@ class Scheduler:
     def unsplit(self, task: Task, reason: str, attempt: int = 0) -> None:
         """Give up the segments of ``task``'s video: analyse it whole, next."""
         self.splits.pop(task.video.video_id, None)
+        log.info("%s: analysing it whole, its segments could not be merged: %s",
+                 task.video.path.name, reason)
         self.hook.on_unsplit(Unsplit(task.video.path, reason))
         self.queue.appendleft(WholeTask(task.video, attempt))

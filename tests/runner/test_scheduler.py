@@ -10,6 +10,7 @@ videos go plan → segments → merge, and a segment or merge that goes wrong ru
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,8 @@ def test_every_video_gets_its_row_and_every_worker_is_stopped(tmp_path: Path) ->
     assert all(m == "process" for w in port.workers for m, _ in w.calls)
 
 
-def test_a_dead_worker_is_replaced_and_its_video_retried_then_failed(tmp_path: Path) -> None:
+def test_a_dead_worker_is_replaced_and_its_video_retried_then_failed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     plan, todo = make_plan(tmp_path, ["a.mp4", "b.mp4"])
     deaths: dict[str, int] = {}
 
@@ -147,7 +149,12 @@ def test_a_dead_worker_is_replaced_and_its_video_retried_then_failed(tmp_path: P
         return Committed(ok_row(args[0]))
 
     port = FakePort(behave)
-    rows, events = run(port, plan, todo, workers=1, retries=1)
+    with caplog.at_level(logging.INFO, logger="ferbatch"):
+        rows, events = run(port, plan, todo, workers=1, retries=1)
+    # each retry logged once, with its attempt
+    assert [r.getMessage() for r in caplog.records if "retry" in r.getMessage()] == [
+        "retry 1: a.mp4: worker died 1 time(s), last pid 1000 on h (node n0): SIGKILL",
+        "retry 1: b.mp4: worker died 1 time(s), last pid 1001 on h (node n0): SIGKILL"]
     assert rows["a"]["status"] == "ok"
     assert rows["b"]["status"] == "failed" and rows["b"]["error"] == (
         "b.mp4: worker died 2 time(s), last pid 1002 on h (node n0): SIGKILL")
@@ -205,10 +212,15 @@ def test_a_split_video_is_planned_segmented_and_merged_once(tmp_path: Path) -> N
     assert rows["long"]["status"] == "ok" and not events.of("unsplit")
 
 
-def test_a_segment_that_is_not_ok_makes_the_video_run_whole(tmp_path: Path) -> None:
+def test_a_segment_that_is_not_ok_makes_the_video_run_whole(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     plan, todo = make_plan(tmp_path, ["long.mp4"], segment_s=10.0, duration=35.0)
     port = FakePort(_split_behaviour(segment_status=lambda i: "partial" if i == 1 else "ok"))
-    rows, events = run(port, plan, todo, workers=1)
+    with caplog.at_level(logging.INFO, logger="ferbatch"):
+        rows, events = run(port, plan, todo, workers=1)
+    (logged,) = [r.getMessage() for r in caplog.records if "analysing it whole" in r.getMessage()]
+    assert logged.startswith("long.mp4: analysing it whole, its segments could not be merged: "
+                             "segment 1 ended partial")
     calls = [m for w in port.workers for m, _ in w.calls]
     assert "merge" not in calls and calls[-1] == "process"
     assert events.of("unsplit")[0].reason.startswith("segment 1 ended partial")
