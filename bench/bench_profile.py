@@ -106,7 +106,7 @@ class Sorter:
         if any(f.endswith("ferbatch/detect.py") for f in files):
             return "detect other"
         for fn, file, _ in reversed(parsed):  # innermost first
-            if "ferbatch/decode/" in file or fn == "_chunks.<locals>.produce":
+            if "ferbatch/decode/" in file or fn == "prepared_batches.<locals>.produce":
                 return "decode"
             if file.endswith("ferbatch/crop.py"):
                 return "crop"

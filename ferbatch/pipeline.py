@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import traceback
@@ -59,7 +58,7 @@ from .output.schema import (
     new_video_row,
     prob_column,
 )
-from .prepare import AnalysisFrame, prepare_frame
+from .prepare import prepared_batches
 from .quality import face_quality, quality_columns
 from .track import IoUTracker
 
@@ -170,57 +169,6 @@ class _Columns:
 
 def _cat(parts: list[np.ndarray], dtype: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *shape), dtype=dtype)
-
-
-#: prepared batches waiting between the decode thread and detection: decoding (≈ 500 frames/s
-#: at 360p on one core) outruns detection, so one batch ready ahead keeps the detector fed; more
-#: would only hold frames (memory grows with resolution, issue 14)
-QUEUED_BATCHES = 1
-
-
-def _chunks(stream: VideoStream, sampler: FrameSampler, size: int, max_side: int,
-            stop: threading.Event) -> Iterator[list[AnalysisFrame]]:
-    """Decoded frames, prepared for analysis (:func:`~ferbatch.prepare.prepare_frame`: the
-    detection-size RGB image and the full-resolution grey one; the full RGB frame is dropped
-    in the decode thread), in lists of ``size``, produced by a background thread. At most
-    :data:`QUEUED_BATCHES` lists wait in the queue, plus the one being filled."""
-    q: queue.Queue[list[AnalysisFrame] | BaseException | None] = queue.Queue(maxsize=QUEUED_BATCHES)
-
-    def produce() -> None:
-        batch: list[AnalysisFrame] = []
-        try:
-            for frame in stream.frames(sampler):
-                if stop.is_set():
-                    break
-                batch.append(prepare_frame(frame, max_side))
-                del frame  # the full-resolution RGB image: not held while waiting on the queue
-                if len(batch) == size:
-                    q.put(batch)
-                    batch = []
-            if batch:
-                q.put(batch)
-            q.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-            q.put(exc)
-
-    thread = threading.Thread(target=produce, name="ferbatch-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
 
 
 B = TypeVar("B")
@@ -344,7 +292,7 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
                                              frame_sizes))
             pending, pending_n = [], 0
 
-    batches = _chunks(stream, sampler, stages.detect_batch, config.detect.max_side, stop)
+    batches = prepared_batches(stream, sampler, stages.detect_batch, config.detect.max_side, stop)
     workers = detect_concurrency(stages.device)
     span = getattr(stream, "span", None)
     interval = DetectionInterval(config.interval, stages.detector,

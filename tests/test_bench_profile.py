@@ -32,7 +32,7 @@ def test_bench_profile_sorts_stacks_into_stages(tmp_path: Path) -> None:
         f"{main};EmotionClassifier.__call__ (ferbatch/classify.py:107);Conv2d.forward (torch/nn/modules/conv.py:565) 6",
         f"{main};detect_batches (ferbatch/pipeline.py:238);Future.result (concurrent/futures/_base.py:451);Condition.wait (threading.py:327) 7",
         "thread (1): MainThread;<module> (ferbatch/cli.py:31);_find_and_load (<frozen importlib._bootstrap>:1176) 8",
-        "thread (3): ferbatch-decode;Thread.run (threading.py:982);_chunks.<locals>.produce (ferbatch/pipeline.py:184);PyAVStream._frames (ferbatch/decode/pyav.py:240) 1",
+        "thread (3): ferbatch-decode;Thread.run (threading.py:982);prepared_batches.<locals>.produce (ferbatch/prepare.py:112);PyAVStream._frames (ferbatch/decode/pyav.py:240) 1",
     ]) + "\n"
     (tmp_path / "raw.txt").write_text(raw)
     out = tmp_path / "profile.json"

@@ -18,8 +18,8 @@ from ferbatch.config import DecodeConfig, RunConfig
 from ferbatch.crop import to_grey
 from ferbatch.decode import Frame, FrameSampler, open_video
 from ferbatch.decode import pyav as pyav_backend
-from ferbatch.pipeline import QUEUED_BATCHES, Stages, _chunks
-from ferbatch.prepare import AnalysisFrame, detection_size, prepare_frame
+from ferbatch.pipeline import Stages
+from ferbatch.prepare import QUEUED_BATCHES, AnalysisFrame, detection_size, prepare_frame, prepared_batches
 
 import clips
 from clips import face_scene
@@ -93,7 +93,7 @@ def test_pipeline_frames_are_prepared_and_the_queue_is_bounded(face_image: np.nd
     images = [face_scene(face_image, (100 + 10 * i, 60), (1280, 720), 300) for i in range(40)]
     stream = MemoryStream("/in/hd.mp4", images)
     stop = threading.Event()
-    batches = _chunks(stream, FrameSampler(), 4, 640, stop)
+    batches = prepared_batches(stream, FrameSampler(), 4, 640, stop)
     first = next(batches)
     assert all(isinstance(f, AnalysisFrame) and f.det_image.shape == (360, 640, 3)
                and f.grey.shape == (720, 1280) for f in first)
@@ -128,13 +128,13 @@ def test_1080p_clip_rows_in_display_pixels(tmp_path: Path, stages: Stages,
 def test_unsampled_frames_are_neither_converted_nor_prepared(
         user_folder: Path, stages: Stages, monkeypatch: pytest.MonkeyPatch) -> None:
     """At --fps N, only the analysed frames are converted to RGB (decoder) and prepared."""
-    import ferbatch.pipeline as pipeline
+    import ferbatch.prepare as prepare
 
     converted, prepared = [], []
-    real_rgb, real_prepare = pyav_backend.to_rgb, pipeline.prepare_frame
+    real_rgb, real_prepare = pyav_backend.to_rgb, prepare.prepare_frame
     monkeypatch.setattr(pyav_backend, "to_rgb",
                         lambda fr, size=None: converted.append(1) or real_rgb(fr, size))
-    monkeypatch.setattr(pipeline, "prepare_frame",
+    monkeypatch.setattr(prepare, "prepare_frame",
                         lambda fr, side: prepared.append(fr.index) or real_prepare(fr, side))
     cfg = RunConfig(decode=DecodeConfig(fps=2))
     result = process_video(user_folder / "face.mp4", cfg, stages)

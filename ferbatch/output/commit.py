@@ -12,7 +12,7 @@ Commit protocol of one video (:meth:`OutputStore.commit`), the same on every fil
 5. delete the marker.
 
 How step 3 and single files are made safe depends on the filesystem, and is the job of one of
-two committers, chosen once per store:
+two committers (:mod:`.committers`), chosen once per store:
 
 * :class:`LocalCommitter` (POSIX rename is atomic): every file is written under a hidden temp
   name (readers skip names starting with ``.`` or ``_``) and renamed into place; a partition is
@@ -37,9 +37,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import posixpath
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -50,129 +49,13 @@ from .. import __version__
 from ..errors import OutputError
 from . import layout
 from .arrow import from_rows, to_rows
-from .atomic import TEMP_SUFFIX, atomic_write
+from .committers import Committer, LocalCommitter, ObjectStoreCommitter
 from .location import IO_ERRORS, OutputLocation, first_line, resolve_output
 from .schema import SCHEMA_VERSION, STATUS_FAILED, VIDEOS_SCHEMA
 
 log = logging.getLogger(__name__)
 
 PARTS_KEY = b"ferbatch.parts"  # status-file metadata: JSON list of the partition files committed
-# object stores with no directories: writing a key needs no parent, create_dir adds marker objects
-_FLAT_STORES = {"s3", "gcs", "abfs"}
-_PARQUET: dict[str, Any] = {"compression": "zstd"}
-
-Writer = Callable[[str], None]
-
-
-class _Committer:
-    """Filesystem primitives shared by both committers."""
-
-    def __init__(self, location: OutputLocation) -> None:
-        self.location = location
-        self.fs = location.filesystem
-
-    def kind(self, path: str) -> pafs.FileType:
-        return self.fs.get_file_info(path).type
-
-    def mkdir(self, path: str) -> None:
-        if self.fs.type_name not in _FLAT_STORES:
-            self.fs.create_dir(path, recursive=True)
-
-    def listdir(self, path: str) -> list[pafs.FileInfo]:
-        return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-
-    def delete_file(self, path: str) -> None:
-        try:
-            self.fs.delete_file(path)
-        except FileNotFoundError:
-            pass
-
-    def write_table(self, table: pa.Table, path: str) -> None:
-        self.put(path, lambda p: pq.write_table(table, p, filesystem=self.fs, **_PARQUET))
-
-    # -- what differs ---------------------------------------------------------------------------
-    def put(self, path: str, write: Writer) -> None:
-        """Write one file so that no reader ever sees it torn."""
-        raise NotImplementedError
-
-    def delete_dir(self, path: str) -> None:
-        """Delete a partition folder (or prefix)."""
-        raise NotImplementedError
-
-    def publish(self, table: pa.Table, target: str, token: str) -> str:
-        """Replace the partition folder ``target`` by one holding ``table``; returns the
-        file name it committed."""
-        raise NotImplementedError
-
-    def remove_temp(self) -> None:
-        """Remove the temp files and folders a killed writer left."""
-
-
-class LocalCommitter(_Committer):
-    """Temp name + atomic rename for every file and partition folder (POSIX filesystems)."""
-
-    def put(self, path: str, write: Writer) -> None:
-        atomic_write(path, write)
-
-    def delete_dir(self, path: str) -> None:
-        """Moved aside first, so the folder vanishes at once, then deleted."""
-        if self.kind(path) != pafs.FileType.Directory:
-            return
-        head, name = os.path.split(path)
-        trash = os.path.join(head, f"{layout.TRASH_DIR_PREFIX}{name}-{uuid.uuid4().hex}")
-        self.fs.move(path, trash)
-        self.fs.delete_dir(trash)
-
-    def publish(self, table: pa.Table, target: str, token: str) -> str:
-        parent, name = os.path.split(target)
-        self.mkdir(parent)
-        tmp = os.path.join(parent, f"{layout.TEMP_DIR_PREFIX}{layout.partition_id(name)}-{token}")
-        self.mkdir(tmp)
-        try:
-            pq.write_table(table, os.path.join(tmp, layout.LOCAL_PART), filesystem=self.fs, **_PARQUET)
-            self.delete_dir(target)
-            self.fs.move(tmp, target)
-        except BaseException:
-            try:
-                self.fs.delete_dir(tmp)
-            except IO_ERRORS:
-                pass
-            raise
-        return layout.LOCAL_PART
-
-    def remove_temp(self) -> None:
-        for folder in (*layout.TABLES, layout.STATUS_DIR, ""):
-            for info in self.listdir(self.location.join(folder) if folder else self.location.path):
-                name = info.base_name
-                if info.type == pafs.FileType.Directory and name.startswith(
-                        (layout.TEMP_DIR_PREFIX, layout.TRASH_DIR_PREFIX)):
-                    self.fs.delete_dir(info.path)
-                elif name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                    self.delete_file(info.path)
-
-
-class ObjectStoreCommitter(_Committer):
-    """Unique file names written once, status object last (no rename needed)."""
-
-    def put(self, path: str, write: Writer) -> None:
-        write(path)
-
-    def delete_dir(self, path: str) -> None:
-        if self.kind(path) != pafs.FileType.Directory:
-            return
-        try:
-            self.fs.delete_dir(path)
-        except FileNotFoundError:
-            pass
-
-    def publish(self, table: pa.Table, target: str, token: str) -> str:
-        part = layout.object_part(token)
-        self.delete_dir(target)
-        self.mkdir(target)
-        pq.write_table(table, posixpath.join(target, part), filesystem=self.fs, **_PARQUET)
-        return part
-
-
 class OutputStore:
     """Reads and writes one output (local or remote); safe against a crash at any point.
 
@@ -185,7 +68,7 @@ class OutputStore:
         self.location = resolve_output(out, filesystem)
         self.fs = self.location.filesystem
         kind = LocalCommitter if self.location.is_local else ObjectStoreCommitter
-        self.committer: _Committer = kind(self.location)
+        self.committer: Committer = kind(self.location)
 
     def _path(self, *parts: str) -> str:
         return self.location.join(*parts)

@@ -74,7 +74,7 @@ def test_output_store_holds_one_label_set(tmp_path: Path) -> None:
 def _interrupt_status_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every status-file write die: a commit killed after its partitions, before its
     commit point."""
-    from ferbatch.output.commit import LocalCommitter, ObjectStoreCommitter
+    from ferbatch.output.committers import LocalCommitter, ObjectStoreCommitter
 
     for committer in (LocalCommitter, ObjectStoreCommitter):
         real = committer.write_table

@@ -1,4 +1,4 @@
-"""A run into an object store (``ferbatch.output.commit.ObjectStoreCommitter``): an in-memory
+"""A run into an object store (``ferbatch.output.committers.ObjectStoreCommitter``): an in-memory
 fsspec filesystem whose ``move`` fails (no rename, like S3/GCS): commit, skip-on-rerun and
 overwrite through ``ferbatch.run``, read back through ``ferbatch.load`` and pandas."""
 

@@ -30,15 +30,15 @@ from helpers import REPO_ROOT
 #: partition of the frames table is written and before it is renamed into place
 RUN_A = """
 import os, signal, sys
-import ferbatch.output.commit as commit
-real = commit.LocalCommitter.delete_dir
+import ferbatch.output.committers as committers
+real = committers.LocalCommitter.delete_dir
 state = {"stopped": False}
 def delete_dir(self, path):
     if not state["stopped"] and "/frames/video_id=" in path:
         state["stopped"] = True
         os.kill(os.getpid(), signal.SIGSTOP)
     real(self, path)
-commit.LocalCommitter.delete_dir = delete_dir
+committers.LocalCommitter.delete_dir = delete_dir
 from ferbatch.cli import cli
 cli(["run", sys.argv[1], "--out", sys.argv[2], "--local", "--device", "cpu", "-q"])
 """
