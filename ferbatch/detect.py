@@ -218,7 +218,8 @@ class FaceDetector:
         cascade, on the frame downscaled to ``max_side``. Returns K rows in the order of
         ``boxes`` (neither filtered nor sorted): the regressed boxes (clipped to the frame),
         O-Net's face probability as the score, and the 5 landmarks, as :meth:`__call__` gives
-        them for detected faces.
+        them for detected faces. Raises ``ValueError`` when ``size`` is given and ``frame`` is
+        not that frame's detection-size image.
         """
         if len(boxes) == 0:
             return Detections.empty()
@@ -226,7 +227,11 @@ class FaceDetector:
         if size is None:
             frame, ratio = downscale(frame, self.config.max_side)
         else:
-            ratio, _ = detection_size(w, h, self.config.max_side)
+            ratio, (dw, dh) = detection_size(w, h, self.config.max_side)
+            if frame.shape[:2] != (dh, dw):
+                raise ValueError(f"refine(size={size}): the frame is {frame.shape[1]}x"
+                                 f"{frame.shape[0]}, not the {dw}x{dh} detection image of a "
+                                 f"{w}x{h} frame (max side {self.config.max_side})")
         squares = _square(torch.as_tensor(np.asarray(boxes, np.float32) * ratio))
         # only the part of the frame the squares cover goes to the device (outside reads 0 either way)
         fh, fw = frame.shape[:2]

@@ -85,6 +85,8 @@ def test_detections_of_prepared_frames_equal_full_resolution_detection(
     np.testing.assert_array_equal(a.scores, b.scores)
     with pytest.raises(ValueError, match="640x360"):
         detector.detect_scaled([images[0]], FULL_HD)
+    with pytest.raises(ValueError, match="the frame is 1920x1080, not the 640x360 detection image"):
+        detector.refine(images[0], moved, FULL_HD)  # the full frame, said to be downscaled
 
 
 def test_pipeline_frames_are_prepared_and_the_queue_is_bounded(face_image: np.ndarray) -> None:
