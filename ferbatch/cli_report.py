@@ -46,8 +46,8 @@ def report_command(out: str, smooth_method: str, window_s: float, min_episode_s:
     episodes (summary.parquet/.csv, summary_faces.parquet, episodes.parquet) and a static HTML
     report in OUT/report/. Works on runs with failed or partial videos."""
     from .logs import configure_console
-    from .progress import plural
     from .report import build_report
+    from .text import plural
 
     if not quiet:
         configure_console()  # warnings (e.g. thumbnails that could not be cut) on stderr

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .output.layout import readable
 from .output.schema import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL
-from .text import short_list
+from .text import plural
 
 if TYPE_CHECKING:
     from .runner.summary import RunSummary
@@ -195,11 +195,6 @@ def _fmt(value: Any, spec: str = "") -> str:
     return format(value, spec) if spec else str(value)
 
 
-def plural(n: int, word: str) -> str:
-    """``1 video``, ``2 videos``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def format_summary(summary: RunSummary) -> str:
     """A plain-text table: one line per video with status, frames, faces, ids, seconds and
     processing speed (``proc f/s``: frames analysed per second of work, not the video's frame
@@ -225,8 +220,9 @@ def format_summary(summary: RunSummary) -> str:
         counts += f"; {summary.retried_text}"
     lines.append(counts)
     if summary.ignored:
-        shown = short_list([f"{path} ({reason})" for path, reason in summary.ignored])
-        lines.append(f"{plural(len(summary.ignored), 'file')} skipped: {shown}")
+        from .runner.plan import describe_left_out
+
+        lines.append(describe_left_out(summary.ignored))
     for row in summary.rows:
         if row["status"] != STATUS_OK:
             lines.append(f"  {row['status']}: {row['error']}")

@@ -8,6 +8,11 @@ from collections.abc import Sequence
 SHOWN = 5
 
 
+def plural(n: int, word: str) -> str:
+    """``1 video``, ``2 videos``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def short_list(items: Sequence[str], limit: int = SHOWN) -> str:
     """``a, b, c``, or the first ``limit`` items and the count: ``a, b, … (12 in all)``."""
     head = ", ".join(items[:limit])

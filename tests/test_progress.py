@@ -13,6 +13,7 @@ import pytest
 
 import ferbatch.progress
 from ferbatch.progress import ConsoleProgress, LineProgress, Retry, Unsplit, WorkerInfo, format_summary
+from ferbatch.runner.plan import FOLDER_NAMED_LIKE_A_VIDEO
 from ferbatch.runner.summary import RunSummary
 
 
@@ -130,6 +131,15 @@ def test_summary_table_words_and_skipped_files() -> None:
         (f"/in/.{k}.mp4", "hidden") for k in range(7)])).splitlines()
     assert ("7 files skipped: /in/.0.mp4 (hidden), /in/.1.mp4 (hidden), /in/.2.mp4 (hidden), "
             "/in/.3.mp4 (hidden), /in/.4.mp4 (hidden), … (7 in all)") in many
+    # a folder named like a video in a searched folder was searched, not skipped
+    folder = format_summary(RunSummary(out="/o", rows=[row], ignored=[
+        ("/in/clip.mp4", FOLDER_NAMED_LIKE_A_VIDEO), ("/in/.x.mp4", "hidden")])).splitlines()
+    assert ("1 file skipped: /in/.x.mp4 (hidden); 1 folder named like a video searched: "
+            "/in/clip.mp4") in folder
+    only = format_summary(RunSummary(out="/o", rows=[row], ignored=[
+        ("/in/clip.mp4", FOLDER_NAMED_LIKE_A_VIDEO)])).splitlines()
+    assert "1 folder named like a video searched: /in/clip.mp4" in only
+    assert not any("skipped" in line for line in only)
 
 
 def test_short_list_gives_the_first_items_and_the_count() -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..output.read import Results
 from ..output.schema import STATUS_FAILED
-from ..progress import plural
+from ..text import plural
 from .formatting import DASH, duration, fixed, num, percent, short, text
 from .graphics import SharesBar, Sparkline, shares_bar, sparkline
 from .palette import color_for

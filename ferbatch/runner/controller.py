@@ -25,7 +25,7 @@ from ..output.layout import readable
 from ..output.location import OutputLocation
 from ..output.lock import output_lock
 from ..progress import RunHook
-from .plan import Action, PlannedVideo, RunPlan, describe, describe_ignored, plan_run
+from .plan import Action, PlannedVideo, RunPlan, describe, describe_left_out, plan_run
 from .summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def _execute(plan: RunPlan, executor: Executor, hook: RunHook) -> RunSummary:
     summary = RunSummary(out=plan.location.public,
                          ignored=[(readable(str(i.path)), i.reason) for i in plan.ignored])
     if plan.ignored:
-        log.info("%d file(s) skipped: %s", len(plan.ignored), describe_ignored(plan.ignored))
+        log.info("%s", describe_left_out(plan.ignored))
     hook.on_start(len(plan.videos))
     rows: dict[str, dict[str, Any]] = {}
     for video in plan.videos:

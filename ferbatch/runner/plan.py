@@ -36,7 +36,7 @@ from ..output.commit import OutputStore
 from ..output.layout import readable, resolved, video_id_for
 from ..output.location import OutputLocation
 from ..output.schema import STATUS_FAILED, STATUS_PARTIAL, Provenance, failed_row
-from ..text import SHOWN, short_list
+from ..text import plural, short_list
 
 log = logging.getLogger(__name__)
 
@@ -324,13 +324,22 @@ def no_videos_message(inputs: Sequence[str | os.PathLike[str]], ignored: list[Ig
     text = (f"no video files in {shown or 'the inputs'} (folders are searched recursively for "
             f"{' '.join(sorted(VIDEO_EXTENSIONS))}; hidden files are skipped)")
     if ignored:
-        text += f"; {len(ignored)} file(s) skipped: " + describe_ignored(ignored)
+        text += "; " + describe_left_out(ignored)
     return text
 
 
-def describe_ignored(ignored: list[Ignored], limit: int = SHOWN) -> str:
-    """``a.mp4 (same file as b.mp4), .x.mp4 (hidden)`` (the first ``limit``, then the count)."""
-    return short_list([f"{readable(str(i.path))} ({i.reason})" for i in ignored], limit)
+def describe_left_out(ignored: Sequence[Ignored | tuple[str, str]]) -> str:
+    """``2 files skipped: a.mp4 (same file as b.mp4), .x.mp4 (hidden); 1 folder named like a
+    video searched: clip.mp4`` (each list: the first few, then the count). A folder named
+    like a video inside a searched folder is listed apart: it is searched, not skipped."""
+    pairs = [(readable(str(i.path)), i.reason) if isinstance(i, Ignored) else i for i in ignored]
+    skipped = [f"{path} ({reason})" for path, reason in pairs if reason != FOLDER_NAMED_LIKE_A_VIDEO]
+    searched = [path for path, reason in pairs if reason == FOLDER_NAMED_LIKE_A_VIDEO]
+    parts = [f"{plural(len(skipped), 'file')} skipped: {short_list(skipped)}"] if skipped else []
+    if searched:
+        parts.append(f"{plural(len(searched), 'folder')} named like a video searched: "
+                     f"{short_list(searched)}")
+    return "; ".join(parts)
 
 
 def describe(plan: RunPlan) -> str:
@@ -338,4 +347,9 @@ def describe(plan: RunPlan) -> str:
     counts = {a: sum(v.action is a for v in plan.videos) for a in Action}
     text = (f"{len(plan.videos)} input(s): {counts[Action.PROCESS]} to analyse, "
             f"{counts[Action.SKIP]} already done, {counts[Action.FAIL]} cannot be read")
-    return text + (f"; {len(plan.ignored)} file(s) skipped" if plan.ignored else "")
+    searched = sum(i.reason == FOLDER_NAMED_LIKE_A_VIDEO for i in plan.ignored)
+    if len(plan.ignored) > searched:
+        text += f"; {plural(len(plan.ignored) - searched, 'file')} skipped"
+    if searched:
+        text += f"; {plural(searched, 'folder')} named like a video searched"
+    return text

@@ -22,6 +22,7 @@ from ferbatch.config import PoolConfig, RunConfig
 from ferbatch.output.commit import OutputStore
 from ferbatch.output.layout import readable, video_id_for
 from ferbatch.pipeline import Stages
+from ferbatch.progress import format_summary
 from ferbatch.runner.local import run
 from ferbatch.runner.plan import FOLDER_NAMED_LIKE_A_VIDEO, LINK_NAMED_LIKE_A_VIDEO, find_inputs
 from ferbatch.segments import header_duration, plan_segments
@@ -212,6 +213,9 @@ def test_a_folder_named_like_a_video(good: Path, tmp_path: Path, stages: Stages)
         f"it for videos, give it with a trailing slash: {named}/)")
     assert sorted(summary.ignored) == [(str(inner), FOLDER_NAMED_LIKE_A_VIDEO),
                                        (str(folder / "link.mp4"), LINK_NAMED_LIKE_A_VIDEO)]
+    text = format_summary(summary).splitlines()
+    assert (f"1 file skipped: {folder / 'link.mp4'} ({LINK_NAMED_LIKE_A_VIDEO}); "
+            f"1 folder named like a video searched: {inner}") in text
     assert summary.exit_code == 1
     assert find_inputs([f"{named}{os.sep}"]) == ([named / "x.mp4"], [])
     assert find_inputs([named]) == ([named], [])

@@ -32,7 +32,7 @@ def test_a_folder_without_videos_is_an_error(tmp_path: Path) -> None:
     code, text = _run(str(folder), "--out", str(tmp_path / "out"))
     assert code == 1
     assert f"Error: no video files in {folder} (folders are searched recursively for" in text
-    assert f"1 file(s) skipped: {folder / '.cache' / 'clip.mp4'} (hidden)" in text
+    assert f"1 file skipped: {folder / '.cache' / 'clip.mp4'} (hidden)" in text
     assert not (tmp_path / "out").exists()  # nothing written
 
 
