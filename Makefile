@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.ferbatch-setup
 
-.PHONY: setup demo test test-fast lint bench bench-all bench-profile bench-gpu browser image-test clean
+.PHONY: setup demo test test-fast lint bench bench-all bench-profile bench-gpu fer-venv browser image-test clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,18 @@ bench: setup
 # Issue 14's figures in one command (vs fer, detection interval, --fps 5 vs decode, peak RSS per
 # resolution and duration, cost vs length and number of videos); long: it generates and analyses
 # about an hour of video (`--quick`, `--only SECTIONS` for less).
+# The `fer` package (the speed bar of `make bench-all`) in a venv of its own: fer 25.10.3 needs
+# TensorFlow and facenet-pytorch (--no-deps, as above); setuptools<80 for its pkg_resources
+# import; triton removed: its C extension segfaults when TensorFlow was imported first.
+fer-venv:
+	test -x .fer-venv/bin/python || $(PYTHON) -m venv .fer-venv
+	.fer-venv/bin/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	.fer-venv/bin/pip install --quiet tensorflow-cpu opencv-contrib-python matplotlib pandas requests \
+		"tqdm>=4.62.1" "moviepy>=1.0.3,<2.0" "ffmpeg-python>=0.2.0" Pillow "setuptools<80"
+	.fer-venv/bin/pip install --quiet --no-deps "fer==25.10.3" "facenet-pytorch==2.6.0"
+	.fer-venv/bin/pip uninstall --yes --quiet triton || true
+	.fer-venv/bin/python -c "from fer.fer import FER; FER(mtcnn=True); print('fer venv ok')"
+
 bench-all: setup
 	$(PY) bench/bench_issue14.py --json bench/issue14_results.json | tee bench/issue14_results.txt
 

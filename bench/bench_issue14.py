@@ -73,7 +73,11 @@ FAST_H264 = {"preset": "ultrafast", "crf": "23"}
 
 FER_SCRIPT = """
 import sys
-from fer import FER, Video
+try:
+    from fer import FER, Video
+except ImportError:  # fer 25.x no longer re-exports them from the package
+    from fer.classes import Video
+    from fer.fer import FER
 video = Video(sys.argv[1], outdir=sys.argv[2])
 rows = video.analyze(FER(mtcnn=True), frequency=1, display=False, save_frames=False,
                      save_video=False, annotate_frames=False, zip_images=False)
