@@ -8,7 +8,8 @@ Usage::
    then as the pipeline runs it: ``devices.detect_concurrency`` batches at once), crop, classify.
 2. End to end in-process (``process_video``), sampling every frame and at 5 fps.
 3. The whole ``ferbatch run`` process on WolfgangLanger_Pexels.mp4 (start-up included), wall
-   time and peak RSS, compared with the ``fer`` package's measured 27 s / 1.4 GB (../shared).
+   time and peak RSS (``bench/bench_issue14.py --only fer`` times the ``fer`` package on the same
+   clip in interleaved runs: this VM's speed drifts from day to day, a fixed figure would not).
 4. Classifier throughput for batch 1 and batch 256.
 Run it on a quiet machine: every figure is a wall-clock measurement.
 """
@@ -185,7 +186,8 @@ def main() -> None:
         print(f"\nwhole `ferbatch run WolfgangLanger_Pexels.mp4` process, median of 3 "
               f"({', '.join(f'{x:.1f}' for x in w['runs_s'])} s): {w['seconds']:.1f} s, "
               f"peak RSS {w['peak_rss_mb']:.0f} MB, faces in {100 * w['frames_with_face_share']:.1f} % "
-              f"of {w['frames']} frames  (fer 25.10.3: 27 s, 1.4 GB → {27 / w['seconds']:.2f}× faster)")
+              f"of {w['frames']} frames  (against fer in the same minutes: "
+              f"bench/bench_issue14.py --only fer)")
     c = classifier_speed()
     report["classifier"] = c
     print(f"\nclassifier on CPU: batch 1 {c['batch1_faces_per_s']:.0f} faces/s, "
