@@ -40,9 +40,6 @@ test-fast: setup
 bench: setup
 	$(PY) bench/bench_pipeline.py
 
-# Issue 14's figures in one command (vs fer, detection interval, --fps 5 vs decode, peak RSS per
-# resolution and duration, cost vs length and number of videos); long: it generates and analyses
-# about an hour of video (`--quick`, `--only SECTIONS` for less).
 # The `fer` package (the speed bar of `make bench-all`) in a venv of its own: fer 25.10.3 needs
 # TensorFlow and facenet-pytorch (--no-deps, as above); setuptools<80 for its pkg_resources
 # import; triton removed: its C extension segfaults when TensorFlow was imported first.
@@ -55,6 +52,9 @@ fer-venv:
 	.fer-venv/bin/pip uninstall --yes --quiet triton || true
 	.fer-venv/bin/python -c "from fer.fer import FER; FER(mtcnn=True); print('fer venv ok')"
 
+# Issue 14's figures in one command (vs fer, detection interval, --fps 5 vs decode, peak RSS per
+# resolution and duration, cost vs length and number of videos); long: it generates and analyses
+# about an hour of video (`--quick`, `--only SECTIONS` for less).
 bench-all: setup
 	$(PY) bench/bench_issue14.py --json bench/issue14_results.json | tee bench/issue14_results.txt
 

@@ -221,17 +221,17 @@ class FaceDetector:
         them for detected faces. Raises ``ValueError`` when ``size`` is given and ``frame`` is
         not that frame's detection-size image.
         """
-        if len(boxes) == 0:
-            return Detections.empty()
         w, h = size if size is not None else (frame.shape[1], frame.shape[0])
-        if size is None:
-            frame, ratio = downscale(frame, self.config.max_side)
-        else:
+        if size is not None:
             ratio, (dw, dh) = detection_size(w, h, self.config.max_side)
             if frame.shape[:2] != (dh, dw):
                 raise ValueError(f"refine(size={size}): the frame is {frame.shape[1]}x"
                                  f"{frame.shape[0]}, not the {dw}x{dh} detection image of a "
                                  f"{w}x{h} frame (max side {self.config.max_side})")
+        if len(boxes) == 0:
+            return Detections.empty()
+        if size is None:
+            frame, ratio = downscale(frame, self.config.max_side)
         squares = _square(torch.as_tensor(np.asarray(boxes, np.float32) * ratio))
         # only the part of the frame the squares cover goes to the device (outside reads 0 either way)
         fh, fw = frame.shape[:2]

@@ -100,10 +100,10 @@ QUEUED_BATCHES = 1
 
 
 def prepared_batches(stream: VideoStream, sampler: FrameSampler, size: int, max_side: int,
-            stop: threading.Event) -> Iterator[list[AnalysisFrame]]:
-    """Decoded frames, prepared for analysis (:func:`prepare_frame`: the
-    detection-size RGB image and the full-resolution grey one; the full RGB frame is dropped
-    in the decode thread), in lists of ``size``, produced by a background thread. At most
+                     stop: threading.Event) -> Iterator[list[AnalysisFrame]]:
+    """Decoded frames, prepared for analysis (:func:`prepare_frame`: the detection-size RGB
+    image and the full-resolution grey one; the full RGB frame is dropped in the decode
+    thread), in lists of ``size``, produced by a background thread. At most
     :data:`QUEUED_BATCHES` lists wait in the queue, plus the one being filled."""
     q: queue.Queue[list[AnalysisFrame] | BaseException | None] = queue.Queue(maxsize=QUEUED_BATCHES)
 

@@ -220,9 +220,7 @@ def format_summary(summary: RunSummary) -> str:
         counts += f"; {summary.retried_text}"
     lines.append(counts)
     if summary.ignored:
-        from .runner.plan import describe_left_out
-
-        lines.append(describe_left_out(summary.ignored))
+        lines.append(summary.ignored_text)
     for row in summary.rows:
         if row["status"] != STATUS_OK:
             lines.append(f"  {row['status']}: {row['error']}")

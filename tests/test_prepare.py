@@ -87,6 +87,8 @@ def test_detections_of_prepared_frames_equal_full_resolution_detection(
         detector.detect_scaled([images[0]], FULL_HD)
     with pytest.raises(ValueError, match="the frame is 1920x1080, not the 640x360 detection image"):
         detector.refine(images[0], moved, FULL_HD)  # the full frame, said to be downscaled
+    with pytest.raises(ValueError, match="not the 640x360 detection image"):
+        detector.refine(images[0], moved[:0], FULL_HD)  # even without boxes
 
 
 def test_pipeline_frames_are_prepared_and_the_queue_is_bounded(face_image: np.ndarray) -> None:

@@ -328,17 +328,20 @@ def no_videos_message(inputs: Sequence[str | os.PathLike[str]], ignored: list[Ig
     return text
 
 
-def describe_left_out(ignored: Sequence[Ignored | tuple[str, str]]) -> str:
+def describe_left_out(ignored: Sequence[Ignored | tuple[str, str]], names: bool = True) -> str:
     """``2 files skipped: a.mp4 (same file as b.mp4), .x.mp4 (hidden); 1 folder named like a
-    video searched: clip.mp4`` (each list: the first few, then the count). A folder named
-    like a video inside a searched folder is listed apart: it is searched, not skipped."""
+    video searched: clip.mp4`` (each list: the first few, then the count; without ``names``
+    the counts only). A folder named like a video inside a searched folder is listed apart:
+    it is searched, not skipped."""
     pairs = [(readable(str(i.path)), i.reason) if isinstance(i, Ignored) else i for i in ignored]
     skipped = [f"{path} ({reason})" for path, reason in pairs if reason != FOLDER_NAMED_LIKE_A_VIDEO]
     searched = [path for path, reason in pairs if reason == FOLDER_NAMED_LIKE_A_VIDEO]
-    parts = [f"{plural(len(skipped), 'file')} skipped: {short_list(skipped)}"] if skipped else []
-    if searched:
-        parts.append(f"{plural(len(searched), 'folder')} named like a video searched: "
-                     f"{short_list(searched)}")
+    parts = []
+    for items, word, verb in ((skipped, "file", "skipped"),
+                              (searched, "folder", "named like a video searched")):
+        if items:
+            text = f"{plural(len(items), word)} {verb}"
+            parts.append(f"{text}: {short_list(items)}" if names else text)
     return "; ".join(parts)
 
 
@@ -347,9 +350,4 @@ def describe(plan: RunPlan) -> str:
     counts = {a: sum(v.action is a for v in plan.videos) for a in Action}
     text = (f"{len(plan.videos)} input(s): {counts[Action.PROCESS]} to analyse, "
             f"{counts[Action.SKIP]} already done, {counts[Action.FAIL]} cannot be read")
-    searched = sum(i.reason == FOLDER_NAMED_LIKE_A_VIDEO for i in plan.ignored)
-    if len(plan.ignored) > searched:
-        text += f"; {plural(len(plan.ignored) - searched, 'file')} skipped"
-    if searched:
-        text += f"; {plural(searched, 'folder')} named like a video searched"
-    return text
+    return text + (f"; {describe_left_out(plan.ignored, names=False)}" if plan.ignored else "")

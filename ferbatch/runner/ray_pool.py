@@ -2,9 +2,10 @@
 ``ActorPool``-shaped :class:`~ferbatch.runner.scheduler.Scheduler` through :class:`RayPort`.
 
 :class:`RayPort` is all the scheduler sees of Ray: it starts actors, calls them, and turns Ray's
-errors into the scheduler's two: :class:`~.scheduler.WorkerDied` (the actor or its node was
-lost: the task is retried) and :class:`~.scheduler.TaskFailed` (the task raised in a live
-worker). :func:`shape_pool` sizes the pool for the cluster; :class:`RayExecutor` runs a plan.
+errors into the scheduler's: :class:`~.scheduler.WorkerDied` (the actor, its process or its
+node was lost: the task is retried first, on another worker), :class:`~.scheduler.TaskFailed`
+(the task raised in a live worker: retried after the rest of the queue) and its kind
+:class:`~.scheduler.RayFailure` (another Ray error: retried so, on a new worker). :func:`shape_pool` sizes the pool for the cluster; :class:`RayExecutor` runs a plan.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..output.location import OutputLocation
 from ..progress import RunHook
 from .controller import execute
 from .plan import PlannedVideo, RunPlan, plan_run
-from .scheduler import PROGRESS_POLL_S, Port, Scheduler, TaskFailed, WorkerDied
+from .scheduler import PROGRESS_POLL_S, Port, RayFailure, Scheduler, TaskFailed, WorkerDied
 from .summary import RunSummary
 
 __all__ = ["Port", "RayExecutor", "RayPort", "Scheduler", "TaskFailed", "WorkerDied",
@@ -72,8 +73,9 @@ class RayPort:
         scheduler before a retry, so a task still running there cannot commit twice;
         ``WorkerCrashedError``, ``OutOfMemoryError``: Ray killed the process) or the result was
         lost with its node (``ObjectLostError`` and its kinds, ``NodeDiedError``,
-        ``LocalRayletDiedError``); :class:`TaskFailed` when the task raised in a live worker,
-        or for any other Ray error (the worker may be fine; if not, its next task says so)."""
+        ``LocalRayletDiedError``); :class:`TaskFailed` when the task raised in a live worker;
+        :class:`RayFailure` (a ``TaskFailed``) for any other Ray error: retried as a failed
+        task, on a new worker."""
         from ray import exceptions as rx
 
         try:
@@ -86,7 +88,7 @@ class RayPort:
                 rx.WorkerCrashedError, rx.OutOfMemoryError) as exc:
             raise WorkerDied(f"{type(exc).__name__}: {_short(exc)}") from exc
         except rx.RayError as exc:
-            raise TaskFailed(f"{type(exc).__name__}: {_short(exc)}", str(exc)) from exc
+            raise RayFailure(f"{type(exc).__name__}: {_short(exc)}", str(exc)) from exc
 
     def frames(self, actor: Any) -> int | None:
         """Frames ``actor`` analysed so far (its ``progress`` concurrency group answers while

@@ -52,6 +52,13 @@ class TaskFailed(Exception):
         self.trace = trace
 
 
+class RayFailure(TaskFailed):
+    """Ray failed a task with an error of its own, neither raised by the task nor a loss of its
+    worker (e.g. ``ObjectStoreFullError``, ``RaySystemError``): the task is retried like one
+    that raised, but its worker may be unusable too, so it is replaced, and a video committed
+    before the error is not redone."""
+
+
 class Port(Protocol):
     """What the scheduler needs from Ray; futures are opaque hashable handles."""
 
@@ -168,16 +175,18 @@ class Scheduler:
 
     # -- events -----------------------------------------------------------------------------------
     def on_worker_ready(self, future: Any) -> None:
-        """A worker finished loading its models, or failed to. One lost while starting (its
-        process or node died, or Ray cancelled it) is replaced while work remains, at most
-        ``n_workers × max_retries`` times in a run; one whose start raised is not (the next
-        would raise too)."""
+        """A worker finished loading its models, or failed to (it is then stopped). One lost
+        while starting (its process or node died, or Ray cancelled it) is replaced while work
+        remains, at most ``n_workers × max(1, max_retries)`` times in a run; one whose start
+        raised is not (the next would raise too)."""
         actor = self._starting.pop(future)
         try:
             info: WorkerInfo = self.port.get(future)
         except WorkerDied as exc:
+            self.port.kill(actor)  # may still hold its CPU/GPU reservation
             self._last_error = str(exc)
-            if (self.queue or self._running) and self._restarts < self.n_workers * self.max_retries:
+            budget = self.n_workers * max(1, self.max_retries)
+            if (self.queue or self._running) and self._restarts < budget:
                 self._restarts += 1
                 log.warning("a worker was lost while starting, another is started: %s", exc)
                 self._spawn()
@@ -185,6 +194,7 @@ class Scheduler:
                 log.warning("a worker failed to start: %s", exc)
             return
         except TaskFailed as exc:
+            self.port.kill(actor)
             self._last_error = str(exc)
             log.warning("a worker failed to start: %s", exc)
             return
@@ -217,11 +227,21 @@ class Scheduler:
             self.on_worker_lost(running, str(exc))
             return
         except TaskFailed as exc:
-            self._idle.append(running.actor)
+            suspect = isinstance(exc, RayFailure)
+            if suspect:
+                self._forget(running.actor)
+            else:
+                self._idle.append(running.actor)
             if task.wanted(self):
                 log.warning("%s%s failed in its worker: %s\n%s", task.video.path, task.where, exc,
                             exc.trace.rstrip())
-                task.on_task_error(f"{task.video.path.name}{task.where}: {exc}", self)
+                row = task.committed(self) if suspect else None
+                if row is not None:
+                    self.finish(task.video, row)
+                else:
+                    task.on_task_error(f"{task.video.path.name}{task.where}: {exc}", self)
+            if suspect and (self.queue or self._running):
+                self._spawn()
             return
         self._idle.append(running.actor)
         if task.wanted(self):

@@ -14,8 +14,10 @@ class RunSummary:
     """Rows of every input video, in input order, plus counts.
 
     ``out``: a :class:`Path` for a local folder, else the URI. ``skipped``: inputs already
-    complete (their rows are the committed ones). ``ignored``: files found but left out, as
-    ``(path, reason)``: a second name of one file (``same file as …``) or a hidden file.
+    complete (their rows are the committed ones). ``ignored``: what the search found and left
+    out, as ``(path, reason)``: a second name of one file (``same file as …``), a hidden file, a
+    special file, a link to a folder named like a video, and folders named like a video (those
+    are searched: :attr:`ignored_text` lists them apart).
     ``frames``: frames analysed by this run. ``retried``: videos or segments of a split video
     (Ray) queued again because their worker or its whole node was lost mid-task.
     """
@@ -35,6 +37,14 @@ class RunSummary:
             return ""
         s = "" if self.retried == 1 else "s"
         return f"{self.retried} video{s}/segment{s} retried after a lost worker or node"
+
+    @property
+    def ignored_text(self) -> str:
+        """The files left out and the folders named like a video searched, for the summary
+        ("" when none; :func:`~ferbatch.runner.plan.describe_left_out`)."""
+        from .plan import describe_left_out
+
+        return describe_left_out(self.ignored) if self.ignored else ""
 
     @property
     def failed(self) -> list[dict[str, Any]]:

@@ -83,6 +83,21 @@ def test_export_refuses_int8_without_calibration_data(tmp_path: Path) -> None:
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_export_says_each_step_on_stderr_unless_quiet(tmp_path: Path) -> None:
+    """The CLI prints a line as each step starts (stderr; stdout keeps the results); ``-q``
+    silences them and changes nothing else."""
+    loud = CliRunner().invoke(cli, ["export", "--out", str(tmp_path / "a.onnx")])
+    assert loud.exit_code == 0, loud.output
+    assert loud.stderr.splitlines() == [
+        "exporting vgg_gap:default.pt:" + EmotionClassifier("default", device="cpu").sha256[:12]
+        + " to ONNX …", "checking ONNX Runtime against PyTorch on 256 random noise faces …"]
+    assert loud.stdout.startswith(f"wrote {tmp_path / 'a.onnx'} (fp32, ")
+    quiet = CliRunner().invoke(cli, ["export", "-q", "--out", str(tmp_path / "b.onnx")])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert quiet.stdout.replace("b.onnx", "a.onnx") == loud.stdout
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
 def test_loading_a_foreign_or_broken_onnx_file_names_it(tmp_path: Path) -> None:
     from onnx import TensorProto, helper
 

@@ -95,7 +95,12 @@ class LoseNodeMidVideo(RunHook):
                     pass
                 self.killed_at = time.monotonic()
                 self.found.set()
-                self.spare = self.then()
+                try:
+                    self.spare = self.then()
+                except Exception as exc:  # noqa: BLE001 - the run would wait for it for ever
+                    print(f"the spare node did not start: {type(exc).__name__}: {exc}",
+                          file=sys.stderr, flush=True)
+                    os._exit(3)
                 return
             time.sleep(0.02)
 

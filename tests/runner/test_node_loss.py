@@ -26,9 +26,9 @@ from helpers import REPO_ROOT
 
 pytest.importorskip("ray")
 
-#: Ray's message when a node's raylet died during start-up, and ferbatch's when its driver could
-#: not connect to the cluster in time: a machine too loaded for Ray's control plane
-RAY_START_FAILED = ("The current node timed out during startup", "cannot connect to the Ray cluster")
+#: Ray's messages when a node's raylet died during start-up and when a driver could not connect
+#: to the cluster's GCS in time: a machine too loaded for Ray's control plane
+RAY_START_FAILED = ("The current node timed out during startup", "Failed to connect to Ray cluster at")
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """How :meth:`RayPort.get` sorts Ray's errors: a lost actor, process, node or result is a
 :class:`WorkerDied` (the scheduler replaces the worker and retries the task first), a task that
-raised or any other Ray error a :class:`TaskFailed` (the worker is kept). Ray's own exception
+raised a :class:`TaskFailed` (the worker is kept), any other Ray error a :class:`RayFailure`
+(retried as a failed task, on a new worker). Ray's own exception
 classes, raised by a stand-in for ``ray.get`` (no cluster needed)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 ray_exceptions = pytest.importorskip("ray.exceptions")
 
 from ferbatch.runner.ray_pool import RayPort  # noqa: E402
-from ferbatch.runner.scheduler import TaskFailed, WorkerDied  # noqa: E402
+from ferbatch.runner.scheduler import RayFailure, TaskFailed, WorkerDied  # noqa: E402
 
 
 class _Raises:
@@ -54,14 +55,14 @@ def test_a_lost_actor_process_node_or_result_is_a_lost_worker(exc: BaseException
 
 
 @pytest.mark.parametrize("exc", OTHER, ids=lambda e: type(e).__name__)
-def test_any_other_ray_error_fails_the_task_and_keeps_the_worker(exc: BaseException) -> None:
-    with pytest.raises(TaskFailed, match=type(exc).__name__) as info:
+def test_any_other_ray_error_is_a_ray_failure_of_the_task(exc: BaseException) -> None:
+    with pytest.raises(RayFailure, match=type(exc).__name__) as info:
         _port(exc).get(object())
-    assert not isinstance(info.value, WorkerDied) and info.value.__cause__ is exc
+    assert isinstance(info.value, TaskFailed) and info.value.__cause__ is exc
 
 
 def test_an_error_raised_by_the_task_fails_the_task() -> None:
     cause = ray_exceptions.RayTaskError("process", "Traceback…\nValueError: bad frame", ValueError("bad frame"))
     with pytest.raises(TaskFailed) as info:
         _port(cause).get(object())
-    assert "bad frame" in str(info.value) and not isinstance(info.value, WorkerDied)
+    assert "bad frame" in str(info.value) and not isinstance(info.value, WorkerDied | RayFailure)

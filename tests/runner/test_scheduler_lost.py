@@ -17,7 +17,7 @@ from ferbatch.errors import RunError
 from ferbatch.progress import format_summary
 from ferbatch.runner.controller import execute
 from ferbatch.runner.plan import PlannedVideo, RunPlan
-from ferbatch.runner.scheduler import Scheduler, WorkerDied
+from ferbatch.runner.scheduler import RayFailure, Scheduler, WorkerDied
 from ferbatch.runner.worker import Committed
 
 from helpers import Events
@@ -231,3 +231,51 @@ def test_workers_lost_while_starting_are_replaced_a_bounded_number_of_times(tmp_
     with pytest.raises(RunError, match="cancelled before it started"):
         run(port, plan, todo, workers=2, retries=2)
     assert len(port.workers) == 2 + 2 * 2
+
+
+def test_workers_lost_while_starting_are_replaced_even_without_retries(tmp_path: Path) -> None:
+    """``max_retries`` 0 spends no retry of a video, but still replaces each worker lost while
+    starting once (the pool does not shrink for good)."""
+    plan, todo = make_plan(tmp_path, ["a.mp4", "b.mp4"])
+    port = DiesWhileStarting(2, lambda w, m, a: Committed(_finished(a[0])))
+    rows, _ = run(port, plan, todo, workers=2, retries=0)
+    assert sorted(r["status"] for r in rows.values()) == ["ok", "ok"] and len(port.workers) == 4
+    assert port.workers[0] in port.killed and port.workers[1] in port.killed  # not left holding a CPU
+
+
+def test_a_ray_failure_replaces_the_worker_and_retries_after_the_queue(tmp_path: Path) -> None:
+    """Ray's own error for a task (not raised by it, not a lost worker): the worker, maybe
+    unusable, is stopped and replaced; the video is retried after the rest of the queue."""
+    plan, todo = make_plan(tmp_path, ["a.mp4", "b.mp4"])
+    calls: list[str] = []
+
+    def behave(worker: FakeWorker, method: str, args: tuple[Any, ...]) -> Any:
+        calls.append(Path(args[0]).name)
+        if calls == ["a.mp4"]:
+            raise RayFailure("ObjectStoreFullError: the object store is full")
+        return Committed(_finished(args[0]))
+
+    port = FakePort(behave)
+    rows, events = run(port, plan, todo, workers=1, retries=1)
+    assert calls == ["a.mp4", "b.mp4", "a.mp4"]
+    assert rows["a"]["status"] == rows["b"]["status"] == "ok"
+    assert port.workers[0] in port.killed and len(port.workers) == 2
+    assert [w.n for w in port.workers if w.calls] == [0, 1]  # b and a's retry on the new one
+    (retry,) = events.of("retry")
+    assert retry.error == "a.mp4: ObjectStoreFullError: the object store is full"
+
+
+def test_a_ray_failure_after_the_commit_does_not_redo_the_video(tmp_path: Path) -> None:
+    """The task committed its video, then Ray failed it (say, returning the result): the
+    committed row is taken, the video is not analysed again."""
+    plan, todo = make_plan(tmp_path, ["a.mp4"])
+    calls: list[str] = []
+
+    def behave(worker: FakeWorker, method: str, args: tuple[Any, ...]) -> Any:
+        calls.append(Path(args[0]).name)
+        plan.store.commit(_finished(args[0]), None, None)
+        raise RayFailure("RaySystemError: lost the result")
+
+    port = FakePort(behave)
+    rows, events = run(port, plan, todo, workers=1, retries=1)
+    assert calls == ["a.mp4"] and rows["a"]["status"] == "ok" and not events.of("retry")
