@@ -51,10 +51,12 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,6 +133,22 @@ def _poll(proc: subprocess.Popen[str]) -> tuple[float, float]:
     return peak / 1e6, sum(cpu.values())
 
 
+def _kill_tree(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL ``proc`` and all its descendants."""
+    import psutil
+
+    try:
+        tree = [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]
+    except psutil.Error:
+        tree = []
+    for p in tree:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    proc.wait()
+
+
 def measure(cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
     """Run ``cmd`` to completion: wall s, cpu s, peak RSS MB (it and all its descendants,
     polled). CPU is the larger of what ``getrusage`` counts for it and the descendants it reaped
@@ -141,7 +159,11 @@ def measure(cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd or ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    peak, polled_cpu = _poll(proc)
+    try:
+        peak, polled_cpu = _poll(proc)
+    except BaseException:  # Ctrl-C, SIGTERM (see main): the measured command and its children go too
+        _kill_tree(proc)
+        raise
     wall = time.perf_counter() - t0
     output = proc.stdout.read() if proc.stdout else ""
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -348,12 +370,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     shared = shared_dir()
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: one pair, interval 3 only, 20 s joined clip, 360p/720p 1 s "
-                         "clips, 10/20 s long clips, 2/4 s lengths, 3 videos, no Ray")
+                    help="smoke run: one pair on a 72-frame clip, interval 3 only, 20 s joined "
+                         "clip, 360p/720p 1 s clips, 10/20 s long clips, 2/4 s lengths, 3 videos, "
+                         "no Ray")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections to run, in this order (default: all, {','.join(SECTIONS)})")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
-    ap.add_argument("--video", type=Path, default=shared / "videos" / "WolfgangLanger_Pexels.mp4",
-                    help="the clip of the fer and decode sections")
+    ap.add_argument("--video", type=Path, default=None,
+                    help="the clip of the fer and decode sections (default WolfgangLanger_Pexels.mp4, "
+                         "472 frames; quick: single_face.mp4, 72 frames)")
     ap.add_argument("--videos", type=Path, default=shared / "videos", help="the interval section's clips")
     ap.add_argument("--fer-python", default=None, help="a Python that imports fer")
     ap.add_argument("--pairs", type=int, default=None, help="interleaved pairs (default 3; quick 1)")
@@ -377,6 +401,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, (full, small) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, small if quick else full)
+    if args.video is None:
+        args.video = shared / "videos" / ("single_face.mp4" if quick else "WolfgangLanger_Pexels.mp4")
     args.only = [s for s in args.only.split(",") if s]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
@@ -392,6 +418,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C: the command being measured is killed with its children
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     import torch
 
     report: dict[str, Any] = {

@@ -93,7 +93,14 @@ def exit_codes_help() -> str:
 
 
 def build_config(opts: dict[str, Any]) -> RunConfig:
-    """Turn parsed CLI options into a validated RunConfig (raises ConfigError)."""
+    """Turn parsed CLI options into a validated RunConfig (raises ConfigError; a
+    :class:`click.UsageError` for ``--detect-fixed``/``--detect-adaptive`` given without a
+    detection interval, which would otherwise be ignored)."""
+    ctx = click.get_current_context(silent=True)
+    if (ctx is not None and not opts["detect_interval"]
+            and ctx.get_parameter_source("detect_adaptive") is click.core.ParameterSource.COMMANDLINE):
+        raise click.UsageError("--detect-fixed / --detect-adaptive apply only with "
+                               "--detect-interval N > 0 (0, the default, detects every frame)")
     config = RunConfig(
         decode=DecodeConfig(fps=opts["fps"], every=opts["every"], threads=opts["decode_threads"]),
         detect=DetectConfig(min_face_size=opts["min_face"], thresholds=tuple(opts["thresholds"]),

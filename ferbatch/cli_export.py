@@ -25,7 +25,7 @@ from .errors import FerbatchError
                    "[default: check on noise faces only]")
 @click.option("--calibration-n", type=click.IntRange(min=1), default=1000, show_default=True,
               metavar="N", help="PublicTest faces used to calibrate --int8.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines (each step on stderr).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr (the results are still printed).")
 def export_command(model: str | None, fmt: str, int8: bool, out: str, data: str | None,
                    calibration_n: int, quiet: bool) -> None:
     """Export an emotion model to ONNX, verified against PyTorch with ONNX Runtime.

@@ -170,6 +170,12 @@ def test_cli_run_writes_box_source(tmp_path: Path, user_folder: Path) -> None:
     bad = CliRunner().invoke(cli, ["run", str(user_folder / "face.mp4"), "--out", str(tmp_path / "b"),
                                    "--detect-interval", "-1"])
     assert bad.exit_code != 0 and "--detect-interval" in bad.output
+    for flag in ("--detect-fixed", "--detect-adaptive"):  # alone they would be silently ignored
+        alone = CliRunner().invoke(cli, ["run", str(user_folder / "face.mp4"), "--out",
+                                         str(tmp_path / "c"), flag])
+        assert alone.exit_code == 2, alone.output
+        assert "apply only with --detect-interval N > 0" in alone.output
+        assert "Traceback" not in alone.output and not (tmp_path / "c").exists()
 
 
 def test_interval_settings_travel_to_ray_workers() -> None:

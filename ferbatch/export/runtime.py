@@ -96,11 +96,24 @@ class OnnxEmotionModel:
         return self.session.run([PROBS], {INPUT: np.ascontiguousarray(x, np.float32)})[0]
 
     def to_input(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 N×H×W face crops (``preprocess.image_size`` square) → the model's input."""
+        """uint8 N×S×S grey face crops (S = ``preprocess.image_size``, aligned as
+        :func:`ferbatch.crop.crop_faces` makes them; one S×S crop is a batch of one) → the
+        model's float32 N×1×s×s input. Raises ``ValueError`` for another dtype or size (a
+        different size or float input would be classified, wrongly, without complaint)."""
         import torch
 
-        return self.preprocess.to_input(torch.from_numpy(np.ascontiguousarray(faces))).numpy()
+        faces = np.asarray(faces)
+        size = self.preprocess.image_size
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.dtype != np.uint8 or faces.ndim != 3 or faces.shape[1:] != (size, size):
+            raise ValueError(f"face crops must be uint8 N×{size}×{size} (grey, aligned as "
+                             f"ferbatch.crop.crop_faces makes them), got {faces.dtype} "
+                             f"{'×'.join(map(str, faces.shape))}")
+        faces = np.require(faces, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+        return self.preprocess.to_input(torch.from_numpy(faces)).numpy()
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 N×H×W face crops → float32 N×C probabilities (label order: :attr:`labels`)."""
+        """uint8 N×S×S face crops → float32 N×C probabilities (label order: :attr:`labels`);
+        see :meth:`to_input`."""
         return self.probabilities(self.to_input(faces))

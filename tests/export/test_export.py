@@ -64,6 +64,14 @@ def test_onnx_runtime_matches_pytorch_on_a_real_face_at_any_batch_size(
     for n in (1, 3, len(real_crops)):
         np.testing.assert_allclose(session(real_crops[:n]), want[:n], atol=1e-4, rtol=0)
     assert clf.labels[int(session(real_crops[:1])[0].argmax())] == "happy"
+    one = real_crops[0].copy()
+    one.flags.writeable = False  # e.g. np.asarray of a PIL image: read-only, no warning
+    np.testing.assert_allclose(session(one), want[:1], atol=1e-4, rtol=0)
+    for bad, why in ((real_crops.astype(np.float32) / 255, "float32 16×48×48"),
+                     (np.zeros((2, 64, 64), np.uint8), "uint8 2×64×64"),
+                     (np.zeros((2, 48, 48, 3), np.uint8), "uint8 2×48×48×3")):
+        with pytest.raises(ValueError, match=f"must be uint8 N×48×48 .*got {why}"):
+            session(bad)
 
 
 def test_onnxruntime_backend_of_the_classifier_matches_torch(real_crops: np.ndarray) -> None:
