@@ -66,12 +66,12 @@ bench-profile: setup
 bench-gpu: setup
 	$(PY) bench/bench_gpu.py --json bench/gpu_results.json
 
-# Build the CPU image with podman (vfs, chroot) from a Debian base (mmdebstrap), run `ferbatch
-# demo` in it, read its Parquet here; then the slow image test checks the same (FERBATCH_IMAGE_TEST=1).
-# Needs podman + mmdebstrap (apt-get install podman mmdebstrap); not part of `make test` (time).
+# The slow image test (FERBATCH_IMAGE_TEST=1), output shown as it runs: docker/image_test.sh builds
+# the CPU image with podman (vfs, chroot) from a Debian base (mmdebstrap), runs `ferbatch demo` in
+# it and reads its Parquet here. Needs podman + mmdebstrap (apt-get install podman mmdebstrap);
+# not part of `make test` (about 45 minutes on 2 cores).
 image-test: setup
-	PY=$(abspath $(PY)) bash docker/image_test.sh
-	FERBATCH_IMAGE_TEST=1 $(VENV)/bin/pytest -q tests/test_image_build.py
+	FERBATCH_IMAGE_TEST=1 $(VENV)/bin/pytest -q -s tests/test_image_build.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
