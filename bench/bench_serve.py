@@ -143,8 +143,12 @@ def main() -> None:
         }
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(120)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:  # the figures are measured: still print them
+                print("ferbatch serve did not stop within 120 s of SIGTERM: killed", file=sys.stderr)
+                proc.kill()
     header = (f"ferbatch serve at {url}, {args.replicas if proc else '?'} replica(s), "
               f"{args.clients} concurrent clients, {os.cpu_count()} cores, "
               f"load average {os.getloadavg()[0]:.1f}")

@@ -35,6 +35,24 @@ from ferbatch.segments import SegmentPlan, merge_segments, process_segment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+#: Ray's messages when a node's raylet died during start-up and when a driver could not connect
+#: to the cluster's GCS in time: a machine too loaded for Ray's control plane
+RAY_START_FAILED = ("The current node timed out during startup", "Failed to connect to Ray cluster at")
+
+
+def ray_could_not_start(stderr: str) -> bool:
+    """True when ``stderr`` shows one of :data:`RAY_START_FAILED` (a test then skips)."""
+    return any(text in stderr for text in RAY_START_FAILED)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
 #: the only columns allowed to differ between two runs of the same inputs and settings
 VARYING = ["processing_s", "finished_at"]
 

@@ -22,13 +22,11 @@ import pytest
 from ferbatch.output.layout import video_id_for
 
 import clips
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, ray_could_not_start
 
 pytest.importorskip("ray")
 
-#: Ray's messages when a node's raylet died during start-up and when a driver could not connect
-#: to the cluster's GCS in time: a machine too loaded for Ray's control plane
-RAY_START_FAILED = ("The current node timed out during startup", "Failed to connect to Ray cluster at")
+
 
 
 @pytest.mark.slow
@@ -59,7 +57,7 @@ def test_a_lost_node_loses_no_video_and_duplicates_no_row(tmp_path: Path, face_i
         done = subprocess.CompletedProcess(runner.args, runner.returncode, stdout, stderr)
     finally:
         subprocess.run(["rm", "-rf", temp], check=False)
-    if done.returncode != 0 and any(text in done.stderr for text in RAY_START_FAILED):
+    if done.returncode != 0 and ray_could_not_start(done.stderr):
         pytest.skip("Ray could not start a node, or the driver connect to it, on this loaded "
                     "machine (a node must register within a hard-coded 30 s; the agents' 15 s of "
                     "ray-project/ray#65983 is worked around by node_loss_run.py)")

@@ -15,10 +15,9 @@ from typing import Any
 import pandas as pd
 import psutil
 import pytest
-from test_node_loss import RAY_START_FAILED
 
 import clips
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, ray_could_not_start
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_sigterm_to_a_ray_driver_exits_143_with_one_line_and_stops_ray(
     while not (status.is_dir() and any(p.suffix == ".parquet" for p in status.iterdir())):
         if driver.poll() is not None:
             stderr = driver.communicate()[1]
-            if RAY_START_FAILED in stderr:
+            if ray_could_not_start(stderr):
                 pytest.skip("Ray could not start on this machine (the raylet gives up on slow "
                             "agents after a hard-coded 15 s: ray-project/ray#65983)")
             pytest.fail(f"the run ended before SIGTERM: {stderr[-3000:]}")
