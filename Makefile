@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.ferbatch-setup
+# the pins, defined once (setup, fer-venv; the Dockerfiles repeat them: tests/test_docker_lint.py)
+TORCH_PINS  := "torch==2.14.1" "torchvision==0.29.1"
+FACENET_PIN := "facenet-pytorch==2.6.0"
 
 .PHONY: setup demo test test-fast lint bench bench-all bench-profile bench-gpu fer-venv browser image-test clean
 
@@ -14,9 +17,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) install --quiet $(TORCH_PINS)
 	$(PIP) install --quiet -e ".[dev]"
-	$(PIP) install --quiet --no-deps "facenet-pytorch==2.6.0"
+	$(PIP) install --quiet --no-deps $(FACENET_PIN)
 	$(PY) -c "import torch, torchvision, av, facenet_pytorch, ray, pyarrow, cv2; print('ferbatch setup ok: torch', torch.__version__, 'av', av.__version__)"
 	touch $(STAMP)
 
@@ -45,10 +48,10 @@ bench: setup
 # import; triton removed: its C extension segfaults when TensorFlow was imported first.
 fer-venv:
 	test -x .fer-venv/bin/python || $(PYTHON) -m venv .fer-venv
-	.fer-venv/bin/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	.fer-venv/bin/pip install --quiet $(TORCH_PINS)
 	.fer-venv/bin/pip install --quiet tensorflow-cpu opencv-contrib-python matplotlib pandas requests \
 		"tqdm>=4.62.1" "moviepy>=1.0.3,<2.0" "ffmpeg-python>=0.2.0" Pillow "setuptools<80"
-	.fer-venv/bin/pip install --quiet --no-deps "fer==25.10.3" "facenet-pytorch==2.6.0"
+	.fer-venv/bin/pip install --quiet --no-deps "fer==25.10.3" $(FACENET_PIN)
 	.fer-venv/bin/pip uninstall --yes --quiet triton || true
 	.fer-venv/bin/python -c "from fer.fer import FER; FER(mtcnn=True); print('fer venv ok')"
 
