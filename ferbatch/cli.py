@@ -96,9 +96,8 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
     """Turn parsed CLI options into a validated RunConfig (raises ConfigError; a
     :class:`click.UsageError` for ``--detect-fixed``/``--detect-adaptive`` given without a
     detection interval, which would otherwise be ignored)."""
-    ctx = click.get_current_context(silent=True)
-    if (ctx is not None and not opts["detect_interval"]
-            and ctx.get_parameter_source("detect_adaptive") is click.core.ParameterSource.COMMANDLINE):
+    adaptive = opts["detect_adaptive"]  # None: neither flag given
+    if adaptive is not None and not opts["detect_interval"]:
         raise click.UsageError("--detect-fixed / --detect-adaptive apply only with "
                                "--detect-interval N > 0 (0, the default, detects every frame)")
     config = RunConfig(
@@ -111,7 +110,7 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
                                 tta_flip=opts["tta_flip"], backend=opts["backend"]),
         device=opts["device"],
         interval=IntervalConfig(detect_interval=opts["detect_interval"],
-                                adaptive=opts["detect_adaptive"]),
+                                adaptive=IntervalConfig.adaptive if adaptive is None else adaptive),
     )
     return config.validate()
 
@@ -158,8 +157,8 @@ def run_options(fn: Any) -> Any:
                           "tracker carries the faces (boxes and landmarks) over the N between. "
                           "0 = detect on every frame. Rows say where a box came from "
                           "(faces.box_source: detected | tracked)."),
-        click.option("--detect-adaptive/--detect-fixed", default=IntervalConfig.adaptive,
-                     show_default=True,
+        click.option("--detect-adaptive/--detect-fixed", default=None,
+                     show_default="adaptive" if IntervalConfig.adaptive else "fixed",
                      help="With --detect-interval: also detect early when tracking is unsure (a "
                           "face lost or leaving, a scene cut, motion where no face is), or only "
                           "on the fixed grid."),

@@ -178,6 +178,19 @@ def test_cli_run_writes_box_source(tmp_path: Path, user_folder: Path) -> None:
         assert "Traceback" not in alone.output and not (tmp_path / "c").exists()
 
 
+def test_detect_adaptive_is_the_default_and_detect_fixed_turns_it_off() -> None:
+    from ferbatch.cli import build_config, cli
+
+    def config(*args: str) -> IntervalConfig:
+        ctx = cli.commands["run"].make_context("run", ["v.mp4", "--out", "o", *args])
+        return build_config(ctx.params).interval
+
+    assert config() == IntervalConfig(detect_interval=0, adaptive=IntervalConfig.adaptive)
+    assert config("--detect-interval", "3").adaptive is IntervalConfig.adaptive is True
+    assert config("--detect-interval", "3", "--detect-fixed").adaptive is False
+    assert config("--detect-interval", "3", "--detect-adaptive").adaptive is True
+
+
 def test_interval_settings_travel_to_ray_workers() -> None:
     """Workers rebuild the config from its dict (``RunConfig.from_dict``)."""
     config = RunConfig(interval=IntervalConfig(detect_interval=4, adaptive=False))

@@ -154,6 +154,10 @@ class Scheduler:
         actor, future = self.port.start()
         self._starting[future] = actor
 
+    def _has_work(self) -> bool:
+        """Tasks wait in the queue or run: a lost worker is worth replacing."""
+        return bool(self.queue or self._running)
+
     def _forget(self, actor: Any) -> WorkerInfo | None:
         """Stop a lost (or doomed) worker; what it was."""
         self.port.kill(actor)
@@ -182,21 +186,16 @@ class Scheduler:
         actor = self._starting.pop(future)
         try:
             info: WorkerInfo = self.port.get(future)
-        except WorkerDied as exc:
+        except (WorkerDied, TaskFailed) as exc:
             self.port.kill(actor)  # may still hold its CPU/GPU reservation
             self._last_error = str(exc)
             budget = self.n_workers * max(1, self.max_retries)
-            if (self.queue or self._running) and self._restarts < budget:
+            if isinstance(exc, WorkerDied) and self._has_work() and self._restarts < budget:
                 self._restarts += 1
                 log.warning("a worker was lost while starting, another is started: %s", exc)
                 self._spawn()
             else:
                 log.warning("a worker failed to start: %s", exc)
-            return
-        except TaskFailed as exc:
-            self.port.kill(actor)
-            self._last_error = str(exc)
-            log.warning("a worker failed to start: %s", exc)
             return
         self._idle.append(actor)
         self._info[actor] = info
@@ -224,32 +223,26 @@ class Scheduler:
         try:
             value = self.port.get(future)
         except WorkerDied as exc:
-            self.on_worker_lost(running, str(exc))
+            self.on_worker_unusable(running, str(exc), lost=True)
+            return
+        except RayFailure as exc:
+            self.on_worker_unusable(running, str(exc), exc.trace, lost=False)
             return
         except TaskFailed as exc:
-            suspect = isinstance(exc, RayFailure)
-            if suspect:
-                self._forget(running.actor)
-            else:
-                self._idle.append(running.actor)
+            self._idle.append(running.actor)
             if task.wanted(self):
-                log.warning("%s%s failed in its worker: %s\n%s", task.video.path, task.where, exc,
-                            exc.trace.rstrip())
-                row = task.committed(self) if suspect else None
-                if row is not None:
-                    self.finish(task.video, row)
-                else:
-                    task.on_task_error(f"{task.video.path.name}{task.where}: {exc}", self)
-            if suspect and (self.queue or self._running):
-                self._spawn()
+                self._task_error(task, str(exc), exc.trace)
             return
         self._idle.append(running.actor)
         if task.wanted(self):
             task.on_result(value, running.extra, self)
 
-    def on_worker_lost(self, running: _Running, error: str) -> None:
-        """The worker of ``running`` was lost (its process, or its node): replace it and retry
-        its task first in the queue — unless its video was committed before the loss. Idle
+    def on_worker_unusable(self, running: _Running, error: str, trace: str = "", *,
+                           lost: bool) -> None:
+        """The worker of ``running`` is gone (``lost``: its process or node died) or may be
+        unusable (Ray failed its task with an error of its own, :class:`RayFailure`): stop it,
+        spawn a replacement while work remains and retry its task — first in the queue after a
+        loss, as a failed task after a Ray error — unless its video was committed before. Idle
         workers of nodes Ray now reports dead are replaced as well."""
         info = self._forget(running.actor)
         who = info.describe() if info is not None else "unknown"
@@ -257,16 +250,25 @@ class Scheduler:
         if task.wanted(self):
             row = task.committed(self)
             if row is not None:
-                log.info("%s: its worker (%s) was lost after committing it: not redone",
-                         task.video.path.name, who)
+                log.info("%s: its worker (%s) was %s after committing it: not redone",
+                         task.video.path.name, who, "lost" if lost else "replaced")
                 self.finish(task.video, row)
+            elif not lost:
+                self._task_error(task, error, trace)
             elif self.retry_or_fail(task, f"{task.video.path.name}{task.where}: worker died "
                                           f"{task.attempt + 1} time(s), last {who}: {error}",
                                     front=True, worker=info):
                 self.lost.add((task.video.video_id, task.where))
-        self._drop_dead_nodes()
-        if self.queue or self._running:
+        if lost:
+            self._drop_dead_nodes()
+        if self._has_work():
             self._spawn()
+
+    def _task_error(self, task: Task, error: str, trace: str) -> None:
+        """``task`` raised in its worker (``trace``: the remote traceback, for the log)."""
+        log.warning("%s%s failed in its worker: %s\n%s", task.video.path, task.where, error,
+                    trace.rstrip())
+        task.on_task_error(f"{task.video.path.name}{task.where}: {error}", self)
 
     def _drop_dead_nodes(self) -> None:
         """Replace the idle workers whose node is gone: a task sent to one would be lost too."""
@@ -281,7 +283,7 @@ class Scheduler:
                 self._idle.remove(actor)
                 self._forget(actor)
                 log.info("worker %s replaced: its node is gone", info.describe())
-                if self.queue or self._running:
+                if self._has_work():
                     self._spawn()
 
     # -- decisions --------------------------------------------------------------------------------
