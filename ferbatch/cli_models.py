@@ -1,5 +1,5 @@
-"""CLI commands about models: ``ferbatch models``, ``calibrate-crop`` and
-``calibrate-temperature``. ``COMMANDS`` lists them for ``cli.py``."""
+"""CLI commands about models: ``ferbatch models``, ``calibrate-crop``,
+``calibrate-temperature`` and ``average-weights``. ``COMMANDS`` lists them for ``cli.py``."""
 
 from __future__ import annotations
 
@@ -116,4 +116,56 @@ def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, 
     click.echo(f"wrote the calibration into {target}")
 
 
-COMMANDS = [models_command, calibrate_command, calibrate_temperature_command]
+@click.command("average-weights", epilog=CACHE_HELP)
+@click.argument("snapshots", nargs=-1, required=True, metavar="SNAPSHOT...")
+@click.option("--template", required=True, metavar="FILE",
+              help="A checkpoint of the same run (e.g. its best.pt): architecture, labels, "
+                   "preprocessing and augmentation come from it, not its weights.")
+@click.option("--data", required=True, help="The run's training data (FER2013 CSV, FER+'s, or an image folder).")
+@click.option("--dataset", type=click.Choice(dataset_names()), default="fer2013", show_default=True,
+              help=_dataset_help())
+@click.option("--ferplus", default=None, metavar="FILE", help=FERPLUS_HELP)
+@click.option("--out", required=True, metavar="FILE", help="Where to write the averaged checkpoint.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the batch-norm pass's augmentation.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def average_weights_command(snapshots: tuple[str, ...], template: str, data: str, dataset: str,
+                            ferplus: str | None, out: str, seed: int, device: str) -> None:
+    """Average the weights of a run's epoch snapshots (SWA, Izmailov et al. 2018).
+
+    SNAPSHOT: a copy of the run's last.pt taken after an epoch, or a checkpoint. Batch-norm
+    statistics are recomputed on the training split; the temperature is fitted on the
+    validation split. Prints the validation accuracy of the template and of the average: choose
+    the snapshots on the validation split, never on the test split you report.
+    """
+    from .devices import resolve_device
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .train.average import average_snapshots, describe
+    from .train.calibration import calibrate_temperature
+    from .train.engine import evaluate
+    from .train.evaluate import load_eval_data
+
+    try:
+        run_device = resolve_device(device)
+        base = load_checkpoint(template)
+        size = base.preprocess.image_size
+        train, _ = load_eval_data(data, dataset, "train", base.labels, size, ferplus)
+        val, _ = load_eval_data(data, dataset, "val", base.labels, size, ferplus)
+        ckpt = average_snapshots(base, snapshots, train, device=run_device, seed=seed)
+        before = evaluate(base.build().to(run_device), val, device=run_device,
+                          preprocess=base.preprocess)
+        after = evaluate(ckpt.build().to(run_device), val, device=run_device,
+                         preprocess=ckpt.preprocess)
+        cal = calibrate_temperature(ckpt, val, run_device, f"{dataset}:val")
+        ckpt.metrics = {"val": {k: after[k] for k in ("accuracy", "macro_f1", "loss")}}
+        save_checkpoint(ckpt, out)
+    except FerbatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"validation split ({len(val)} faces): template {describe(before)}; "
+               f"average of {len(snapshots)} {describe(after)}")
+    click.echo(f"temperature {cal['temperature']:.4f} fitted on the validation split: "
+               f"ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}")
+    click.echo(f"wrote {out}")
+
+
+COMMANDS = [models_command, calibrate_command, calibrate_temperature_command,
+            average_weights_command]

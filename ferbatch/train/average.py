@@ -1,0 +1,105 @@
+"""Averaging the weights of one run's epoch snapshots: stochastic weight averaging (SWA).
+
+Izmailov et al. 2018, "Averaging Weights Leads to Wider Optima and Better Generalization"
+(UAI): the mean of the weights a run visits over its last epochs lies nearer the centre of a
+wide optimum than any one of them and often generalises better. The averaging and the
+batch-norm pass are PyTorch's own (:mod:`torch.optim.swa_utils`: ``AveragedModel`` with equal
+weights, ``update_bn``). Batch-norm statistics of averaged weights are not the average of the
+snapshots' statistics, so they are recomputed with one pass over the training split, with the
+run's own augmentation (as the paper does) and the checkpoint's normalisation.
+
+The snapshots are files ``ferbatch train`` writes: a run's resumable ``last.pt`` copied after
+each epoch, or :class:`~ferbatch.models.checkpoint.Checkpoint` files such as ``best.pt``; all of
+one architecture. Which snapshots to average is a choice like any other: make it on the
+validation split, never on the test split you report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.swa_utils import AveragedModel, update_bn
+
+from ..errors import ModelError
+from ..models.checkpoint import Checkpoint, load_checkpoint, safe_torch_load
+from .data import FaceData
+from .transforms import augment_batch, get_preset
+
+log = logging.getLogger(__name__)
+
+
+def load_snapshot_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The model weights of a snapshot: a resumable ``last.pt`` (its ``model`` entry, see
+    :mod:`ferbatch.train.resume`) or a ferbatch checkpoint. Raises :class:`ModelError` for a
+    file that is neither."""
+    data = safe_torch_load(path, "training snapshot")
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        return dict(data["model"])
+    if isinstance(data, dict) and "format" in data:
+        return dict(load_checkpoint(path).state_dict)
+    raise ModelError(f"{path}: neither a ferbatch checkpoint nor a training run's last.pt")
+
+
+def _bn_batches(train: FaceData, ckpt: Checkpoint, batch_size: int, device: torch.device,
+                generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Normalised, augmented training batches (the run's ``augment`` preset) for ``update_bn``."""
+    preset = get_preset(str(ckpt.train_config.get("augment", "standard")))
+    size = ckpt.preprocess.input_size
+    for start in range(0, len(train), batch_size):
+        images = train.images[start:start + batch_size].to(device)
+        yield ckpt.preprocess.normalize(augment_batch(images, size, preset, generator))
+
+
+def average_snapshots(template: Checkpoint, snapshots: Sequence[str | os.PathLike[str]],
+                      train: FaceData, *, device: torch.device, batch_size: int = 256,
+                      seed: int = 0) -> Checkpoint:
+    """A checkpoint with the equal-weight mean of ``snapshots``' weights and batch-norm
+    statistics recomputed on ``train`` (uint8 N×S×S faces of the template's ``image_size``).
+
+    ``template`` gives architecture, labels, preprocessing and train config (its weights are
+    not used). The result has no calibration (refit the temperature: the averaged model's
+    confidence differs) and records the snapshots in ``extra["swa"]``; its floats have the
+    template's dtype (fp16 for a bundled model). Raises :class:`ModelError` when a snapshot is
+    unreadable or does not fit the architecture, :class:`ValueError` for no snapshot.
+    """
+    if not snapshots:
+        raise ValueError("no snapshot to average")
+    model = template.build().to(device)
+    averaged: AveragedModel | None = None
+    for path in snapshots:
+        state = load_snapshot_state(path)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelError(f"{path}: weights do not fit architecture {template.arch!r} "
+                             f"with {template.arch_kwargs}: {exc}") from exc
+        if averaged is None:
+            averaged = AveragedModel(model)  # a copy; its running mean starts at the first update
+        averaged.update_parameters(model)
+    assert averaged is not None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)  # the augmentation of the batch-norm pass
+    update_bn(_bn_batches(train, template, batch_size, device, generator), averaged, device=device)
+    dtypes = {k: v.dtype for k, v in template.state_dict.items()}
+    state = {k: v.detach().cpu().to(dtypes.get(k, v.dtype)) if v.is_floating_point()
+             else v.detach().cpu() for k, v in averaged.module.state_dict().items()}
+    log.info("averaged %d snapshot(s); batch-norm statistics recomputed on %d training faces",
+             len(snapshots), len(train))
+    return Checkpoint(arch=template.arch, arch_kwargs=dict(template.arch_kwargs),
+                      labels=list(template.labels), preprocess=template.preprocess,
+                      state_dict=state, train_config=dict(template.train_config),
+                      data_hash=template.data_hash, metrics={}, code_version=template.code_version,
+                      extra={**template.extra, "swa": {
+                          "method": "equal-weight average (Izmailov et al. 2018)",
+                          "snapshots": [Path(p).name for p in snapshots],
+                          "bn_faces": len(train), "seed": seed}})
+
+
+def describe(report: dict[str, Any]) -> str:
+    """One line of an :func:`~ferbatch.train.engine.evaluate` report."""
+    return f"accuracy {report['accuracy']:.4f} macro-F1 {report['macro_f1']:.4f}"

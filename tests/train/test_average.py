@@ -1,0 +1,90 @@
+"""Weight averaging of epoch snapshots (``ferbatch average-weights``, SWA)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ferbatch.classify import EmotionClassifier
+from ferbatch.cli import cli
+from ferbatch.errors import ModelError
+from ferbatch.models.checkpoint import load_checkpoint
+from ferbatch.train.average import average_snapshots, load_snapshot_state
+from ferbatch.train.evaluate import load_eval_data
+
+
+def _snapshots(trained_run: Path, tmp_path: Path) -> tuple[dict, Path, Path]:
+    """The run's weights as a last.pt-style snapshot, and a copy with every float parameter
+    shifted by +1 (as a checkpoint-style dict would also be read)."""
+    state = load_snapshot_state(trained_run / "last.pt")
+    torch.save({"model": state, "epoch": 1}, tmp_path / "epoch02.pt")
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}
+    torch.save({"model": shifted, "epoch": 2}, tmp_path / "epoch03.pt")
+    return state, tmp_path / "epoch02.pt", tmp_path / "epoch03.pt"
+
+
+def test_the_average_is_the_mean_of_the_weights_with_batch_norm_recomputed(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    template = load_checkpoint(trained_run / "best.pt")
+    state, a, b = _snapshots(trained_run, tmp_path)
+    train, _ = load_eval_data(str(fer_files[0]), "fer2013", "train", template.labels,
+                              template.preprocess.image_size)
+    avg = average_snapshots(template, [a, b], train, device=torch.device("cpu"))
+    model = template.build()
+    params = {name for name, _ in model.named_parameters()}
+    stats = [k for k in state if k.endswith("running_mean")]
+    assert params and stats
+    for name in params:  # weights: the mean of the two (stored in the template's dtype)
+        expected = (state[name] + 0.5).to(template.state_dict[name].dtype)
+        assert torch.allclose(avg.state_dict[name].float(), expected.float(), atol=2e-3), name
+        assert avg.state_dict[name].dtype == template.state_dict[name].dtype
+    for name in stats:  # batch-norm statistics: recomputed, not averaged (that would be +0.5)
+        assert not torch.allclose(avg.state_dict[name].float(), (state[name] + 0.5).float()), name
+        assert torch.isfinite(avg.state_dict[name].float()).all()
+    assert avg.labels == template.labels and avg.preprocess == template.preprocess
+    assert avg.calibration == {} and avg.extra["swa"]["snapshots"] == ["epoch02.pt", "epoch03.pt"]
+    assert avg.extra["swa"]["bn_faces"] == len(train) == 200
+    # the same seed gives the same batch-norm pass
+    again = average_snapshots(template, [a, b], train, device=torch.device("cpu"))
+    assert all(torch.equal(again.state_dict[k], avg.state_dict[k]) for k in stats)
+
+
+def test_average_weights_cli_writes_a_calibrated_checkpoint_the_pipeline_loads(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    _, a, _ = _snapshots(trained_run, tmp_path)
+    out = tmp_path / "swa.pt"
+    result = CliRunner().invoke(cli, ["average-weights", str(a), str(trained_run / "best.pt"),
+                                      "--template", str(trained_run / "best.pt"),
+                                      "--data", str(fer_files[0]), "--out", str(out),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "validation split (50 faces): template accuracy" in result.output
+    assert "average of 2 accuracy" in result.output and "temperature" in result.output
+    ckpt = load_checkpoint(out)
+    assert ckpt.calibration["fitted_on"] == "fer2013:val" and ckpt.temperature > 0
+    assert set(ckpt.metrics["val"]) == {"accuracy", "macro_f1", "loss"}
+    faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    probs = EmotionClassifier(out, device="cpu")(faces)
+    assert probs.shape == (6, len(ckpt.labels)) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_a_bad_snapshot_is_named_with_the_reason(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    (tmp_path / "notes.pt").write_text(json.dumps({"model": 1}))
+    base = ["--template", str(trained_run / "best.pt"), "--data", str(fer_files[0]),
+            "--out", str(tmp_path / "o.pt"), "--device", "cpu"]
+    result = CliRunner().invoke(cli, ["average-weights", str(tmp_path / "notes.pt"), *base])
+    assert result.exit_code == 1 and "notes.pt" in result.output
+    assert "not a PyTorch checkpoint" in result.output and "Traceback" not in result.output
+    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "other.pt")
+    result = CliRunner().invoke(cli, ["average-weights", str(tmp_path / "other.pt"), *base])
+    assert result.exit_code == 1 and "other.pt: weights do not fit architecture" in result.output
+    torch.save({"epoch": 3}, tmp_path / "empty.pt")
+    with pytest.raises(ModelError, match="neither a ferbatch checkpoint nor a training run's last.pt"):
+        load_snapshot_state(tmp_path / "empty.pt")
+    assert not (tmp_path / "o.pt").exists()
