@@ -72,6 +72,7 @@ class TrainArgs:
     crop_scale: float = Preprocess.crop_scale
     crop_shift_y: float = Preprocess.crop_shift_y
     half_weights: bool = True  # store best.pt weights as fp16 (half the size, same accuracy)
+    snapshot_from: int = 0  # keep the weights of every epoch from this one on (1-based); 0 = none
     quiet: bool = False
 
     def preprocess(self) -> Preprocess:

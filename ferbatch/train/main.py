@@ -1,8 +1,9 @@
 """``ferbatch train``: train an emotion model, select it on the validation split, report test.
 
 ``main(args)`` takes a :class:`~ferbatch.train.args.TrainArgs`; the CLI builds one from its
-options. Every epoch writes ``last.pt`` (resumable state, :mod:`.resume`) and, when validation
-accuracy improves, ``best.pt`` (a checkpoint the pipeline can load). At the end the best model
+options. Every epoch writes ``last.pt`` (resumable state, :mod:`.resume`), from epoch
+``snapshot_from`` on also ``snapshots/epochNN.pt`` (weights only, for :mod:`.average`), and,
+when validation accuracy improves, ``best.pt`` (a checkpoint the pipeline can load). At the end the best model
 is evaluated once on the test split and ``metrics.json``, ``history.jsonl``, ``config.json``
 and ``curves.png`` are written beside it. Every file is written atomically
 (:mod:`ferbatch.output.atomic`); progress is logged to ``ferbatch.train.main`` at INFO
@@ -29,7 +30,8 @@ from .build import Training, build_training, run_epoch
 from .data import FaceData
 from .datasets import check_dataset_options, get_dataset
 from .engine import evaluate
-from .resume import CONFIG, LAST, Progress, load_last, reconcile_resume, save_last, stored_config
+from .resume import (CONFIG, LAST, Progress, load_last, reconcile_resume, save_last,
+                     save_snapshot, stored_config)
 
 __all__ = ["TrainArgs", "main", "finalize", "make_checkpoint", "load_splits"]
 
@@ -142,6 +144,8 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
             fh.write(json.dumps(record) + "\n")
         _say(args, _epoch_line(record, args.epochs, improved))
         save_last(out / LAST, run, epoch, progress)
+        if args.snapshot_from and epoch + 1 >= args.snapshot_from:
+            save_snapshot(out, run, epoch)
         if args.patience and epoch + 1 - progress.best_epoch >= args.patience:
             _say(args, f"early stop: no validation gain for {args.patience} epochs")
             break

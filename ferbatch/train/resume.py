@@ -31,6 +31,7 @@ from .build import Training
 log = logging.getLogger(__name__)
 
 LAST = "last.pt"
+SNAPSHOTS = "snapshots"  # the folder of --snapshot-from's per-epoch weights
 CONFIG = "config.json"
 
 
@@ -114,6 +115,16 @@ def save_last(path: Path, run: Training, epoch: int, progress: Progress) -> None
              "best_acc": progress.best_acc, "best_epoch": progress.best_epoch,
              "history": json.dumps(progress.history)}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def save_snapshot(out: Path, run: Training, epoch: int) -> Path:
+    """Write the model weights after 0-based ``epoch`` to ``out/snapshots/epochNN.pt`` (1-based
+    NN; the ``model`` entry of ``last.pt`` alone, what ``ferbatch average-weights`` reads)."""
+    path = out / SNAPSHOTS / f"epoch{epoch + 1:02d}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": run.model.state_dict(), "epoch": epoch}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return path
 
 
 def load_last(path: Path, run: Training) -> Progress:

@@ -88,3 +88,18 @@ def test_a_bad_snapshot_is_named_with_the_reason(
     with pytest.raises(ModelError, match="neither a ferbatch checkpoint nor a training run's last.pt"):
         load_snapshot_state(tmp_path / "empty.pt")
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_snapshot_from_keeps_the_weights_of_each_later_epoch(
+        fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    from ferbatch.train.main import main
+    from train_data import tiny_args
+
+    main(tiny_args(fer_files[0], tmp_path, epochs=3, snapshot_from=2, limit=64))
+    snaps = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert snaps == ["epoch02.pt", "epoch03.pt"]
+    last = load_snapshot_state(tmp_path / "last.pt")
+    final = load_snapshot_state(tmp_path / "snapshots" / "epoch03.pt")
+    assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in last)
+    second = load_snapshot_state(tmp_path / "snapshots" / "epoch02.pt")
+    assert any(not torch.equal(second[k], last[k]) for k in last)
