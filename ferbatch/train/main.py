@@ -30,8 +30,16 @@ from .build import Training, build_training, run_epoch
 from .data import FaceData
 from .datasets import check_dataset_options, get_dataset
 from .engine import evaluate
-from .resume import (CONFIG, LAST, Progress, load_last, reconcile_resume, save_last,
-                     save_snapshot, stored_config)
+from .resume import (
+    CONFIG,
+    LAST,
+    Progress,
+    load_last,
+    reconcile_resume,
+    save_last,
+    save_snapshot,
+    stored_config,
+)
 
 __all__ = ["TrainArgs", "main", "finalize", "make_checkpoint", "load_splits"]
 

@@ -93,6 +93,7 @@ def test_a_bad_snapshot_is_named_with_the_reason(
 def test_snapshot_from_keeps_the_weights_of_each_later_epoch(
         fer_files: tuple[Path, Path], tmp_path: Path) -> None:
     from ferbatch.train.main import main
+
     from train_data import tiny_args
 
     main(tiny_args(fer_files[0], tmp_path, epochs=3, snapshot_from=2, limit=64))
