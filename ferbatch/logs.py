@@ -23,10 +23,30 @@ from .output.location import IO_ERRORS, OutputLocation
 
 ROOT = "ferbatch"
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: ``extra`` key of a record carrying a traceback formatted in another process (a Ray worker's):
+#: ``log.error("…", extra={REMOTE_TRACE: text})``. Shown like a local traceback: always in the
+#: run's log, on the console only with ``-v``.
+REMOTE_TRACE = "remote_trace"
+
+
+def _with_remote_trace(text: str, record: logging.LogRecord) -> str:
+    trace = getattr(record, REMOTE_TRACE, None)
+    return f"{text}\n{trace.rstrip()}" if trace else text
+
+
+class _FileFormatter(logging.Formatter):
+    """:data:`FILE_FORMAT`, local and remote tracebacks included."""
+
+    def __init__(self) -> None:
+        super().__init__(FILE_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _with_remote_trace(super().format(record), record)
 
 
 class _ConsoleFormatter(logging.Formatter):
-    """``ferbatch: warning: message``; the traceback only when ``tracebacks``."""
+    """``ferbatch: warning: message``; tracebacks (local or :data:`REMOTE_TRACE`) only when
+    ``tracebacks``."""
 
     def __init__(self, tracebacks: bool) -> None:
         super().__init__("ferbatch: %(levelname)s: %(message)s")
@@ -34,7 +54,7 @@ class _ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if self.tracebacks:
-            return super().format(record)
+            return _with_remote_trace(super().format(record), record)
         saved = record.exc_info, record.exc_text
         record.exc_info = record.exc_text = None
         try:
@@ -89,7 +109,7 @@ def run_log(location: OutputLocation) -> Iterator[str | None]:
         yield None
         return
     handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter(FILE_FORMAT))
+    handler.setFormatter(_FileFormatter())
     old_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -80,22 +80,38 @@ def connect(address: str | None = None, num_cpus: int | None = None,
 
 @contextmanager
 def keep_sigterm_handler() -> Iterator[None]:
-    """Keep this process's Python SIGTERM handler across ``ray.init``.
+    """Keep this process's Python SIGTERM handler across ``ray.init``, and defer a SIGTERM that
+    comes while it runs to its end.
 
-    ``ray.init`` installs Ray's C++ failure-signal handler for SIGTERM in the driver: it prints
-    a crash dump ("*** SIGTERM received …") and aborts (exit 134), so neither the workers nor a
-    private instance are stopped. When the process has a Python handler (``ferbatch``'s CLI:
-    :func:`ferbatch.cli.interruptible` turns SIGTERM into one line and exit 143), it is put
-    back after ``ray.init``; the run then unwinds like Ctrl-C: the scheduler kills its actors,
-    :func:`connect` shuts the instance down. A process without one keeps Ray's behaviour.
+    ``ray.init`` first installs a Python handler that raises ``SystemExit(15)`` wherever the main
+    thread is (measured with Ray 2.60: a SIGTERM a few seconds into a run either exited 15
+    without a word or was printed as an ignored exception and the run went on), then Ray's C++
+    failure-signal handler, which prints a crash dump and aborts (exit 134). When the process
+    has a Python handler (``ferbatch``'s CLI: :func:`ferbatch.cli.interruptible` turns SIGTERM
+    into one line and exit 143), Ray's Python handler is not installed
+    (``ray._private.utils.set_sigterm_handler``, which ``ray.init`` calls, does nothing for the
+    block), a SIGTERM during the block is only recorded, and the process's handler is put back
+    at the end and then run for a recorded signal: the run unwinds like Ctrl-C (:func:`connect`
+    shuts the instance down). A process without one keeps Ray's behaviour.
     """
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main else None
+    if not callable(previous):
+        yield
+        return
+    import ray._private.utils as ray_utils
+
+    pending: list[int] = []
+    install = ray_utils.set_sigterm_handler
+    ray_utils.set_sigterm_handler = lambda handler: None
+    signal.signal(signal.SIGTERM, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        if main and callable(previous):
-            signal.signal(signal.SIGTERM, previous)
+        ray_utils.set_sigterm_handler = install
+        signal.signal(signal.SIGTERM, previous)
+        if pending:
+            previous(signal.SIGTERM, None)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import RunError
+from ..logs import REMOTE_TRACE
 from ..output.schema import failed_row
 from ..progress import Retry, RunHook, Unsplit, WorkerInfo
 from .controller import log_video
@@ -266,8 +267,8 @@ class Scheduler:
 
     def _task_error(self, task: Task, error: str, trace: str) -> None:
         """``task`` raised in its worker (``trace``: the remote traceback, for the log)."""
-        log.warning("%s%s failed in its worker: %s\n%s", task.video.path, task.where, error,
-                    trace.rstrip())
+        log.warning("%s%s failed in its worker: %s", task.video.path, task.where, error,
+                    extra={REMOTE_TRACE: trace})
         task.on_task_error(f"{task.video.path.name}{task.where}: {error}", self)
 
     def _drop_dead_nodes(self) -> None:
@@ -294,7 +295,8 @@ class Scheduler:
         self.splits.pop(video.video_id, None)
         self.results[video.video_id] = row
         if trace:
-            log.error("%s failed in its worker:\n%s", video.path, trace.rstrip())
+            log.error("%s failed in its worker: %s", video.path, row.get("error") or "",
+                      extra={REMOTE_TRACE: trace})
         log_video(row)
         rest = int(row.get("frames_analyzed") or 0) - self._reported.pop(video.video_id, 0)
         if rest > 0:  # the frames not polled yet (all of them with a fast video)

@@ -288,3 +288,39 @@ def test_frames_of_busy_workers_are_polled_and_never_counted_twice(tmp_path: Pat
     assert 4 in frames and sum(frames) == 30  # 10 frames per video, polled ones included
     first_done = next(i for i, (kind, _) in enumerate(events.events) if kind == "done")
     assert any(kind == "frames" for kind, _ in events.events[:first_done])  # before any video ended
+
+
+@pytest.mark.allow_error_logs  # the unexpected exception is logged at ERROR, on purpose
+def test_a_worker_traceback_goes_to_the_run_log_and_to_the_console_only_with_verbose(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stage that raised in a Ray worker: the row's one line on the console (as ``--local``
+    shows it), the worker's traceback in ``OUT/_logs`` (and on the console with ``-v``)."""
+    from ferbatch.logs import configure_console, run_log
+
+    trace = 'Traceback (most recent call last):\n  File "stage.py", line 3\nZeroDivisionError: boom\n'
+
+    def behave(w: FakeWorker, m: str, args: tuple[Any, ...]) -> Committed:
+        row = ok_row(args[0], status="failed")
+        row["error"] = f"{Path(args[0]).name}: ZeroDivisionError: boom"
+        return Committed(row, trace)
+
+    logger = logging.getLogger("ferbatch")
+    for verbosity, shown in ((0, False), (1, True)):
+        plan, todo = make_plan(tmp_path / str(verbosity), ["boom.mp4"])
+        console = configure_console(verbosity)
+        try:
+            with run_log(plan.location):
+                rows, _ = run(FakePort(behave), plan, todo)
+        finally:
+            logger.removeHandler(console)
+        assert rows["boom"]["status"] == "failed"
+        err = capsys.readouterr().err
+        line = f"ferbatch: ERROR: {tmp_path / str(verbosity) / 'boom.mp4'} failed in its worker: " \
+               "boom.mp4: ZeroDivisionError: boom"
+        assert line in err
+        assert ("Traceback (most recent call last)" in err) is shown, err
+        assert ('File "stage.py", line 3' in err) is shown
+        (log_file,) = (tmp_path / str(verbosity) / "out" / "_logs").glob("run-*.log")
+        text = log_file.read_text()
+        assert "failed in its worker: boom.mp4: ZeroDivisionError: boom\nTraceback" in text
+        assert 'File "stage.py", line 3\nZeroDivisionError: boom' in text

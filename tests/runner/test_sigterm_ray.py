@@ -73,3 +73,67 @@ def test_sigterm_to_a_ray_driver_exits_143_with_one_line_and_stops_ray(
     assert f"{len(videos)} already done" in stdout
     frames = pd.read_parquet(out / "frames")
     assert len(frames) == 4 * 36 and not frames.duplicated(["video_id", "frame_index"]).any()
+
+
+@pytest.mark.slow
+def test_sigterm_while_ray_starts_exits_143_with_one_line_and_leaves_no_ray_process(
+        four_clips: Path, tmp_path: Path) -> None:
+    """SIGTERM while ``ray.init`` starts the private instance: Ray's own handler (``sys.exit(15)``
+    at whatever the driver runs) is kept out, the signal is handled when ``ray.init`` returns:
+    exit 143 and the one line, every Ray process stopped, nothing committed."""
+    out = tmp_path / "out"
+    driver = _driver([str(four_clips), "--out", str(out), "--workers", "1", "--device", "cpu", "-q"])
+    deadline = time.monotonic() + 240
+    seen: list[psutil.Process] = []
+    while not seen:  # the GCS is the first process ray.init starts
+        assert driver.poll() is None, driver.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "Ray's GCS did not start in 240 s"
+        try:
+            seen = [p for p in psutil.Process(driver.pid).children(recursive=True)
+                    if "gcs_server" in " ".join(p.cmdline())]
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGTERM)
+    stdout, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == ["ferbatch run: interrupted by SIGTERM; videos committed so far are kept; "
+                     "the same command skips them and does the rest"], stderr
+    gone, alive = psutil.wait_procs(seen, timeout=30)
+    assert alive == []
+    assert not (out / "frames").exists() or not any((out / "frames").iterdir())
+
+
+class _Stop(BaseException):
+    pass
+
+
+def test_a_sigterm_during_ray_init_is_deferred_to_the_processs_own_handler() -> None:
+    """``keep_sigterm_handler`` around a stand-in for ``ray.init``: Ray's handler is not
+    installed, the signal waits for the block's end, then the process's handler runs once."""
+    import ray._private.utils as ray_utils
+
+    from ferbatch.runner.ray_setup import keep_sigterm_handler
+
+    calls: list[int] = []
+
+    def ours(signum: int, frame: Any) -> None:
+        calls.append(signum)
+        raise _Stop
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        install = ray_utils.set_sigterm_handler
+        with pytest.raises(_Stop), keep_sigterm_handler():
+            ray_utils.set_sigterm_handler(lambda signum, frame: sys.exit(signum))  # as ray.init does
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # Python runs handlers between bytecodes: it was only recorded
+            assert calls == []
+        assert calls == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is ours and ray_utils.set_sigterm_handler is install
+        with keep_sigterm_handler():  # no signal: nothing runs, everything is put back
+            pass
+        assert calls == [signal.SIGTERM] and signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)
