@@ -16,7 +16,7 @@ from typing import Any
 from .errors import ConfigError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts",
-                              ".h264", ".264", ".hevc", ".h265", ".265"})  # + raw elementary streams
+                              ".h264", ".264", ".hevc", ".h265", ".265", ".m2v"})  # + raw elementary streams
 
 
 @dataclass(frozen=True)

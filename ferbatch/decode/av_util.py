@@ -22,6 +22,9 @@ from .display import (
 )
 from .timing import stream_duration
 
+#: libavformat's ``AVFMT_NOTIMESTAMPS``: the format stores no timestamps (raw elementary streams)
+AVFMT_NOTIMESTAMPS = 0x0080
+
 # Errors from av.open / decoding. av.FFmpegError covers every FFmpeg error code; the others are
 # raised by PyAV itself for odd inputs (bad metadata encodings, unsupported formats).
 AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, UnicodeError)
@@ -129,7 +132,8 @@ def describe_stream(path: str, container: av.container.InputContainer,
     matrix and sample aspect ratio (:mod:`.display`) give the displayed size, the video
     stream's own duration and frame rate come from :mod:`.timing`. A stream without
     timestamps (raw h264) is timed by the codec (the frame's duration, the SPS frame rate),
-    not by the demuxer's 25 fps guess."""
+    not by the demuxer's 25 fps guess; so is the frame rate of any raw elementary stream
+    (``.m4v``/``.m2v`` ones have pts from the parser, at the codec's rate)."""
     transform = frame_transform(first)
     sar = sample_aspect_ratio(stream.sample_aspect_ratio,
                               stream.codec_context.sample_aspect_ratio)
@@ -138,8 +142,12 @@ def describe_stream(path: str, container: av.container.InputContainer,
     if transform.swaps_axes:
         width, height = height, width
     no_pts = first.pts is None and stream.start_time is None
+    # A raw elementary stream's demuxer (h264, hevc, m4v, mpegvideo: AVFMT_NOTIMESTAMPS) reports
+    # its own -framerate option (25) as the average rate, whatever the codec says; the parser's
+    # pts of .m4v/.m2v follow the codec's timing, so its rate is the one that matches them.
+    raw = bool(container.format.flags & AVFMT_NOTIMESTAMPS)
     rate: Fraction | None = stream.average_rate or stream.guessed_rate
-    if no_pts:
+    if no_pts or raw:
         tb = first.time_base or stream.time_base
         if first.duration and tb:
             rate = 1 / (first.duration * tb)

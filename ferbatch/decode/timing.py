@@ -22,7 +22,8 @@ The timeline reports how many frames' times were inferred and a ``time_source``:
 (none had a pts).
 
 **Duration** (:func:`stream_duration`): the video stream's own, never the longest stream's —
-a 2 s video with 5 s of audio lasts 2 s: the stream's duration (MP4/MOV track, AVI length),
+a 2 s video with 5 s of audio lasts 2 s: the stream's duration (MP4/MOV track; AVI: its
+header's frame count at its frame rate when FFmpeg measured less, as in a cut-short AVI),
 else Matroska/WebM's per-track ``DURATION`` tag, else the container's duration when the file
 holds only this stream; otherwise unknown until decoded (then the last frame's time plus its
 duration).
@@ -68,7 +69,13 @@ def parse_duration_tag(text: str | None) -> float | None:
 def stream_duration(container: Any, stream: Any) -> float | None:
     """The video stream's own duration in seconds (see the module doc), ``None`` if unknown."""
     if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
+        seconds = float(stream.duration * stream.time_base)
+        if "avi" in container.format.name.split(",") and stream.frames and stream.average_rate:
+            # An AVI without its index (cut short: idx1 comes last) gets a duration FFmpeg
+            # measured from the packets it found; the header's frame count (strh dwLength) at
+            # its frame rate still says how long the stream was meant to be.
+            seconds = max(seconds, float(stream.frames / stream.average_rate))
+        return seconds
     metadata = getattr(stream, "metadata", None) or {}
     for key in ("DURATION", "duration"):
         tag = parse_duration_tag(metadata.get(key))

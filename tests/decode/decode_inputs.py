@@ -38,16 +38,17 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, *,
                 hflip: bool = False, vflip: bool = False, sar: Fraction | None = None,
                 pts: Sequence[int] | None = None, time_base: Fraction | None = None,
                 options: dict[str, str] | None = None, audio_s: float | None = None,
-                gop: int | None = None, matrix: Sequence[int] | None = None) -> Path:
+                gop: int | None = None, matrix: Sequence[int] | None = None,
+                audio_codec: str = "aac") -> Path:
     """Encode ``frames`` (stored RGB arrays) into ``path``; ``pts`` in ``time_base`` units
-    (default ``0, 1, 2…`` in 1/fps). ``audio_s``: add that many seconds of AAC, interleaved.
+    (default ``0, 1, 2…`` in 1/fps). ``audio_s``: add that many seconds of audio (``audio_codec``: AAC, or mp2…), interleaved.
     ``gop``: a keyframe exactly every ``gop`` frames (x264), so the clip can be cut.
     ``matrix``: a raw display matrix (9 ints, FFmpeg layout: 16.16 fixed point, the last
     column 2.30) instead of ``rotation``/``hflip``/``vflip``, e.g. with a translation."""
     h, w = frames[0].shape[:2]
     tb = time_base or Fraction(1, fps)
     pts = list(pts) if pts is not None else [int(i / (fps * tb)) for i in range(len(frames))]
-    rate = 8000
+    rate = 8000 if audio_codec == "aac" else 16000  # mp2 has no 8 kHz
     with av.open(str(path), "w", format=fmt, options=options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
@@ -64,8 +65,9 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, *,
             stream.set_display_rotation(rotation, hflip=hflip, vflip=vflip)
         audio = None
         if audio_s:
-            audio = out.add_stream("aac", rate=rate)
+            audio = out.add_stream(audio_codec, rate=rate)
             audio.layout = "mono"
+            audio.format = "fltp" if audio_codec == "aac" else "s16"
         samples_done = 0
         n_samples = int((audio_s or 0) * rate)
 
@@ -73,8 +75,9 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, *,
             nonlocal samples_done
             while audio is not None and samples_done < min(n_samples, int(t * rate)):
                 n = min(1024, n_samples - samples_done)
-                chunk = np.zeros((1, n), np.float32)
-                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                fmt = audio.format.name
+                chunk = np.zeros((1, n), np.float32 if fmt == "fltp" else np.int16)
+                af = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
                 af.rate, af.pts = rate, samples_done
                 samples_done += n
                 for packet in audio.encode(af):

@@ -165,6 +165,21 @@ def test_elementary_stream_is_timed_by_the_codec(fmt, ext, fps, tmp_path) -> Non
     assert video.row_fields()["time_source"] == "durations"
 
 
+@pytest.mark.parametrize("fmt,codec,ext,fps", [("m4v", "mpeg4", ".m4v", 15),
+                                              ("mpeg2video", "mpeg2video", ".m2v", 24)])
+def test_raw_streams_with_parser_pts_report_the_codecs_frame_rate(fmt, codec, ext, fps,
+                                                                 tmp_path) -> None:
+    """Variant: raw MPEG-4 part 2 (.m4v) and MPEG-2 (.m2v) streams get pts from FFmpeg's parser
+    at the codec's rate while the demuxer reports its 25 fps default as the average rate: the
+    row's fps is the codec's, matching the timestamps i/fps."""
+    path = write_video(tmp_path / f"raw{ext}", [_corner_image()] * 20, fps=fps, fmt=fmt,
+                       codec=codec)
+    video, frames = decode(path)
+    assert video.info.fps == pytest.approx(fps)
+    np.testing.assert_allclose([f.timestamp_s for f in frames], np.arange(20) / fps, atol=1e-6)
+    assert video.row_fields()["fps"] == pytest.approx(fps)
+
+
 def test_avi_with_b_frames_is_timed_in_presentation_order(tmp_path) -> None:
     """Variant: AVI stores no pts; FFmpeg numbers h264 packets in decode order, so B-frames
     come out with permuted numbers (1, 4, 3, 5, 2, …). Times are sorted back: 1/fps apart."""
@@ -258,6 +273,22 @@ def test_truncation_hidden_by_audio_is_partial(ext, tmp_path, stages) -> None:
     assert 17 <= row["frames_decoded"] <= 20
     full_row = process_video(full, RunConfig(device="cpu"), stages).row
     assert (full_row["status"], full_row["frames_decoded"]) == ("ok", 40)
+
+
+@pytest.mark.parametrize("codec,audio_s", [("mpeg4", 4.0), ("libx264", 4.0), ("mpeg4", None)])
+def test_avi_cut_at_a_packet_boundary_is_partial_by_its_header(codec, audio_s, tmp_path) -> None:
+    """Variant: an AVI (mpeg4 or h264, with MP2 audio or none) cut at a packet boundary loses
+    its index; FFmpeg then measures the stream from the packets left (2.0–2.2 s with MP2
+    audio), but the header's 40 frames at 10 fps say 4 s: partial, of 4.00 s."""
+    full = write_video(tmp_path / "full.avi", [_corner_image()] * 40, fps=10, audio_s=audio_s,
+                       codec=codec, audio_codec="mp2")
+    cut = cut_before_video_packet(full, 20, tmp_path / "cut.avi")
+    video, frames = decode(cut)
+    assert len(frames) == 20
+    assert video.error is not None and "ends early" in video.error and "of 4.00 s" in video.error
+    assert video.info.duration_s == pytest.approx(4.0)
+    whole, frames = decode(full)
+    assert whole.error is None and len(frames) == 40
 
 
 def test_truncation_without_duration_tags_is_partial(tmp_path) -> None:
