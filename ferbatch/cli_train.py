@@ -126,8 +126,9 @@ def _explicit(ctx: click.Context, names: list[str]) -> set[str]:
 
 
 #: the splits, in the words of FER2013 (every command with --split says it)
-SPLIT_HELP = ("FER2013 and FER+: train = Training, val = PublicTest, test = PrivateTest; image "
-              "folders: DATA/<split>/ when it exists, else DATA itself.")
+SPLIT_HELP = ("FER2013 and FER+: train = Training, val = PublicTest, test = PrivateTest (FER+'s "
+              "FER2013Train/Valid/Test); image folders: DATA/<split>/ when it exists, else DATA "
+              "itself.")
 FERPLUS_HELP = ("fer2013new.csv, the FER+ votes (row-aligned with the FER2013 CSV of --data); "
                 "required by --dataset ferplus, an error with any other dataset.  [default: none]")
 CACHE_HELP = ("Parsed FER2013 CSVs are cached (~85 MB each) in $FERBATCH_CACHE_DIR "
@@ -265,7 +266,9 @@ def train_command(**opts: Any) -> None:
               show_default=True, help=SPLIT_HELP + " FER2013's names are accepted too.")
 @click.option("--model", "model_path", default=None, metavar="NAME|PATH", help="A bundled model's name (`ferbatch models`) or a checkpoint file.  [default: default]")
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help=TTA_HELP)
-@click.option("--json", "json_path", required=True, help="Write the metrics here (JSON).")
+@click.option("--json", "json_path", default=None, metavar="FILE",
+              help="Also write the metrics here (JSON), and the confusion matrix and reliability "
+                   "diagram beside it.  [default: print only]")
 @click.option("--out-dir", default=None, metavar="DIR",
               help="Folder of <stem>_confusion.csv/.png and <stem>_reliability.png, <stem> being "
                    "the JSON file's name without .json.  [default: the JSON's folder]")

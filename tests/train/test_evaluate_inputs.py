@@ -33,7 +33,9 @@ def _evaluate(tmp_path: Path, *args: str) -> tuple[int, str, dict[str, Any]]:
 
 @pytest.mark.parametrize(("given", "split", "n"), [("PrivateTest", "test", 10),
                                                    ("publictest", "val", 10),
-                                                   ("Training", "train", 40)])
+                                                   ("Training", "train", 40),
+                                                   ("FER2013Test", "test", 10),
+                                                   ("fer2013valid", "val", 10)])
 def test_fer2013_split_names_are_accepted_and_the_csv_is_recognised(
         fer: tuple[Path, Path], tmp_path: Path, given: str, split: str, n: int) -> None:
     code, text, report = _evaluate(tmp_path, "--data", str(fer[0]), "--split", given)
@@ -69,10 +71,28 @@ def test_an_image_folder_is_recognised_with_fer2013_split_folder_names(tmp_path:
     code, text, train = _evaluate(tmp_path, "--data", str(root), "--split", "train")
     assert code == 0 and train["n"] == 8, text
     code, text, _ = _evaluate(tmp_path, "--data", str(root), "--split", "val")
-    assert code == 1 and "no val or validation or PublicTest folder for split 'val'" in text
+    assert code == 1 and "no val or validation or PublicTest or FER2013Valid folder for split 'val'" in text
     flat = write_image_folder(tmp_path / "flat", {"sad": 2}, size=(48, 48))
     code, text, report = _evaluate(tmp_path, "--data", str(flat), "--split", "PublicTest")
     assert code == 0 and report["n"] == 2 and report["dataset"] == "folder", text
+
+
+def test_ferplus_split_names_and_folders_and_evaluate_without_json(
+        fer: tuple[Path, Path], tmp_path: Path) -> None:
+    """Variant: FER+'s split names (its generator's FER2013Train/Valid/Test folders) for the
+    votes file and for an image folder; without --json the figures are printed, no file."""
+    code, text, report = _evaluate(tmp_path, "--data", str(fer[1]), "--split", "FER2013Test")
+    assert code == 0, text
+    assert report["dataset"] == "ferplus" and report["split"] == "test"
+    root = tmp_path / "ferplus_images"
+    write_image_folder(root / "FER2013Valid", {"neutral": 2, "happy": 2}, size=(48, 48))
+    code, text, report = _evaluate(tmp_path, "--data", str(root), "--split", "PublicTest")
+    assert code == 0 and report["n"] == 4 and report["split"] == "val", text
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(root), "--split", "val",
+                                      "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0 and "accuracy" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_what_cannot_be_inferred_is_a_clear_error(fer: tuple[Path, Path], tmp_path: Path) -> None:

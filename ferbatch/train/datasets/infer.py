@@ -7,7 +7,8 @@ columns is the FER+ votes file (``fer2013new.csv``) — it holds no pixels, so t
 is row-aligned with is looked for beside it. Only the header line is read.
 
 :func:`canonical_split` accepts the splits in ferbatch's words (``train`` / ``val`` / ``test``)
-and in FER2013's own (``Training`` / ``PublicTest`` / ``PrivateTest``, any case).
+in FER2013's own (``Training`` / ``PublicTest`` / ``PrivateTest``) and in FER+'s
+(``FER2013Train`` / ``FER2013Valid`` / ``FER2013Test``), any case.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 #: FER2013's ``Usage`` names (and common spellings) of ferbatch's three splits, lower case
+#: and FER+'s (the folders its generator writes: FER2013Train / FER2013Valid / FER2013Test)
 SPLIT_ALIASES = {"training": "train", "publictest": "val", "privatetest": "test",
-                 "validation": "val", "valid": "val"}
+                 "validation": "val", "valid": "val",
+                 "fer2013train": "train", "fer2013valid": "val", "fer2013test": "test"}
 #: the names ferbatch evaluate --split accepts
-SPLIT_CHOICES = ("test", "val", "train", "PrivateTest", "PublicTest", "Training")
+SPLIT_CHOICES = ("test", "val", "train", "PrivateTest", "PublicTest", "Training",
+                 "FER2013Test", "FER2013Valid", "FER2013Train")
 #: image-folder sub-folders that hold a split, tried in order
-SPLIT_FOLDERS = {"train": ("train", "Training"), "val": ("val", "validation", "PublicTest"),
-                 "test": ("test", "PrivateTest")}
+SPLIT_FOLDERS = {"train": ("train", "Training", "FER2013Train"),
+                 "val": ("val", "validation", "PublicTest", "FER2013Valid"),
+                 "test": ("test", "PrivateTest", "FER2013Test")}
 _FER2013_COLUMNS = {"pixels", "Usage"}
 _VOTES_COLUMNS = {"Image name", "neutral", "happiness"}
 
@@ -45,7 +50,8 @@ def canonical_split(name: str) -> str:
     if low in SPLIT_ALIASES:
         return SPLIT_ALIASES[low]
     raise ConfigError(f"unknown split {name!r}; choose {', '.join(SPLIT_CHOICES)} "
-                      "(Training = train, PublicTest = val, PrivateTest = test)")
+                      "(Training = FER2013Train = train, PublicTest = FER2013Valid = val, "
+                      "PrivateTest = FER2013Test = test)")
 
 
 @dataclass(frozen=True)
