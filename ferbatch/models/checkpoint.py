@@ -63,8 +63,20 @@ class Checkpoint:
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
-            raise ModelError(f"weights do not fit architecture {self.arch!r}: {exc}") from exc
+            raise ModelError(self._head_mismatch(model) or
+                             f"weights do not fit architecture {self.arch!r}: {exc}") from exc
         return model.eval()
+
+    def _head_mismatch(self, model: nn.Module) -> str | None:
+        """Why the weights do not load when it is the label count: the last linear layer (the
+        classifier) of the stored weights has another number of outputs than ``labels``."""
+        heads = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+        stored = self.state_dict.get(f"{heads[-1]}.weight") if heads else None
+        if stored is None or stored.ndim != 2 or stored.shape[0] == len(self.labels):
+            return None
+        return (f"the checkpoint lists {len(self.labels)} labels ({', '.join(self.labels)}) but "
+                f"its classifier ({heads[-1]}) outputs {stored.shape[0]} classes: labels and "
+                "weights do not belong together")
 
     def to_dict(self) -> dict[str, Any]:
         return {

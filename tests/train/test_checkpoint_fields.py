@@ -94,3 +94,18 @@ def test_labels_that_are_not_identifiers_are_fine_and_saving_checks_too(
     with pytest.raises(ModelError, match="labels: must be unique"):
         save_checkpoint(bad, tmp_path / "bad.pt")
     assert not (tmp_path / "bad.pt").exists()
+
+
+@pytest.mark.parametrize("labels", [["angry", "disgust", "fear", "happy", "sad", "surprise"],
+                                    ["a", "b", "c", "d", "e", "f", "g", "h"]])
+def test_labels_that_do_not_match_the_classifier_are_named(
+        default_dict: dict[str, Any], tmp_path: Path, labels: list[str]) -> None:
+    path = _write(default_dict, tmp_path, labels=labels)
+    with pytest.raises(ModelError, match=rf"lists {len(labels)} labels \({labels[0]}, .*\) but its "
+                                         r"classifier \(.+\) outputs 7 classes"):
+        load_checkpoint(path).build()
+    result = CliRunner().invoke(cli, ["run", str(DEFAULT_WEIGHTS), "--out", str(tmp_path / "o"),
+                                      "--model", str(path), "--local", "-q"])
+    assert result.exit_code == 1 and f"lists {len(labels)} labels" in result.output, result.output
+    assert not (tmp_path / "o").exists()
+    assert "Traceback" not in result.output and "size mismatch" not in result.output
