@@ -102,6 +102,10 @@ def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
             else:
                 first[key] = candidate
                 found.append(candidate)
+    # a special file or folder both skipped in a searched folder and named on its own is the
+    # named input's row alone (it fails there, with the reason), not listed twice
+    ignored = [i for i in ignored
+               if i.reason.startswith("same file as") or Path(resolved(i.path)) not in first]
     return found, ignored
 
 
