@@ -247,8 +247,9 @@ def build_pool(opts: dict[str, Any]) -> PoolConfig:
 def run_command(inputs: tuple[str, ...], **opts: Any) -> None:
     """Analyse video files and folders (recursively) into Parquet timelines in OUT.
 
-    Folders are searched for .mp4 .mov .mkv .webm .avi .m4v .mpg .mpeg .ts files (hidden ones
-    skipped); files named explicitly are always tried. Videos already complete in OUT (same
+    Folders are searched for .mp4 .mov .mkv .webm .avi .m4v .mpg .mpeg .ts files and raw
+    .h264 .264 .hevc .h265 .265 .m2v streams (hidden ones skipped); files named explicitly are
+    always tried. Videos already complete in OUT (same
     file, model and settings; ok or partial) are skipped. No video files at all is an error.
     """
     from .decode.av_util import quiet_ffmpeg

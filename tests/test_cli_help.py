@@ -91,3 +91,11 @@ def test_every_config_field_is_documented_with_its_option() -> None:
             assert f"* ``{f.name}``: " in doc, (cls.__name__, f.name)
         for named in set(re.findall(r"``(--[a-z-]+)``", doc)):
             assert named in options, (cls.__name__, named)
+
+
+def test_run_help_names_every_searched_extension() -> None:
+    from ferbatch.config import VIDEO_EXTENSIONS
+
+    text = " ".join(CliRunner().invoke(cli, ["run", "--help"], terminal_width=200).output.split())
+    assert all(ext in text.split() for ext in VIDEO_EXTENSIONS), sorted(
+        ext for ext in VIDEO_EXTENSIONS if ext not in text.split())
