@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -115,3 +116,19 @@ def hide_duration_tags(path: Path) -> Path:
     assert b"DURATION" in data
     path.write_bytes(data.replace(b"DURATION", b"XURATION"))
     return path
+
+
+def decode(path: Path) -> tuple[Any, list[Any]]:
+    """``(video, frames)`` of a whole decode of ``path`` with ferbatch's decoder."""
+    from ferbatch.decode import open_video
+
+    with open_video(path) as video:
+        frames = list(video.frames())
+    return video, frames
+
+
+def corner_image(w: int = 64, h: int = 48) -> np.ndarray:
+    """Grey picture with a red block in the displayed top-left corner (orientation probe)."""
+    img = np.full((h, w, 3), 128, np.uint8)
+    img[: h // 3, : w // 4] = (230, 20, 20)
+    return img

@@ -1,8 +1,8 @@
-"""Decode: geometry and time (issue 10, kinds 1-6), each from a generated input.
+"""Decode: geometry and time (issue 10, kinds 1-4), each from a generated input.
 
 1. display matrix with mirrors; 2. non-square pixels (SAR); 3. streams without timestamps;
-4. missing / negative pts at the start; 5. duration from the video stream, not the audio;
-6. truncation hidden by another stream. Inputs are written by ``decode_inputs.py`` (PyAV).
+4. missing / negative pts at the start (kinds 5 and 6, duration and hidden truncation:
+``test_duration_truncation.py``). Inputs are written by ``decode_inputs.py`` (PyAV).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from decode_inputs import (
+    corner_image,
     cut_before_video_packet,
-    hide_duration_tags,
+    decode,
     stored_from_displayed,
     write_video,
 )
@@ -25,22 +26,9 @@ from ferbatch.config import DecodeConfig, RunConfig
 from ferbatch.decode import open_video
 from ferbatch.decode.display import DisplayTransform, transform_from_matrix
 from ferbatch.decode.timing import sort_pts
-from ferbatch.segments import header_duration, open_segment, plan_segments
+from ferbatch.segments import open_segment, plan_segments
 
 import clips
-
-
-def decode(path: Path):
-    with open_video(path) as video:
-        frames = list(video.frames())
-    return video, frames
-
-
-def _corner_image(w: int = 64, h: int = 48) -> np.ndarray:
-    """Grey picture with a red block in the displayed top-left corner (orientation probe)."""
-    img = np.full((h, w, 3), 128, np.uint8)
-    img[: h // 3, : w // 4] = (230, 20, 20)
-    return img
 
 
 def _red_corner(img: np.ndarray) -> str:
@@ -57,7 +45,7 @@ def _red_corner(img: np.ndarray) -> str:
 def test_every_display_matrix_shows_frames_as_displayed(rotation, hflip, vflip, tmp_path) -> None:
     """All 16 rotate/flip combinations (8 orientations): the red block written into the
     displayed top-left corner comes back there, size as displayed, transform recorded."""
-    shown = _corner_image()
+    shown = corner_image()
     stored = stored_from_displayed(shown, rotation, hflip, vflip)
     path = write_video(tmp_path / "m.mp4", [stored] * 2, rotation=rotation, hflip=hflip,
                        vflip=vflip)
@@ -118,7 +106,7 @@ def test_non_square_pixels_are_resampled_to_display(size, sar, shown, tmp_path) 
     """PAL 16:9 (64:45, the issue's), CIF 16:11 (mkv) and a squeezing SAR 3:4: frames come at
     the display size, the red block keeps its displayed proportion."""
     w, h = size
-    stored = _corner_image(w, h)
+    stored = corner_image(w, h)
     ext = ".mkv" if sar == Fraction(16, 11) else ".mp4"
     path = write_video(tmp_path / f"sar{ext}", [stored] * 2, sar=sar)
     video, frames = decode(path)
@@ -155,7 +143,7 @@ def test_elementary_stream_is_timed_by_the_codec(fmt, ext, fps, tmp_path) -> Non
     codec = "libx264" if fmt == "h264" else "libx265"
     if not clips.encoder_available(codec):
         pytest.skip(f"{codec} not in this PyAV build")
-    path = write_video(tmp_path / f"raw{ext}", [_corner_image()] * 20, fps=fps, fmt=fmt,
+    path = write_video(tmp_path / f"raw{ext}", [corner_image()] * 20, fps=fps, fmt=fmt,
                        codec=codec)
     video, frames = decode(path)
     assert video.info.fps == pytest.approx(fps)
@@ -172,7 +160,7 @@ def test_raw_streams_with_parser_pts_report_the_codecs_frame_rate(fmt, codec, ex
     """Variant: raw MPEG-4 part 2 (.m4v) and MPEG-2 (.m2v) streams get pts from FFmpeg's parser
     at the codec's rate while the demuxer reports its 25 fps default as the average rate: the
     row's fps is the codec's, matching the timestamps i/fps."""
-    path = write_video(tmp_path / f"raw{ext}", [_corner_image()] * 20, fps=fps, fmt=fmt,
+    path = write_video(tmp_path / f"raw{ext}", [corner_image()] * 20, fps=fps, fmt=fmt,
                        codec=codec)
     video, frames = decode(path)
     assert video.info.fps == pytest.approx(fps)
@@ -183,7 +171,7 @@ def test_raw_streams_with_parser_pts_report_the_codecs_frame_rate(fmt, codec, ex
 def test_avi_with_b_frames_is_timed_in_presentation_order(tmp_path) -> None:
     """Variant: AVI stores no pts; FFmpeg numbers h264 packets in decode order, so B-frames
     come out with permuted numbers (1, 4, 3, 5, 2, …). Times are sorted back: 1/fps apart."""
-    path = write_video(tmp_path / "b.avi", [_corner_image()] * 20, fps=10)
+    path = write_video(tmp_path / "b.avi", [corner_image()] * 20, fps=10)
     video, frames = decode(path)
     ts = np.array([f.timestamp_s for f in frames])
     np.testing.assert_allclose(np.diff(ts), 0.1, atol=1e-6)
@@ -206,7 +194,7 @@ def test_negative_start_pts_give_distinct_increasing_times(first_pts, n_neg, tmp
     the demuxer hands them over without pts): times i/10, strictly increasing; the frames
     with a pts keep their own time."""
     tb = Fraction(1, 10)
-    path = write_video(tmp_path / "neg.mkv", [_corner_image()] * 20, fps=10, time_base=tb,
+    path = write_video(tmp_path / "neg.mkv", [corner_image()] * 20, fps=10, time_base=tb,
                        pts=range(first_pts, first_pts + 20),
                        options={"avoid_negative_ts": "disabled"})
     video, frames = decode(path)
@@ -227,78 +215,6 @@ def test_repeated_pts_are_spread_by_frame_duration() -> None:
     frames = [F(pts=p, duration=1) for p in (0, 1, 1, 3, None, 5)]
     times = [t for _, t in Timeline(Fraction(1, 10), 0, 0.1).times(frames)]
     np.testing.assert_allclose(times, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
-
-
-# --------------------------------------------------------------------------- 5 duration
-@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov", ".avi", ".webm"])
-def test_duration_is_the_video_streams(ext, tmp_path) -> None:
-    """2.0 s of video with 5 s of audio: duration_s 2.0 in every container, also from the
-    header the segment planner reads (.webm: vp9 alone, WebM takes no AAC)."""
-    codec = "libvpx-vp9" if ext == ".webm" else "libx264"
-    if not clips.encoder_available(codec):
-        pytest.skip(f"{codec} not in this PyAV build")
-    audio = None if ext == ".webm" else 5.0
-    path = write_video(tmp_path / f"a{ext}", [_corner_image()] * 20, fps=10, codec=codec,
-                       audio_s=audio)
-    video, _ = decode(path)
-    assert video.info.duration_s == pytest.approx(2.0, abs=0.01)
-    assert header_duration(path) == pytest.approx(2.0, abs=0.01)
-    assert video.error is None
-
-
-def test_duration_without_tags_comes_from_the_last_frame(tmp_path) -> None:
-    """.mkv whose DURATION tags are gone (muxers that write tags last): the header has no
-    video duration, the decoded last frame's end gives it (not the 5 s audio)."""
-    path = write_video(tmp_path / "a.mkv", [_corner_image()] * 20, fps=10, audio_s=5.0)
-    hide_duration_tags(path)
-    assert header_duration(path) is None
-    video, _ = decode(path)
-    assert video.info.duration_s == pytest.approx(2.0)
-    assert video.error is None  # the video simply ends before the audio: not cut
-
-
-# --------------------------------------------------------------------------- 6 hidden cut
-@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov", ".avi"])
-def test_truncation_hidden_by_audio_is_partial(ext, tmp_path, stages) -> None:
-    """h264 + AAC, 40 video packets at 10 fps, cut before the 21st: partial with the reason,
-    20 frames kept, in mkv, mp4 (moov first), mov and avi."""
-    opts = {"movflags": "faststart"} if ext in (".mp4", ".mov") else None
-    full = write_video(tmp_path / f"full{ext}", [_corner_image()] * 40, fps=10, audio_s=4.0,
-                       options=opts)
-    cut = cut_before_video_packet(full, 20, tmp_path / f"cut{ext}")
-    result = process_video(cut, RunConfig(device="cpu"), stages)
-    row = result.row
-    assert row["status"] == "partial", row
-    assert f"cut{ext}" in row["error"] and ("ends early" in row["error"] or "cut short" in row["error"])
-    assert 17 <= row["frames_decoded"] <= 20
-    full_row = process_video(full, RunConfig(device="cpu"), stages).row
-    assert (full_row["status"], full_row["frames_decoded"]) == ("ok", 40)
-
-
-@pytest.mark.parametrize("codec,audio_s", [("mpeg4", 4.0), ("libx264", 4.0), ("mpeg4", None)])
-def test_avi_cut_at_a_packet_boundary_is_partial_by_its_header(codec, audio_s, tmp_path) -> None:
-    """Variant: an AVI (mpeg4 or h264, with MP2 audio or none) cut at a packet boundary loses
-    its index; FFmpeg then measures the stream from the packets left (2.0–2.2 s with MP2
-    audio), but the header's 40 frames at 10 fps say 4 s: partial, of 4.00 s."""
-    full = write_video(tmp_path / "full.avi", [_corner_image()] * 40, fps=10, audio_s=audio_s,
-                       codec=codec, audio_codec="mp2")
-    cut = cut_before_video_packet(full, 20, tmp_path / "cut.avi")
-    video, frames = decode(cut)
-    assert len(frames) == 20
-    assert video.error is not None and "ends early" in video.error and "of 4.00 s" in video.error
-    assert video.info.duration_s == pytest.approx(4.0)
-    whole, frames = decode(full)
-    assert whole.error is None and len(frames) == 40
-
-
-def test_truncation_without_duration_tags_is_partial(tmp_path) -> None:
-    """Variant: the cut .mkv has lost its DURATION tags too: the file's data stops at 2 s of
-    the 4 s its header promises, with the video running to the cut: still partial."""
-    full = write_video(tmp_path / "full.mkv", [_corner_image()] * 40, fps=10, audio_s=4.0)
-    cut = hide_duration_tags(cut_before_video_packet(full, 20, tmp_path / "cut.mkv"))
-    video, frames = decode(cut)
-    assert len(frames) == 20
-    assert video.error is not None and "ends early" in video.error
 
 
 # --------------------------------------------------------------------------- segments
@@ -347,7 +263,7 @@ def test_thumbnails_cut_the_displayed_pixels(kw, tmp_path) -> None:
     from ferbatch.report.thumbnails import ThumbRequest, extract_thumbnails
 
     geometry = {k: v for k, v in kw.items() if k in ("rotation", "hflip")}
-    path = write_video(tmp_path / "t.mp4", [stored_from_displayed(_corner_image(), **geometry)] * 2,
+    path = write_video(tmp_path / "t.mp4", [stored_from_displayed(corner_image(), **geometry)] * 2,
                        **kw)
     with open_video(path) as video:
         info = video.info
@@ -372,7 +288,7 @@ def test_run_on_a_folder_records_geometry_and_time(tmp_path, stages) -> None:
 
     src = tmp_path / "in"
     src.mkdir()
-    img = _corner_image()
+    img = corner_image()
     write_video(src / "raw.h264", [img] * 20, fps=10, fmt="h264")
     write_video(src / "neg.mkv", [img] * 20, fps=10, time_base=Fraction(1, 10),
                 pts=range(-5, 15), options={"avoid_negative_ts": "disabled"})
