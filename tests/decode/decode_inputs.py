@@ -1,10 +1,11 @@
-"""Writers for the small inputs of the geometry and time tests (``test_geometry_time.py``):
-each writes a real file with PyAV the way a camera, a muxer or a broken tool would.
+"""Writers for the small inputs of the geometry, time and truncation tests
+(``test_geometry_time.py``, ``test_duration_truncation.py``): each writes a real file with PyAV
+the way a camera, a muxer or a broken tool would; :func:`decode` reads one back whole.
 
 * :func:`write_video`: any container, any display matrix (rotation + mirrors, through
   ``VideoStream.set_display_rotation``, which writes the MP4 ``tkhd`` matrix / Matroska
   projection as FFmpeg does), a sample aspect ratio (h264 VUI, MP4 ``pasp``), chosen pts,
-  a time base, muxer options, and an interleaved AAC track of any length.
+  a time base, muxer options, and an interleaved audio track (AAC or MP2) of any length.
 * :func:`stored_from_displayed`: the stored pixels that *display* as a given picture.
 * :func:`cut_before_video_packet`: cut a file at the byte where a video packet starts.
 * :func:`hide_duration_tags`: rename Matroska ``DURATION`` tags, as muxers that write their
