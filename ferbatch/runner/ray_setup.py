@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..errors import ConfigError, RunError
 
@@ -70,12 +71,46 @@ def connect(address: str | None = None, num_cpus: int | None = None,
                                "--local to analyse in this process (or when the machine is "
                                "less loaded: Ray's processes must start within its limits)"
                                ) from exc
+            except BaseException:  # SIGTERM / Ctrl-C while it started: stop what it started
+                ray.shutdown()
+                raise
         yield True
     finally:
         if ray.is_initialized():
             ray.shutdown()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class _PendingSigterm:
+    """While installed, SIGTERM is only recorded (``count``); :meth:`restore` puts the process's
+    own Python ``handler`` back and runs it once for a recorded signal. ``urgent``: a second
+    SIGTERM restores and runs it at once (the way out when waiting is not wanted)."""
+
+    def __init__(self, handler: Callable[[int, Any], Any], urgent: bool) -> None:
+        self.handler, self.urgent, self.count = handler, urgent, 0
+        signal.signal(signal.SIGTERM, self._record)
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.urgent and self.count > 1:
+            self.count = 0
+            signal.signal(signal.SIGTERM, self.handler)
+            self.handler(signum, frame)
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self.handler)
+        if self.count:
+            self.count = 0
+            self.handler(signal.SIGTERM, None)
+
+
+def _python_handler() -> Callable[[int, Any], Any] | None:
+    """The process's own Python SIGTERM handler; ``None`` off the main thread or without one."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    handler = signal.getsignal(signal.SIGTERM)
+    return handler if callable(handler) else None
 
 
 @contextmanager
@@ -85,33 +120,33 @@ def keep_sigterm_handler() -> Iterator[None]:
 
     ``ray.init`` first installs a Python handler that raises ``SystemExit(15)`` wherever the main
     thread is (measured with Ray 2.60: a SIGTERM a few seconds into a run either exited 15
-    without a word or was printed as an ignored exception and the run went on), then Ray's C++
-    failure-signal handler, which prints a crash dump and aborts (exit 134). When the process
-    has a Python handler (``ferbatch``'s CLI: :func:`ferbatch.cli.interruptible` turns SIGTERM
-    into one line and exit 143), Ray's Python handler is not installed
-    (``ray._private.utils.set_sigterm_handler``, which ``ray.init`` calls, does nothing for the
-    block), a SIGTERM during the block is only recorded, and the process's handler is put back
-    at the end and then run for a recorded signal: the run unwinds like Ctrl-C (:func:`connect`
-    shuts the instance down). A process without one keeps Ray's behaviour.
+    without a word or was printed as an ignored exception and the run went on), then, when it
+    creates the driver's core worker, Ray's C++ failure-signal handler, which prints a crash
+    dump and aborts. When the process has a Python handler (``ferbatch``'s CLI:
+    :func:`ferbatch.cli.interruptible` turns SIGTERM into one line and exit 143), neither is
+    installed (``ray._private.utils.set_sigterm_handler`` does nothing for the block, and
+    ``ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER`` is set: the driver then has no C++
+    crash handler for SIGSEGV and the like either; workers keep theirs), a SIGTERM during the
+    block is only recorded and the process's handler runs for it at the end: the run unwinds
+    like Ctrl-C (:func:`connect` shuts the instance down). A second SIGTERM does not wait. A
+    process without a Python handler keeps Ray's behaviour.
     """
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    if not callable(previous):
+    handler = _python_handler()
+    if handler is None:
         yield
         return
     import ray._private.utils as ray_utils
+    from ray._private import ray_constants
 
-    pending: list[int] = []
-    install = ray_utils.set_sigterm_handler
+    saved = ray_utils.set_sigterm_handler, ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER
     ray_utils.set_sigterm_handler = lambda handler: None
-    signal.signal(signal.SIGTERM, lambda signum, frame: pending.append(signum))
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    pending = _PendingSigterm(handler, urgent=True)
     try:
         yield
     finally:
-        ray_utils.set_sigterm_handler = install
-        signal.signal(signal.SIGTERM, previous)
-        if pending:
-            previous(signal.SIGTERM, None)
+        ray_utils.set_sigterm_handler, ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = saved
+        pending.restore()
 
 
 @contextmanager
@@ -126,26 +161,20 @@ def deferred_sigterm() -> Iterator[Callable[[], None]]:
     for a signal not yet checked. Without a Python handler (or off the main thread) nothing
     changes and ``check`` does nothing.
     """
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    if not callable(previous):
+    handler = _python_handler()
+    if handler is None:
         yield lambda: None
         return
-    handler = previous
-    pending: list[int] = []
+    pending = _PendingSigterm(handler, urgent=False)
 
     def check() -> None:
-        if pending:
-            pending.clear()
-            signal.signal(signal.SIGTERM, handler)
-            handler(signal.SIGTERM, None)
+        if pending.count:
+            pending.restore()
 
-    signal.signal(signal.SIGTERM, lambda signum, frame: pending.append(signum))
     try:
         yield check
     finally:
-        signal.signal(signal.SIGTERM, handler)
-        check()
+        pending.restore()
 
 
 def init_local(num_cpus: int | None = None, num_gpus: int | None = None,

@@ -5,6 +5,7 @@ listed in ``videos.parquet``), the same command then finishing the rest."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,14 +95,27 @@ def test_sigterm_while_ray_starts_exits_143_with_one_line_and_leaves_no_ray_proc
         except psutil.Error:
             pass
         time.sleep(0.05)
+    temp = re.search(r"/ferray-[^/\s]+", " ".join(seen[0].cmdline()))  # this instance's dir
+    assert temp is not None, seen[0].cmdline()
     driver.send_signal(signal.SIGTERM)
     stdout, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 143, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines == ["ferbatch run: interrupted by SIGTERM; videos committed so far are kept; "
                      "the same command skips them and does the rest"], stderr
-    gone, alive = psutil.wait_procs(seen, timeout=30)
-    assert alive == []
+
+    def left() -> list[str]:  # every process of this Ray instance, started before or after
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            line = " ".join(proc.info["cmdline"] or [])
+            if temp.group(0) in line:
+                found.append(line[:120])
+        return found
+
+    deadline = time.monotonic() + 60
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left() == []
     assert not (out / "frames").exists() or not any((out / "frames").iterdir())
 
 
@@ -113,8 +127,11 @@ def test_a_sigterm_during_ray_init_is_deferred_to_the_processs_own_handler() -> 
     """``keep_sigterm_handler`` around a stand-in for ``ray.init``: Ray's handler is not
     installed, the signal waits for the block's end, then the process's handler runs once."""
     import ray._private.utils as ray_utils
+    from ray._private import ray_constants
 
     from ferbatch.runner.ray_setup import keep_sigterm_handler
+
+    disabled = ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER
 
     calls: list[int] = []
 
@@ -133,7 +150,16 @@ def test_a_sigterm_during_ray_init_is_deferred_to_the_processs_own_handler() -> 
         assert calls == [signal.SIGTERM]
         assert signal.getsignal(signal.SIGTERM) is ours and ray_utils.set_sigterm_handler is install
         with keep_sigterm_handler():  # no signal: nothing runs, everything is put back
-            pass
+            assert ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER is True  # no C++ crash dump
         assert calls == [signal.SIGTERM] and signal.getsignal(signal.SIGTERM) is ours
+        assert ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER is disabled
+        with pytest.raises(_Stop), keep_sigterm_handler():  # a second SIGTERM does not wait
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert calls == [signal.SIGTERM]
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            pytest.fail("the second SIGTERM was not handled at once")
+        assert calls == [signal.SIGTERM] * 2 and signal.getsignal(signal.SIGTERM) is ours
     finally:
         signal.signal(signal.SIGTERM, before)
