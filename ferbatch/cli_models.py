@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from .cli_train import CACHE_HELP, FERPLUS_HELP, SPLIT_HELP, _dataset_help
@@ -120,46 +123,59 @@ def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, 
 @click.argument("snapshots", nargs=-1, required=True, metavar="SNAPSHOT...")
 @click.option("--template", required=True, metavar="FILE",
               help="A checkpoint of the same run (e.g. its best.pt): architecture, labels, "
-                   "preprocessing and augmentation come from it, not its weights.")
-@click.option("--data", required=True, help="The run's training data (FER2013 CSV, FER+'s, or an image folder).")
-@click.option("--dataset", type=click.Choice(dataset_names()), default="fer2013", show_default=True,
-              help=_dataset_help())
-@click.option("--ferplus", default=None, metavar="FILE", help=FERPLUS_HELP)
-@click.option("--out", required=True, metavar="FILE", help="Where to write the averaged checkpoint.")
+                   "preprocessing, augmentation and data splits come from it, not its weights.")
+@click.option("--data", default=None,
+              help="The run's training data, when it moved.  [default: the template's]")
+@click.option("--dataset", type=click.Choice(dataset_names()), default=None,
+              help=_dataset_help() + "  [default: the template's]")
+@click.option("--ferplus", default=None, metavar="FILE",
+              help="fer2013new.csv, the FER+ votes, when it moved.  [default: the template's]")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where to write the averaged checkpoint.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the batch-norm pass's augmentation.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def average_weights_command(snapshots: tuple[str, ...], template: str, data: str, dataset: str,
-                            ferplus: str | None, out: str, seed: int, device: str) -> None:
+def average_weights_command(snapshots: tuple[str, ...], template: str, data: str | None,
+                            dataset: str | None, ferplus: str | None, out: str, seed: int,
+                            device: str) -> None:
     """Average the weights of a run's epoch snapshots (SWA, Izmailov et al. 2018).
 
-    SNAPSHOT: a copy of the run's last.pt taken after an epoch, or a checkpoint. Batch-norm
-    statistics are recomputed on the training split; the temperature is fitted on the
-    validation split. Prints the validation accuracy of the template and of the average: choose
-    the snapshots on the validation split, never on the test split you report.
+    SNAPSHOT: `ferbatch train --snapshot-from`'s OUT/snapshots/epochNN.pt, a copy of the run's
+    last.pt taken after an epoch, or a checkpoint of the same run. Batch-norm statistics are
+    recomputed on the run's training split; the temperature is fitted on its validation split.
+    Prints the validation accuracy of the template and of the average: choose the snapshots on
+    the validation split, never on the test split you report.
     """
     from .devices import resolve_device
     from .models.checkpoint import load_checkpoint, save_checkpoint
-    from .train.average import average_snapshots, describe
+    from .train.average import average_snapshots, describe, run_splits
     from .train.calibration import calibrate_temperature
     from .train.engine import evaluate
-    from .train.evaluate import load_eval_data
 
     try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the pass
+        if not os.access(Path(out).parent, os.W_OK):
+            raise click.ClickException(f"cannot write {out}: its folder is not writable")
         run_device = resolve_device(device)
         base = load_checkpoint(template)
-        size = base.preprocess.image_size
-        train, _ = load_eval_data(data, dataset, "train", base.labels, size, ferplus)
-        val, _ = load_eval_data(data, dataset, "val", base.labels, size, ferplus)
+        train, val, same = run_splits(base, data, dataset, ferplus)
+        if not same:
+            click.echo(f"warning: the data differ from what {template} was trained on "
+                       "(another data hash)", err=True)
+        if val is None or not len(val):
+            raise click.ClickException("the run has no validation split to choose and calibrate on")
         ckpt = average_snapshots(base, snapshots, train, device=run_device, seed=seed)
         before = evaluate(base.build().to(run_device), val, device=run_device,
                           preprocess=base.preprocess)
         after = evaluate(ckpt.build().to(run_device), val, device=run_device,
                          preprocess=ckpt.preprocess)
-        cal = calibrate_temperature(ckpt, val, run_device, f"{dataset}:val")
+        kind = dataset or base.train_config.get("dataset") or "fer2013"
+        cal = calibrate_temperature(ckpt, val, run_device, f"{kind}:val")
         ckpt.metrics = {"val": {k: after[k] for k in ("accuracy", "macro_f1", "loss")}}
         save_checkpoint(ckpt, out)
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
     click.echo(f"validation split ({len(val)} faces): template {describe(before)}; "
                f"average of {len(snapshots)} {describe(after)}")
     click.echo(f"temperature {cal['temperature']:.4f} fitted on the validation split: "

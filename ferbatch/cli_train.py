@@ -230,7 +230,8 @@ TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror),
 @click.option("--crop-scale", default=_train("crop_scale"), show_default=True, help="Face crop size / detector box size at inference.")
 @click.option("--crop-shift-y", default=_train("crop_shift_y"), show_default=True, help="Downward shift of the crop, in box heights.")
 @click.option("--half-weights/--no-half-weights", default=_train("half_weights"), show_default=True, help="Store best.pt weights as fp16.")
-@click.option("--snapshot-from", default=_train("snapshot_from"), show_default=True, metavar="EPOCH",
+@click.option("--snapshot-from", type=click.IntRange(min=0), default=_train("snapshot_from"),
+              show_default=True, metavar="EPOCH",
               help="Also keep the weights after every epoch from EPOCH on, in "
                    "OUT/snapshots/epochNN.pt (for `ferbatch average-weights`); 0 = none.")
 @click.option("--quiet", is_flag=True, default=_train("quiet"), help="No per-epoch progress on stderr.")

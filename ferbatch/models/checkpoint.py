@@ -27,7 +27,7 @@ from .registry import create_model
 from .validate import check_checkpoint
 
 __all__ = ["FORMAT", "DEFAULT_WEIGHTS", "Checkpoint", "Preprocess", "save_checkpoint",
-           "load_checkpoint", "file_sha256", "safe_torch_load"]
+           "load_checkpoint", "checkpoint_from_dict", "file_sha256", "safe_torch_load"]
 
 FORMAT = "ferbatch-checkpoint/1"
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
@@ -171,7 +171,12 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
     from .bundled import resolve_model
 
     file = resolve_model(path)
-    data = safe_torch_load(file)
+    return checkpoint_from_dict(safe_torch_load(file), file)
+
+
+def checkpoint_from_dict(data: Any, file: str | os.PathLike[str]) -> Checkpoint:
+    """The :class:`Checkpoint` of ``data`` as ``torch.load`` read it from ``file`` (named in
+    errors), its fields checked. Raises :class:`ModelError` like :func:`load_checkpoint`."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{file} is not a ferbatch checkpoint (format {FORMAT!r} expected)")
     check_checkpoint(data, file)

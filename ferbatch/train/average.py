@@ -8,9 +8,10 @@ weights, ``update_bn``). Batch-norm statistics of averaged weights are not the a
 snapshots' statistics, so they are recomputed with one pass over the training split, with the
 run's own augmentation (as the paper does) and the checkpoint's normalisation.
 
-The snapshots are files ``ferbatch train`` writes: a run's resumable ``last.pt`` copied after
-each epoch, or :class:`~ferbatch.models.checkpoint.Checkpoint` files such as ``best.pt``; all of
-one architecture. Which snapshots to average is a choice like any other: make it on the
+The snapshots are files ``ferbatch train`` writes: ``--snapshot-from``'s
+``snapshots/epochNN.pt``, a run's resumable ``last.pt`` copied after an epoch, or
+:class:`~ferbatch.models.checkpoint.Checkpoint` files such as ``best.pt``; all of one run (what
+a file says of itself — architecture, labels, preprocessing — must match the template). Which snapshots to average is a choice like any other: make it on the
 validation split, never on the test split you report.
 """
 
@@ -25,24 +26,43 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from ..errors import ModelError
-from ..models.checkpoint import Checkpoint, load_checkpoint, safe_torch_load
+from ..errors import ConfigError, ModelError
+from ..models.checkpoint import Checkpoint, checkpoint_from_dict, safe_torch_load
 from .data import FaceData
 from .transforms import augment_batch, get_preset
 
 log = logging.getLogger(__name__)
 
+#: what a snapshot written by ``--snapshot-from`` says of its run (checked against the template)
+_IDENTITY = ("arch", "arch_kwargs", "labels")
 
-def load_snapshot_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The model weights of a snapshot: a resumable ``last.pt`` (its ``model`` entry, see
-    :mod:`ferbatch.train.resume`) or a ferbatch checkpoint. Raises :class:`ModelError` for a
-    file that is neither."""
+
+def load_snapshot_state(path: str | os.PathLike[str],
+                        template: Checkpoint | None = None) -> dict[str, torch.Tensor]:
+    """The model weights of a snapshot: ``ferbatch train --snapshot-from``'s
+    ``snapshots/epochNN.pt``, a resumable ``last.pt`` (its ``model`` entry, see
+    :mod:`ferbatch.train.resume`) or a ferbatch checkpoint. With ``template``, what the file
+    says of itself (architecture, its options, labels; a checkpoint's preprocessing too) must
+    match it. Raises :class:`ModelError` for a file that is none of these or does not match."""
     data = safe_torch_load(path, "training snapshot")
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        return dict(data["model"])
-    if isinstance(data, dict) and "format" in data:
-        return dict(load_checkpoint(path).state_dict)
-    raise ModelError(f"{path}: neither a ferbatch checkpoint nor a training run's last.pt")
+        state, said = dict(data["model"]), {k: data[k] for k in _IDENTITY if k in data}
+    elif isinstance(data, dict) and "format" in data:
+        ckpt = checkpoint_from_dict(data, path)
+        state = dict(ckpt.state_dict)
+        said = {"arch": ckpt.arch, "arch_kwargs": ckpt.arch_kwargs, "labels": ckpt.labels,
+                "preprocess": ckpt.preprocess}
+    else:
+        raise ModelError(f"{path}: neither a ferbatch checkpoint nor a training run's "
+                         "last.pt or snapshot")
+    if template is not None:
+        wanted = {"arch": template.arch, "arch_kwargs": template.arch_kwargs,
+                  "labels": list(template.labels), "preprocess": template.preprocess}
+        for key, value in said.items():
+            if (list(value) if key == "labels" else value) != wanted[key]:
+                raise ModelError(f"{path}: not a snapshot of the template's run: its {key} "
+                                 f"{value!r} differ from the template's {wanted[key]!r}")
+    return state
 
 
 def _bn_batches(train: FaceData, ckpt: Checkpoint, batch_size: int, device: torch.device,
@@ -72,7 +92,7 @@ def average_snapshots(template: Checkpoint, snapshots: Sequence[str | os.PathLik
     model = template.build().to(device)
     averaged: AveragedModel | None = None
     for path in snapshots:
-        state = load_snapshot_state(path)
+        state = load_snapshot_state(path, template)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -98,6 +118,28 @@ def average_snapshots(template: Checkpoint, snapshots: Sequence[str | os.PathLik
                           "method": "equal-weight average (Izmailov et al. 2018)",
                           "snapshots": [Path(p).name for p in snapshots],
                           "bn_faces": len(train), "seed": seed}})
+
+
+def run_splits(template: Checkpoint, data: str | None = None, dataset: str | None = None,
+               ferplus: str | None = None) -> tuple[FaceData, FaceData | None, bool]:
+    """The training and validation splits of the template's run, loaded as that run loaded them
+    (its ``train_config``: dataset kind, FER+ votes and mode, classes, validation folder or
+    share); ``data`` / ``dataset`` / ``ferplus`` replace the stored ones when given (the files
+    moved). Also whether the data hash equals the template's (``False``: other data). Raises
+    :class:`ConfigError` / :class:`DataError` like ``ferbatch train``."""
+    from .args import TrainArgs
+    from .main import load_splits
+
+    known = set(TrainArgs.__dataclass_fields__)  # type: ignore[attr-defined]
+    config = {k: v for k, v in template.train_config.items() if k in known}
+    config.update({k: v for k, v in (("data", data), ("dataset", dataset), ("ferplus", ferplus))
+                   if v is not None})
+    if "data" not in config:
+        raise ConfigError("the template does not say which data its run trained on: give --data")
+    args = TrainArgs(**{**config, "out": config.get("out", ""), "limit": 0, "quiet": True})
+    splits, data_hash = load_splits(args)
+    same = not template.data_hash or data_hash == template.data_hash
+    return splits["train"], splits.get("val"), same
 
 
 def describe(report: dict[str, Any]) -> str:

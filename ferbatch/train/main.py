@@ -34,6 +34,7 @@ from .resume import (
     CONFIG,
     LAST,
     Progress,
+    clear_snapshots,
     load_last,
     reconcile_resume,
     save_last,
@@ -137,6 +138,11 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
     run = build_training(args, train)
     atomic_write_text(out / CONFIG, json.dumps(args.to_dict(), indent=2))
     progress = _start(run, out)
+    if progress.start_epoch == 0 and clear_snapshots(out):
+        _say(args, f"removed the snapshots of an earlier run in {out}")
+    if args.snapshot_from > args.epochs:
+        log.warning("--snapshot-from %d is after the last epoch (%d): no snapshot will be kept",
+                    args.snapshot_from, args.epochs)
     hist_file = out / "history.jsonl"
     atomic_write_text(hist_file, "".join(json.dumps(h) + "\n" for h in progress.history))
     for epoch in range(progress.start_epoch, args.epochs):
@@ -151,9 +157,9 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
         with hist_file.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         _say(args, _epoch_line(record, args.epochs, improved))
+        if args.snapshot_from and epoch + 1 >= args.snapshot_from:  # before last.pt: never lost
+            save_snapshot(out, run, epoch, train.labels)
         save_last(out / LAST, run, epoch, progress)
-        if args.snapshot_from and epoch + 1 >= args.snapshot_from:
-            save_snapshot(out, run, epoch)
         if args.patience and epoch + 1 - progress.best_epoch >= args.patience:
             _say(args, f"early stop: no validation gain for {args.patience} epochs")
             break

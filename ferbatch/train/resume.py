@@ -117,14 +117,26 @@ def save_last(path: Path, run: Training, epoch: int, progress: Progress) -> None
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def save_snapshot(out: Path, run: Training, epoch: int) -> Path:
+def save_snapshot(out: Path, run: Training, epoch: int, labels: list[str]) -> Path:
     """Write the model weights after 0-based ``epoch`` to ``out/snapshots/epochNN.pt`` (1-based
-    NN; the ``model`` entry of ``last.pt`` alone, what ``ferbatch average-weights`` reads)."""
+    NN): the ``model`` entry of ``last.pt`` with the run's architecture, its options and
+    ``labels``, which ``ferbatch average-weights`` reads and checks."""
     path = out / SNAPSHOTS / f"epoch{epoch + 1:02d}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"model": run.model.state_dict(), "epoch": epoch}
+    state = {"model": run.model.state_dict(), "epoch": epoch, "arch": run.args.model,
+             "arch_kwargs": dict(run.args.model_kwargs), "labels": list(labels)}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
     return path
+
+
+def clear_snapshots(out: Path) -> int:
+    """Remove the ``snapshots/epochNN.pt`` of an earlier run in ``out`` (a run started afresh
+    there must not leave them to be averaged with its own); how many were removed."""
+    removed = 0
+    for old in sorted((out / SNAPSHOTS).glob("epoch*.pt")):
+        old.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def load_last(path: Path, run: Training) -> Progress:

@@ -43,15 +43,20 @@ def test_the_average_is_the_mean_of_the_weights_with_batch_norm_recomputed(
         expected = (state[name] + 0.5).to(template.state_dict[name].dtype)
         assert torch.allclose(avg.state_dict[name].float(), expected.float(), atol=2e-3), name
         assert avg.state_dict[name].dtype == template.state_dict[name].dtype
-    for name in stats:  # batch-norm statistics: recomputed, not averaged (that would be +0.5)
-        assert not torch.allclose(avg.state_dict[name].float(), (state[name] + 0.5).float()), name
-        assert torch.isfinite(avg.state_dict[name].float()).all()
+    for name in stats:  # batch-norm statistics: recomputed, neither averaged (that would be
+        # +0.5) nor the first snapshot's (what AveragedModel keeps without the pass)
+        got = avg.state_dict[name].float()
+        assert not torch.allclose(got, (state[name] + 0.5).float()), name
+        assert not torch.allclose(got, state[name].float()), name
+        assert torch.isfinite(got).all()
     assert avg.labels == template.labels and avg.preprocess == template.preprocess
     assert avg.calibration == {} and avg.extra["swa"]["snapshots"] == ["epoch02.pt", "epoch03.pt"]
     assert avg.extra["swa"]["bn_faces"] == len(train) == 200
-    # the same seed gives the same batch-norm pass
+    # the same seed gives the same batch-norm pass (its augmentation), another seed another
     again = average_snapshots(template, [a, b], train, device=torch.device("cpu"))
     assert all(torch.equal(again.state_dict[k], avg.state_dict[k]) for k in stats)
+    other = average_snapshots(template, [a, b], train, device=torch.device("cpu"), seed=1)
+    assert not all(torch.equal(other.state_dict[k], avg.state_dict[k]) for k in stats)
 
 
 def test_average_weights_cli_writes_a_calibrated_checkpoint_the_pipeline_loads(
@@ -60,8 +65,7 @@ def test_average_weights_cli_writes_a_calibrated_checkpoint_the_pipeline_loads(
     out = tmp_path / "swa.pt"
     result = CliRunner().invoke(cli, ["average-weights", str(a), str(trained_run / "best.pt"),
                                       "--template", str(trained_run / "best.pt"),
-                                      "--data", str(fer_files[0]), "--out", str(out),
-                                      "--device", "cpu"])
+                                      "--out", str(out), "--device", "cpu"])  # its run's data
     assert result.exit_code == 0, result.output
     assert "validation split (50 faces): template accuracy" in result.output
     assert "average of 2 accuracy" in result.output and "temperature" in result.output
@@ -87,7 +91,18 @@ def test_a_bad_snapshot_is_named_with_the_reason(
     torch.save({"epoch": 3}, tmp_path / "empty.pt")
     with pytest.raises(ModelError, match="neither a ferbatch checkpoint nor a training run's last.pt"):
         load_snapshot_state(tmp_path / "empty.pt")
+    state = load_snapshot_state(trained_run / "last.pt")
+    template = load_checkpoint(trained_run / "best.pt")
+    torch.save({"model": state, "labels": ["x", *template.labels[1:]], "arch": template.arch,
+                "arch_kwargs": template.arch_kwargs}, tmp_path / "another_run.pt")
+    result = CliRunner().invoke(cli, ["average-weights", str(tmp_path / "another_run.pt"), *base])
+    assert result.exit_code == 1 and "another_run.pt: not a snapshot of the template's run: its " \
+        "labels" in result.output, result.output
     assert not (tmp_path / "o.pt").exists()
+    (tmp_path / "file").write_text("")  # --out inside a file: refused before any work
+    result = CliRunner().invoke(cli, ["average-weights", str(trained_run / "last.pt"), *base[:4],
+                                      "--out", str(tmp_path / "file" / "o.pt")])
+    assert result.exit_code == 1 and "file" in result.output and "Traceback" not in result.output
 
 
 def test_snapshot_from_keeps_the_weights_of_each_later_epoch(
@@ -96,9 +111,15 @@ def test_snapshot_from_keeps_the_weights_of_each_later_epoch(
 
     from train_data import tiny_args
 
+    (tmp_path / "snapshots").mkdir()
+    torch.save({"model": {}}, tmp_path / "snapshots" / "epoch07.pt")  # of an earlier run here
     main(tiny_args(fer_files[0], tmp_path, epochs=3, snapshot_from=2, limit=64))
     snaps = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
-    assert snaps == ["epoch02.pt", "epoch03.pt"]
+    assert snaps == ["epoch02.pt", "epoch03.pt"]  # the earlier run's snapshot is gone
+    saved = torch.load(tmp_path / "snapshots" / "epoch03.pt", weights_only=True)
+    template = load_checkpoint(tmp_path / "best.pt")
+    assert (saved["arch"], saved["arch_kwargs"], saved["labels"]) == (
+        template.arch, template.arch_kwargs, template.labels)
     last = load_snapshot_state(tmp_path / "last.pt")
     final = load_snapshot_state(tmp_path / "snapshots" / "epoch03.pt")
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in last)
