@@ -22,8 +22,9 @@ from .display import (
 )
 from .timing import stream_duration
 
-#: libavformat's ``AVFMT_NOTIMESTAMPS``: the format stores no timestamps (raw elementary streams)
-AVFMT_NOTIMESTAMPS = 0x0080
+#: FFmpeg's demuxers of raw video elementary streams: their average frame rate is their own
+#: ``-framerate`` option (25 by default), not the stream's
+ELEMENTARY_STREAM_FORMATS = frozenset({"h264", "hevc", "m4v", "mpegvideo", "vvc", "avs2", "cavsvideo"})
 
 # Errors from av.open / decoding. av.FFmpegError covers every FFmpeg error code; the others are
 # raised by PyAV itself for odd inputs (bad metadata encodings, unsupported formats).
@@ -142,17 +143,17 @@ def describe_stream(path: str, container: av.container.InputContainer,
     if transform.swaps_axes:
         width, height = height, width
     no_pts = first.pts is None and stream.start_time is None
-    # A raw elementary stream's demuxer (h264, hevc, m4v, mpegvideo: AVFMT_NOTIMESTAMPS) reports
-    # its own -framerate option (25) as the average rate, whatever the codec says; the parser's
-    # pts of .m4v/.m2v follow the codec's timing, so its rate is the one that matches them.
-    raw = bool(container.format.flags & AVFMT_NOTIMESTAMPS)
     rate: Fraction | None = stream.average_rate or stream.guessed_rate
-    if no_pts or raw:
+    if no_pts:
         tb = first.time_base or stream.time_base
         if first.duration and tb:
             rate = 1 / (first.duration * tb)
         else:
             rate = stream.codec_context.framerate or stream.guessed_rate or rate
+    elif container.format.name in ELEMENTARY_STREAM_FORMATS:
+        # the demuxer reports its own -framerate option (25) as the average rate, whatever the
+        # codec says; the parser's pts (.m4v, .m2v) follow the codec's timing (sequence header)
+        rate = stream.codec_context.framerate or stream.guessed_rate or rate
     stream_s = stream_duration(container, stream)
     info = VideoInfo(path=path, width=int(width), height=int(height), rotation=transform.rotation,
                      fps=float(rate) if rate else None, duration_s=stream_s,

@@ -22,8 +22,8 @@ The timeline reports how many frames' times were inferred and a ``time_source``:
 (none had a pts).
 
 **Duration** (:func:`stream_duration`): the video stream's own, never the longest stream's —
-a 2 s video with 5 s of audio lasts 2 s: the stream's duration (MP4/MOV track; AVI: its
-header's frame count at its frame rate when FFmpeg measured less, as in a cut-short AVI),
+a 2 s video with 5 s of audio lasts 2 s: the stream's duration (MP4/MOV track; for an AVI
+shorter than its RIFF header says, at least its header's frame count at its frame rate),
 else Matroska/WebM's per-track ``DURATION`` tag, else the container's duration when the file
 holds only this stream; otherwise unknown until decoded (then the last frame's time plus its
 duration).
@@ -70,9 +70,9 @@ def stream_duration(container: Any, stream: Any) -> float | None:
     """The video stream's own duration in seconds (see the module doc), ``None`` if unknown."""
     if stream.duration and stream.time_base:
         seconds = float(stream.duration * stream.time_base)
-        if "avi" in container.format.name.split(",") and stream.frames and stream.average_rate:
-            # An AVI without its index (cut short: idx1 comes last) gets a duration FFmpeg
-            # measured from the packets it found; the header's frame count (strh dwLength) at
+        if stream.frames and stream.average_rate and avi_cut_short(container):
+            # A cut-short AVI has lost its index (idx1 comes last), so FFmpeg measured the
+            # duration from the packets it found; the header's frame count (strh dwLength) at
             # its frame rate still says how long the stream was meant to be.
             seconds = max(seconds, float(stream.frames / stream.average_rate))
         return seconds
@@ -84,6 +84,22 @@ def stream_duration(container: Any, stream: Any) -> float | None:
     if len(container.streams) == 1:
         return container_duration(container)
     return None
+
+
+def avi_cut_short(container: Any) -> bool:
+    """True for an AVI file shorter than its RIFF header says (``RIFF`` size + 8 > file size):
+    cut short, its index lost. Never raises (``False`` when it cannot tell)."""
+    if "avi" not in str(getattr(container.format, "name", "")).split(","):
+        return False
+    try:
+        with open(container.name, "rb") as fh:
+            head = fh.read(12)
+            size = fh.seek(0, 2)
+    except (OSError, TypeError, ValueError):
+        return False
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return False
+    return int.from_bytes(head[4:8], "little") + 8 > size
 
 
 def container_duration(container: Any) -> float | None:

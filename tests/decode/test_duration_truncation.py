@@ -84,3 +84,20 @@ def test_truncation_without_duration_tags_is_partial(tmp_path) -> None:
     video, frames = decode(cut)
     assert len(frames) == 20
     assert video.error is not None and "ends early" in video.error
+
+
+def test_only_an_avi_shorter_than_its_riff_header_counts_as_cut(tmp_path) -> None:
+    """The header's frame count is trusted over FFmpeg's measured duration only for an AVI
+    whose data stops before its RIFF size: not for a complete AVI, nor for other containers."""
+    import av
+
+    from ferbatch.decode.timing import avi_cut_short
+
+    full = write_video(tmp_path / "full.avi", [corner_image()] * 20, fps=10)
+    cut = cut_before_video_packet(full, 10, tmp_path / "cut.avi")
+    mp4 = write_video(tmp_path / "v.mp4", [corner_image()] * 20, fps=10)
+    flags = {}
+    for path in (full, cut, mp4):
+        with av.open(str(path)) as container:
+            flags[path.name] = avi_cut_short(container)
+    assert flags == {"full.avi": False, "cut.avi": True, "v.mp4": False}
