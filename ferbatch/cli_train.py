@@ -264,7 +264,7 @@ def train_command(**opts: Any) -> None:
                    "votes file (the FER2013 CSV beside it is read)]")
 @click.option("--ferplus", default=None, metavar="FILE", help=FERPLUS_HELP)
 @click.option("--split", type=click.Choice(SPLIT_CHOICES, case_sensitive=False), default="test",
-              show_default=True, help=SPLIT_HELP + " FER2013's names are accepted too.")
+              show_default=True, help=SPLIT_HELP + " FER2013's and FER+'s names are accepted too.")
 @click.option("--model", "model_path", default=None, metavar="NAME|PATH", help="A bundled model's name (`ferbatch models`) or a checkpoint file.  [default: default]")
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help=TTA_HELP)
 @click.option("--json", "json_path", default=None, metavar="FILE",
@@ -272,7 +272,8 @@ def train_command(**opts: Any) -> None:
                    "diagram beside it.  [default: print only]")
 @click.option("--out-dir", default=None, metavar="DIR",
               help="Folder of <stem>_confusion.csv/.png and <stem>_reliability.png, <stem> being "
-                   "the JSON file's name without .json.  [default: the JSON's folder]")
+                   "the JSON file's name without .json (without --json: <split>_<tta>).  "
+                   "[default: the JSON's folder; without --json none are written]")
 @click.option("--device", default=_train("device"), show_default=True, help=DEVICE_HELP)
 @click.option("--batch-size", default=512, show_default=True, help="Faces per inference batch.")
 @click.option("--quiet", is_flag=True, help="Print only the headline figures (accuracy, macro-F1, calibration), not the per-class table.")
@@ -280,7 +281,7 @@ def train_command(**opts: Any) -> None:
               help="Also store the headline figures in the checkpoint file (metrics[<split>]), "
                    "where `ferbatch models` reads them; the trainer's figure is kept beside.")
 def evaluate_command(model_path: str | None, data: str, dataset: str | None, ferplus: str | None,
-                     split: str, tta: str, json_path: str, out_dir: str | None, device: str,
+                     split: str, tta: str, json_path: str | None, out_dir: str | None, device: str,
                      batch_size: int, quiet: bool, record: bool) -> None:
     """Score a checkpoint on one split: accuracy, macro-F1, per-class metrics, confusion matrix.
 

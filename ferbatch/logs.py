@@ -6,6 +6,10 @@ logging. The CLI calls :func:`configure_console` (``-v`` for INFO, ``-vv`` for D
 on the console only with ``-v``). :func:`run_log` writes every record of a run, DEBUG and
 tracebacks included, to ``OUT/_logs/run-<UTC time>-<pid>.log`` (on an object store the file is
 uploaded when the run ends).
+
+A traceback from a Ray worker travels in the record's :data:`REMOTE_TRACE` attribute (the
+message holds one line): ferbatch's handlers print it like a local traceback; a handler of your
+own can read ``getattr(record, "remote_trace", None)``.
 """
 
 from __future__ import annotations

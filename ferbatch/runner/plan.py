@@ -72,6 +72,7 @@ def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
     found: list[Path] = []
     ignored: list[Ignored] = []
     first: dict[Path, Path] = {}
+    named: set[Path] = set()  # the files given by name (resolved)
     for item in inputs:
         path = Path(item)
         if _searched(item, path):
@@ -93,6 +94,7 @@ def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
                     candidates.append(p)
         elif path.exists() or path.is_symlink():
             candidates = [path]
+            named.add(Path(resolved(path)))
         else:
             raise ConfigError(f"input not found: {path}")
         for candidate in candidates:
@@ -105,7 +107,7 @@ def find_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
     # a special file or folder both skipped in a searched folder and named on its own is the
     # named input's row alone (it fails there, with the reason), not listed twice
     ignored = [i for i in ignored
-               if i.reason.startswith("same file as") or Path(resolved(i.path)) not in first]
+               if i.reason.startswith("same file as") or Path(resolved(i.path)) not in named]
     return found, ignored
 
 

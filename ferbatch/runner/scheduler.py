@@ -251,8 +251,8 @@ class Scheduler:
         if task.wanted(self):
             row = task.committed(self)
             if row is not None:
-                log.info("%s: its worker (%s) was %s after committing it: not redone",
-                         task.video.path.name, who, "lost" if lost else "replaced")
+                log.info("%s: its worker (%s) was %s after committing it, not redone: %s",
+                         task.video.path.name, who, "lost" if lost else "replaced", error)
                 self.finish(task.video, row)
             elif not lost:
                 self._task_error(task, error, trace)

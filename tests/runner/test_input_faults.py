@@ -168,20 +168,20 @@ def test_special_files_fail_unopened_in_ray_default_mode(
     is that input's failed row only."""
     from ferbatch.runner.controller import run_videos
 
-    named = [specials["fifo"], specials["socket"]]
+    named = [specials["fifo"], specials["device"]]
     inputs = [clip_folder / "a.mp4", clip_folder / "b.mp4", *named, specials["folder"].parent]
     summary = guarded(lambda: run_videos(inputs, tmp_path / "out", RunConfig(device="cpu"),
                                          pool=PoolConfig(workers=1, segment_s=0.5)),
                       [specials["fifo"]], timeout=240)
     rows = {Path(r["path"]).name: r for r in summary.rows}
     assert rows["a.mp4"]["status"] == rows["b.mp4"]["status"] == "ok"
-    kinds = {"f.mp4": "a FIFO (named pipe)", "s.mp4": "a socket"}
+    kinds = {"f.mp4": "a FIFO (named pipe)", "zero.mp4": "a character device"}
     for name, kind in kinds.items():
         assert rows[name]["status"] == "failed"
         assert f"not a regular file ({kind})" in rows[name]["error"]
     assert len(summary.rows) == 4 and summary.exit_code == 1
     assert sorted(summary.ignored) == sorted([  # only in the folder: left out, with the reason
-        (str(specials["device"]), "not a regular file (a character device)"),
+        (str(specials["socket"]), "not a regular file (a socket)"),
         (str(specials["folder"]), FOLDER_NAMED_LIKE_A_VIDEO)])
 
 

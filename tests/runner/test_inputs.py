@@ -83,3 +83,24 @@ def test_video_ids_keep_letters_of_non_ascii_names_and_ascii_ids_are_unchanged(
     code, text = _run(str(named), "--out", str(tmp_path / "out"))
     assert code == 0, text
     assert ferbatch.load(tmp_path / "out").videos["video_id"].astype(str).tolist() == [f"ete-{digest}"]
+
+
+def test_a_file_skipped_in_a_folder_is_listed_once_and_only_dropped_when_named(tmp_path: Path) -> None:
+    """A FIFO both named and found in a searched folder is the named input alone; a hidden link
+    to a file found elsewhere is still listed as hidden."""
+    import os
+
+    from ferbatch.runner.plan import find_inputs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(b"x")
+    (folder / ".b.mp4").symlink_to(folder / "a.mp4")
+    os.mkfifo(folder / "f.mp4")
+    found, ignored = find_inputs([folder / "f.mp4", folder])
+    assert found == [folder / "f.mp4", folder / "a.mp4"]
+    assert [(i.path.name, i.reason) for i in ignored] == [(".b.mp4", "hidden")]
+    found, ignored = find_inputs([folder])
+    assert found == [folder / "a.mp4"]
+    assert sorted((i.path.name, i.reason) for i in ignored) == [
+        (".b.mp4", "hidden"), ("f.mp4", "not a regular file (a FIFO (named pipe))")]

@@ -78,7 +78,7 @@ def test_an_image_folder_is_recognised_with_fer2013_split_folder_names(tmp_path:
 
 
 def test_ferplus_split_names_and_folders_and_evaluate_without_json(
-        fer: tuple[Path, Path], tmp_path: Path) -> None:
+        fer: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Variant: FER+'s split names (its generator's FER2013Train/Valid/Test folders) for the
     votes file and for an image folder; without --json the figures are printed, no file."""
     code, text, report = _evaluate(tmp_path, "--data", str(fer[1]), "--split", "FER2013Test")
@@ -89,10 +89,14 @@ def test_ferplus_split_names_and_folders_and_evaluate_without_json(
     code, text, report = _evaluate(tmp_path, "--data", str(root), "--split", "PublicTest")
     assert code == 0 and report["n"] == 4 and report["split"] == "val", text
     before = sorted(p.name for p in tmp_path.iterdir())
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
     result = CliRunner().invoke(cli, ["evaluate", "--data", str(root), "--split", "val",
                                       "--device", "cpu", "--quiet"])
     assert result.exit_code == 0 and "accuracy" in result.output, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "cwd"])
+    assert list(work.iterdir()) == []  # nothing written where it ran either
 
 
 def test_what_cannot_be_inferred_is_a_clear_error(fer: tuple[Path, Path], tmp_path: Path) -> None:
