@@ -36,6 +36,16 @@ def _driver(args: list[str]) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _terminate_with_one_line(driver: subprocess.Popen[str]) -> None:
+    """SIGTERM ``driver``: it exits 143 with the CLI's one line on stderr, nothing else."""
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == ["ferbatch run: interrupted by SIGTERM; videos committed so far are kept; "
+                     "the same command skips them and does the rest"], stderr
+
+
 @pytest.mark.slow
 def test_sigterm_to_a_ray_driver_exits_143_with_one_line_and_stops_ray(
         four_clips: Path, tmp_path: Path) -> None:
@@ -55,12 +65,7 @@ def test_sigterm_to_a_ray_driver_exits_143_with_one_line_and_stops_ray(
         time.sleep(0.2)
     ray_processes = psutil.Process(driver.pid).children(recursive=True)
     assert any("raylet" in " ".join(p.cmdline()) for p in ray_processes)  # Ray mode indeed
-    driver.send_signal(signal.SIGTERM)
-    stdout, stderr = driver.communicate(timeout=120)
-    assert driver.returncode == 143, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines == ["ferbatch run: interrupted by SIGTERM; videos committed so far are kept; "
-                     "the same command skips them and does the rest"], stderr
+    _terminate_with_one_line(driver)
     gone, alive = psutil.wait_procs(ray_processes, timeout=30)
     assert alive == [], [" ".join(p.cmdline())[:120] for p in alive]
     videos = pd.read_parquet(out / "videos.parquet")  # rebuilt on the way out
@@ -97,12 +102,7 @@ def test_sigterm_while_ray_starts_exits_143_with_one_line_and_leaves_no_ray_proc
         time.sleep(0.05)
     temp = re.search(r"/ferray-[^/\s]+", " ".join(seen[0].cmdline()))  # this instance's dir
     assert temp is not None, seen[0].cmdline()
-    driver.send_signal(signal.SIGTERM)
-    stdout, stderr = driver.communicate(timeout=120)
-    assert driver.returncode == 143, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines == ["ferbatch run: interrupted by SIGTERM; videos committed so far are kept; "
-                     "the same command skips them and does the rest"], stderr
+    _terminate_with_one_line(driver)
 
     def left() -> list[str]:  # every process of this Ray instance, started before or after
         found = []
