@@ -47,6 +47,7 @@ from ..config import DecodeConfig
 from ..errors import DecodeError, SpanMismatchError, VideoOpenError
 from .av_util import (
     AV_ERRORS,
+    ELEMENTARY_STREAM_FORMATS,
     av_reason,
     describe_stream,
     pts_seconds,
@@ -162,6 +163,7 @@ class PyAVStream(PacketReader, VideoStream):
             cc.thread_type = "AUTO"
             cc.thread_count = self.threads  # 0: FFmpeg picks one per core
         self._tb = stream.time_base or Fraction(1, 90000)
+        self._elementary = container.format.name in ELEMENTARY_STREAM_FORMATS
 
         # no duration of its own: learn where the file's data ends from every stream
         self.watch_other_streams = (stream_duration(container, stream) is None
@@ -298,6 +300,13 @@ class PyAVStream(PacketReader, VideoStream):
         tl = self._timeline
         self.time_source, self.frames_time_inferred = tl.time_source, tl.inferred
         end, known = tl.end_s, self.info.duration_s
+        spacing = tl.spacing_s if self._elementary else None
+        if spacing is not None and tl.end_s is not None:
+            # a raw stream whose parser gave every frame its pts (.m4v, .m2v): those are right
+            # where the header's rate (mpeg4's time-increment resolution) and the frames'
+            # durations may not be; the rate and the end follow them
+            self.info = replace(self.info, fps=round(1.0 / spacing, 6))
+            end = tl.end_s - (tl.frame_s or 0.0) + spacing
         if end is not None and (known is None or (
                 tl.inferred and end > known + 0.5 * (tl.frame_s or 0.0))):
             self.info = replace(self.info, duration_s=round(end, 6))

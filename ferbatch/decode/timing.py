@@ -144,6 +144,7 @@ class Timeline:
         self.seen = 0
         self._last: Fraction | None = None  # pts (exact, stream time base) of the last frame
         self._last_dur = Fraction(0)
+        self._first: Fraction | None = None  # … and of the first
 
     @property
     def time_source(self) -> str:
@@ -164,6 +165,15 @@ class Timeline:
         """The last frame's duration in seconds (``None`` before any)."""
         return None if self._last is None else float(self._last_dur * self.tb)
 
+    @property
+    def spacing_s(self) -> float | None:
+        """The mean gap between the frames' own pts in seconds (``None`` with fewer than two
+        frames, or when any time was inferred): the frame rate the timestamps really follow."""
+        if self.inferred or self.seen < 2 or self._first is None or self._last is None:
+            return None
+        gap = float((self._last - self._first) * self.tb) / (self.seen - 1)
+        return gap if gap > 0 else None
+
     def _duration(self, frame: Any) -> Fraction:
         d = getattr(frame, "duration", None)
         return Fraction(int(d)) if d and d > 0 else self.nominal_pts
@@ -173,6 +183,8 @@ class Timeline:
         return float((pts - self.origin) * self.tb)
 
     def _emit(self, frame: Any, pts: Fraction, inferred: bool) -> tuple[Any, float]:
+        if self._first is None:
+            self._first = pts
         self._last, self._last_dur = pts, self._duration(frame)
         self.seen += 1
         self.inferred += int(inferred)

@@ -153,19 +153,24 @@ def test_elementary_stream_is_timed_by_the_codec(fmt, ext, fps, tmp_path) -> Non
     assert video.row_fields()["time_source"] == "durations"
 
 
-@pytest.mark.parametrize("fmt,codec,ext,fps", [("m4v", "mpeg4", ".m4v", 15),
-                                              ("mpeg2video", "mpeg2video", ".m2v", 24)])
-def test_raw_streams_with_parser_pts_report_the_codecs_frame_rate(fmt, codec, ext, fps,
+@pytest.mark.parametrize("fmt,codec,ext,fps", [
+    ("m4v", "mpeg4", ".m4v", 15), ("m4v", "mpeg4", ".m4v", Fraction(30000, 1001)),
+    ("m4v", "mpeg4", ".m4v", Fraction(25, 2)), ("mpeg2video", "mpeg2video", ".m2v", 24),
+    ("mpeg2video", "mpeg2video", ".m2v", Fraction(30000, 1001))])
+def test_raw_streams_with_parser_pts_report_their_real_frame_rate(fmt, codec, ext, fps,
                                                                  tmp_path) -> None:
     """Variant: raw MPEG-4 part 2 (.m4v) and MPEG-2 (.m2v) streams get pts from FFmpeg's parser
-    at the codec's rate while the demuxer reports its 25 fps default as the average rate: the
-    row's fps is the codec's, matching the timestamps i/fps."""
+    while the demuxer reports its 25 fps default as the average rate, and mpeg4's header gives
+    30000 for 29.97 fps and its frame durations 1/25 for 12.5 fps: the row's fps and duration
+    follow the timestamps i/fps."""
     path = write_video(tmp_path / f"raw{ext}", [corner_image()] * 20, fps=fps, fmt=fmt,
                        codec=codec)
     video, frames = decode(path)
-    assert video.info.fps == pytest.approx(fps)
-    np.testing.assert_allclose([f.timestamp_s for f in frames], np.arange(20) / fps, atol=1e-6)
-    assert video.row_fields()["fps"] == pytest.approx(fps)
+    np.testing.assert_allclose([f.timestamp_s for f in frames],
+                               np.arange(20) / float(fps), atol=1e-5)
+    assert video.info.fps == pytest.approx(float(fps), rel=1e-5)
+    assert video.row_fields()["fps"] == pytest.approx(float(fps), rel=1e-5)
+    assert video.info.duration_s == pytest.approx(20 / float(fps), rel=1e-4)
 
 
 def test_avi_with_b_frames_is_timed_in_presentation_order(tmp_path) -> None:
