@@ -63,7 +63,9 @@ def interruptible(command: str | Callable[[], str]) -> Iterator[None]:
         command = command if isinstance(command, str) else command()
         after = _AFTER_INTERRUPT.get(command)
         who = " ".join(filter(None, ["ferbatch", command]))
-        click.echo(f"\n{who}: interrupted by {name}" + (f"; {after}" if after else ""), err=True)
+        end_bar = "\n" if sys.stderr.isatty() else ""  # a progress bar may hold the line
+        click.echo(f"{end_bar}{who}: interrupted by {name}" + (f"; {after}" if after else ""),
+                   err=True)
         raise click.exceptions.Exit(code) from None
     finally:
         if previous is not None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -119,6 +118,21 @@ def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, 
     click.echo(f"wrote the calibration into {target}")
 
 
+def _check_writable(out: str) -> None:
+    """A :class:`click.ClickException` naming ``out`` when no file can be written there."""
+    import tempfile
+
+    folder = Path(out).parent
+    if folder.exists() and not folder.is_dir():
+        raise click.ClickException(f"cannot write {out}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ferbatch-probe-"):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
 @click.command("average-weights", epilog=CACHE_HELP)
 @click.argument("snapshots", nargs=-1, required=True, metavar="SNAPSHOT...")
 @click.option("--template", required=True, metavar="FILE",
@@ -151,10 +165,8 @@ def average_weights_command(snapshots: tuple[str, ...], template: str, data: str
     from .train.calibration import calibrate_temperature
     from .train.engine import evaluate
 
+    _check_writable(out)  # now, not after the batch-norm pass
     try:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the pass
-        if not os.access(Path(out).parent, os.W_OK):
-            raise click.ClickException(f"cannot write {out}: its folder is not writable")
         run_device = resolve_device(device)
         base = load_checkpoint(template)
         train, val, same = run_splits(base, data, dataset, ferplus)
@@ -163,6 +175,11 @@ def average_weights_command(snapshots: tuple[str, ...], template: str, data: str
                        "(another data hash)", err=True)
         if val is None or not len(val):
             raise click.ClickException("the run has no validation split to choose and calibrate on")
+        if len(snapshots) == 1:
+            click.echo("note: one snapshot: its weights are kept, only its batch-norm statistics "
+                       "are recomputed", err=True)
+        click.echo(f"averaging {len(snapshots)} snapshot(s); batch-norm pass over {len(train)} "
+                   f"training faces, then {len(val)} validation faces twice…", err=True)
         ckpt = average_snapshots(base, snapshots, train, device=run_device, seed=seed)
         before = evaluate(base.build().to(run_device), val, device=run_device,
                           preprocess=base.preprocess)

@@ -295,7 +295,9 @@ class Scheduler:
         self.splits.pop(video.video_id, None)
         self.results[video.video_id] = row
         if trace:
-            log.error("%s failed in its worker: %s", video.path, row.get("error") or "",
+            error = str(row.get("error") or "")
+            error = error.removeprefix(f"{video.path.name}: ")  # the line names the file already
+            log.error("%s failed in its worker: %s", video.path, error,
                       extra={REMOTE_TRACE: trace})
         log_video(row)
         rest = int(row.get("frames_analyzed") or 0) - self._reported.pop(video.video_id, 0)

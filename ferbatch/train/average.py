@@ -124,7 +124,7 @@ def run_splits(template: Checkpoint, data: str | None = None, dataset: str | Non
                ferplus: str | None = None) -> tuple[FaceData, FaceData | None, bool]:
     """The training and validation splits of the template's run, loaded as that run loaded them
     (its ``train_config``: dataset kind, FER+ votes and mode, classes, validation folder or
-    share); ``data`` / ``dataset`` / ``ferplus`` replace the stored ones when given (the files
+    share, ``--limit``); ``data`` / ``dataset`` / ``ferplus`` replace the stored ones when given (the files
     moved). Also whether the data hash equals the template's (``False``: other data). Raises
     :class:`ConfigError` / :class:`DataError` like ``ferbatch train``."""
     from .args import TrainArgs
@@ -136,10 +136,13 @@ def run_splits(template: Checkpoint, data: str | None = None, dataset: str | Non
                    if v is not None})
     if "data" not in config:
         raise ConfigError("the template does not say which data its run trained on: give --data")
-    args = TrainArgs(**{**config, "out": config.get("out", ""), "limit": 0, "quiet": True})
+    args = TrainArgs(**{**config, "out": config.get("out", ""), "quiet": True})
     splits, data_hash = load_splits(args)
     same = not template.data_hash or data_hash == template.data_hash
-    return splits["train"], splits.get("val"), same
+    train = splits["train"]
+    if args.limit:  # the run trained on its first N images: so do its statistics
+        train = train.subset(torch.arange(min(args.limit, len(train))))
+    return train, splits.get("val"), same
 
 
 def describe(report: dict[str, Any]) -> str:

@@ -316,11 +316,11 @@ def test_a_worker_traceback_goes_to_the_run_log_and_to_the_console_only_with_ver
         assert rows["boom"]["status"] == "failed"
         err = capsys.readouterr().err
         line = f"ferbatch: ERROR: {tmp_path / str(verbosity) / 'boom.mp4'} failed in its worker: " \
-               "boom.mp4: ZeroDivisionError: boom"
+               "ZeroDivisionError: boom\n"
         assert line in err
         assert ("Traceback (most recent call last)" in err) is shown, err
         assert ('File "stage.py", line 3' in err) is shown
         (log_file,) = (tmp_path / str(verbosity) / "out" / "_logs").glob("run-*.log")
         text = log_file.read_text()
-        assert "failed in its worker: boom.mp4: ZeroDivisionError: boom\nTraceback" in text
+        assert "failed in its worker: ZeroDivisionError: boom\nTraceback" in text
         assert 'File "stage.py", line 3\nZeroDivisionError: boom' in text

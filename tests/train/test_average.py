@@ -69,6 +69,7 @@ def test_average_weights_cli_writes_a_calibrated_checkpoint_the_pipeline_loads(
     assert result.exit_code == 0, result.output
     assert "validation split (50 faces): template accuracy" in result.output
     assert "average of 2 accuracy" in result.output and "temperature" in result.output
+    assert "batch-norm pass over 200 training faces" in result.output
     ckpt = load_checkpoint(out)
     assert ckpt.calibration["fitted_on"] == "fer2013:val" and ckpt.temperature > 0
     assert set(ckpt.metrics["val"]) == {"accuracy", "macro_f1", "loss"}
@@ -102,7 +103,13 @@ def test_a_bad_snapshot_is_named_with_the_reason(
     (tmp_path / "file").write_text("")  # --out inside a file: refused before any work
     result = CliRunner().invoke(cli, ["average-weights", str(trained_run / "last.pt"), *base[:4],
                                       "--out", str(tmp_path / "file" / "o.pt")])
-    assert result.exit_code == 1 and "file" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{tmp_path / 'file'} is a file, not a folder" in result.output
+    assert "averaging" not in result.output  # before the pass
+    result = CliRunner().invoke(cli, ["average-weights", str(trained_run / "last.pt"), *base[:4],
+                                      "--out", "/proc/o.pt"])
+    assert result.exit_code == 1 and "cannot write /proc/o.pt" in result.output, result.output
+    assert "Traceback" not in result.output
 
 
 def test_snapshot_from_keeps_the_weights_of_each_later_epoch(
@@ -125,3 +132,9 @@ def test_snapshot_from_keeps_the_weights_of_each_later_epoch(
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in last)
     second = load_snapshot_state(tmp_path / "snapshots" / "epoch02.pt")
     assert any(not torch.equal(second[k], last[k]) for k in last)
+    result = CliRunner().invoke(cli, ["average-weights", str(tmp_path / "snapshots" / "epoch02.pt"),
+                                      str(tmp_path / "snapshots" / "epoch03.pt"),
+                                      "--template", str(tmp_path / "best.pt"),
+                                      "--out", str(tmp_path / "swa.pt"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "batch-norm pass over 64 training faces" in result.output  # the run's --limit
