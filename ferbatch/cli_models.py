@@ -159,42 +159,23 @@ def average_weights_command(snapshots: tuple[str, ...], template: str, data: str
     Prints the validation accuracy of the template and of the average: choose the snapshots on
     the validation split, never on the test split you report.
     """
-    from .devices import resolve_device
-    from .models.checkpoint import load_checkpoint, save_checkpoint
-    from .train.average import average_snapshots, describe, run_splits
-    from .train.calibration import calibrate_temperature
-    from .train.engine import evaluate
+    from .train.average import average_main, describe
 
     _check_writable(out)  # now, not after the batch-norm pass
+    if len(snapshots) == 1:
+        click.echo("note: one snapshot: its weights are kept, only its batch-norm statistics "
+                   "are recomputed", err=True)
     try:
-        run_device = resolve_device(device)
-        base = load_checkpoint(template)
-        train, val, same = run_splits(base, data, dataset, ferplus)
-        if not same:
-            click.echo(f"warning: the data differ from what {template} was trained on "
-                       "(another data hash)", err=True)
-        if val is None or not len(val):
-            raise click.ClickException("the run has no validation split to choose and calibrate on")
-        if len(snapshots) == 1:
-            click.echo("note: one snapshot: its weights are kept, only its batch-norm statistics "
-                       "are recomputed", err=True)
-        click.echo(f"averaging {len(snapshots)} snapshot(s); batch-norm pass over {len(train)} "
-                   f"training faces, then {len(val)} validation faces twice…", err=True)
-        ckpt = average_snapshots(base, snapshots, train, device=run_device, seed=seed)
-        before = evaluate(base.build().to(run_device), val, device=run_device,
-                          preprocess=base.preprocess)
-        after = evaluate(ckpt.build().to(run_device), val, device=run_device,
-                         preprocess=ckpt.preprocess)
-        kind = dataset or base.train_config.get("dataset") or "fer2013"
-        cal = calibrate_temperature(ckpt, val, run_device, f"{kind}:val")
-        ckpt.metrics = {"val": {k: after[k] for k in ("accuracy", "macro_f1", "loss")}}
-        save_checkpoint(ckpt, out)
+        res = average_main(snapshots, template, out, data=data, dataset=dataset,
+                           ferplus=ferplus, seed=seed, device=device,
+                           announce=lambda line: click.echo(line, err=True))
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
-    click.echo(f"validation split ({len(val)} faces): template {describe(before)}; "
-               f"average of {len(snapshots)} {describe(after)}")
+    click.echo(f"validation split ({res.n_val} faces): template {describe(res.template)}; "
+               f"average of {res.n_snapshots} {describe(res.average)}")
+    cal = res.calibration
     click.echo(f"temperature {cal['temperature']:.4f} fitted on the validation split: "
                f"ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}")
     click.echo(f"wrote {out}")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,13 @@ import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from ..errors import ConfigError, ModelError
-from ..models.checkpoint import Checkpoint, checkpoint_from_dict, safe_torch_load
+from ..models.checkpoint import (
+    Checkpoint,
+    checkpoint_from_dict,
+    load_checkpoint,
+    safe_torch_load,
+    save_checkpoint,
+)
 from .data import FaceData
 from .transforms import augment_batch, get_preset
 
@@ -148,3 +155,59 @@ def run_splits(template: Checkpoint, data: str | None = None, dataset: str | Non
 def describe(report: dict[str, Any]) -> str:
     """One line of an :func:`~ferbatch.train.engine.evaluate` report."""
     return f"accuracy {report['accuracy']:.4f} macro-F1 {report['macro_f1']:.4f}"
+
+
+@dataclass(frozen=True)
+class AverageResult:
+    """What :func:`average_main` did: validation reports (:func:`~ferbatch.train.engine.evaluate`)
+    of the template and of the average, the temperature fit (:func:`calibrate_temperature`'s
+    dict: ``temperature``, ``before``/``after`` ECE, NLL, Brier), the split sizes and whether
+    the data are those the template's run trained on."""
+
+    template: dict[str, Any]
+    average: dict[str, Any]
+    calibration: dict[str, Any]
+    n_snapshots: int
+    n_train: int
+    n_val: int
+    same_data: bool
+
+
+def average_main(snapshots: Sequence[str | os.PathLike[str]], template: str | os.PathLike[str],
+                 out: str | os.PathLike[str], *, data: str | None = None,
+                 dataset: str | None = None, ferplus: str | None = None, seed: int = 0,
+                 device: str = "auto",
+                 announce: Callable[[str], None] = log.info) -> AverageResult:
+    """``ferbatch average-weights``: average ``snapshots`` (:func:`average_snapshots`) with the
+    splits of ``template``'s run (:func:`run_splits`), evaluate template and average on the
+    validation split (single crop, the checkpoints' preprocessing), fit the average's
+    temperature there (temperature scaling, Guo et al. 2017), record its validation figures in
+    ``metrics["val"]`` and write it to ``out``. ``announce`` receives a warning when the data
+    are not the run's, and one line before the slow part. Raises :class:`ConfigError` (no validation split, no data), :class:`DataError`,
+    :class:`ModelError`, :class:`ValueError` (no snapshot), :class:`OSError` (``out``)."""
+    from ..devices import resolve_device
+    from .calibration import calibrate_temperature
+    from .engine import evaluate
+
+    run_device = resolve_device(device)
+    base = load_checkpoint(template)
+    train, val, same = run_splits(base, data, dataset, ferplus)
+    if not same:
+        announce(f"warning: the data differ from what {template} was trained on "
+                 "(another data hash)")
+    if val is None or not len(val):
+        raise ConfigError("the run has no validation split to choose and calibrate on")
+    announce(f"averaging {len(snapshots)} snapshot(s); batch-norm pass over {len(train)} "
+             f"training faces, then {len(val)} validation faces twice…")
+    ckpt = average_snapshots(base, snapshots, train, device=run_device, seed=seed)
+    before = evaluate(base.build().to(run_device), val, device=run_device,
+                      preprocess=base.preprocess)
+    after = evaluate(ckpt.build().to(run_device), val, device=run_device,
+                     preprocess=ckpt.preprocess)
+    kind = dataset or base.train_config.get("dataset") or "fer2013"
+    cal = calibrate_temperature(ckpt, val, run_device, f"{kind}:val")
+    ckpt.metrics = {"val": {k: after[k] for k in ("accuracy", "macro_f1", "loss")}}
+    save_checkpoint(ckpt, out)
+    return AverageResult(template=before, average=after, calibration=cal,
+                         n_snapshots=len(snapshots), n_train=len(train), n_val=len(val),
+                         same_data=same)

@@ -14,7 +14,7 @@ from ferbatch.classify import EmotionClassifier
 from ferbatch.cli import cli
 from ferbatch.errors import ModelError
 from ferbatch.models.checkpoint import load_checkpoint
-from ferbatch.train.average import average_snapshots, load_snapshot_state
+from ferbatch.train.average import average_main, average_snapshots, load_snapshot_state
 from ferbatch.train.evaluate import load_eval_data
 
 
@@ -76,6 +76,28 @@ def test_average_weights_cli_writes_a_calibrated_checkpoint_the_pipeline_loads(
     faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
     probs = EmotionClassifier(out, device="cpu")(faces)
     assert probs.shape == (6, len(ckpt.labels)) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_average_main_reports_both_models_and_warns_when_the_data_are_not_the_runs(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    _, a, b = _snapshots(trained_run, tmp_path)
+    other = tmp_path / "other.csv"  # the run's CSV with one pixel changed: another data hash
+    lines = fer_files[0].read_text().splitlines()
+    head, first = lines[0], lines[1].split(",")
+    pixels = first[1].split()
+    pixels[0] = str((int(pixels[0]) + 1) % 256)
+    other.write_text("\n".join([head, ",".join([first[0], " ".join(pixels), *first[2:]]),
+                                *lines[2:]]) + "\n")
+    said: list[str] = []
+    res = average_main([a, b], trained_run / "best.pt", tmp_path / "swa.pt", data=str(other),
+                       device="cpu", announce=said.append)
+    assert said[0].startswith("warning: the data differ") and not res.same_data
+    assert said[1].startswith("averaging 2 snapshot(s); batch-norm pass over 200")
+    assert (res.n_snapshots, res.n_train, res.n_val) == (2, 200, 50)
+    assert 0 <= res.average["accuracy"] <= 1 and 0 <= res.template["accuracy"] <= 1
+    ckpt = load_checkpoint(tmp_path / "swa.pt")
+    assert ckpt.metrics["val"]["accuracy"] == res.average["accuracy"]
+    assert ckpt.temperature == pytest.approx(res.calibration["temperature"])
 
 
 def test_a_bad_snapshot_is_named_with_the_reason(
