@@ -97,7 +97,7 @@ def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, 
     """
     from .devices import resolve_device
     from .models.checkpoint import load_checkpoint, save_checkpoint
-    from .train.calibration import calibrate_temperature
+    from .train.calibration import calibrate_temperature, ece_warning
     from .train.evaluate import load_eval_data
 
     try:
@@ -115,6 +115,8 @@ def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, 
                + (f"; skipped classes: {', '.join(skipped)}" if skipped else ""))
     click.echo(f"ECE {b['ece']:.4f} -> {a['ece']:.4f}  NLL {b['nll']:.4f} -> {a['nll']:.4f}  "
                f"Brier {b['brier']:.4f} -> {a['brier']:.4f}")
+    if warning := ece_warning(cal):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote the calibration into {target}")
 
 
@@ -160,6 +162,7 @@ def average_weights_command(snapshots: tuple[str, ...], template: str, data: str
     the validation split, never on the test split you report.
     """
     from .train.average import average_main, describe
+    from .train.calibration import ece_warning
 
     _check_writable(out)  # now, not after the batch-norm pass
     if len(snapshots) == 1:
@@ -178,6 +181,8 @@ def average_weights_command(snapshots: tuple[str, ...], template: str, data: str
     cal = res.calibration
     click.echo(f"temperature {cal['temperature']:.4f} fitted on the validation split: "
                f"ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}")
+    if warning := ece_warning(cal):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {out}")
 
 

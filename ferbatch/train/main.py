@@ -175,7 +175,7 @@ def finalize(out: Path, args: TrainArgs, labels: list[str], history: list[dict[s
     ``preprocess`` (and ``args.eval_tta``); store the metrics in it and in ``metrics.json``;
     plot the curves."""
     from ..models.checkpoint import load_checkpoint
-    from .calibration import calibrate_temperature
+    from .calibration import calibrate_temperature, ece_warning
     from .plots import plot_confusion, plot_curves
 
     ckpt = load_checkpoint(out / "best.pt")
@@ -183,6 +183,8 @@ def finalize(out: Path, args: TrainArgs, labels: list[str], history: list[dict[s
         cal = calibrate_temperature(ckpt, val, device, "val")
         _say(args, f"temperature {cal['temperature']:.3f} fitted on the validation split: "
                    f"ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}")
+        if warning := ece_warning(cal):
+            log.warning("%s", warning)
     model = ckpt.build().to(device)
     speeds = [h["images_per_s"] for h in history]
     metrics: dict[str, Any] = {"best_epoch": best_epoch, "epochs_run": len(history),

@@ -15,7 +15,13 @@ from ferbatch.cli import cli
 from ferbatch.errors import ConfigError, ModelError
 from ferbatch.models.bundled import bundled_names, resolve_model
 from ferbatch.models.checkpoint import load_checkpoint, save_checkpoint
-from ferbatch.train.calibration import calibration_metrics, fit_temperature, reliability_bins, softmax_t
+from ferbatch.train.calibration import (
+    calibration_metrics,
+    ece_warning,
+    fit_temperature,
+    reliability_bins,
+    softmax_t,
+)
 
 
 def test_metrics_on_hand_computed_examples() -> None:
@@ -49,6 +55,29 @@ def test_fit_temperature_recovers_the_temperature_that_made_the_labels() -> None
     before = calibration_metrics(softmax_t(logits, 1.0).numpy(), targets.numpy())
     after = calibration_metrics(softmax_t(logits, t).numpy(), targets.numpy())
     assert after["nll"] < before["nll"] and after["ece"] < before["ece"]
+
+
+def test_a_fit_that_raises_the_ece_is_reported() -> None:
+    # 40 faces (seed 3): the fitted temperature lowers the NLL, what it minimises, and raises
+    # the 15-bin ECE
+    rng = np.random.default_rng(3)
+    logits = torch.from_numpy(rng.normal(0, 2, (40, 7)))
+    targets = logits.argmax(1).clone()
+    targets[:4] = (targets[:4] + 1) % 7  # mostly right, overconfident at T = 1 on 4 faces
+    t = fit_temperature(logits, targets)
+    before = calibration_metrics(softmax_t(logits, 1.0).numpy(), targets.numpy())
+    after = calibration_metrics(softmax_t(logits, t).numpy(), targets.numpy())
+    assert after["nll"] < before["nll"] and after["ece"] > before["ece"]
+    cal = {"fitted_on": "fer2013:val", "n": 40, "before": before, "after": after}
+    text = ece_warning(cal)
+    assert text and "raised the ECE on fer2013:val" in text and "40 faces" in text
+    assert "too few faces" in text
+    lower = {**cal, "after": {**after, "ece": before["ece"] - 0.01}}
+    assert ece_warning(lower) is None
+    higher = {**cal, "n": 3589, "after": {**after, "ece": before["ece"] + 0.01}}
+    text = ece_warning(higher)
+    assert text and f"{before['ece']:.4f} -> {before['ece'] + 0.01:.4f}" in text
+    assert "too few" not in text
 
 
 def test_the_classifier_applies_the_stored_temperature(tmp_path: Path) -> None:
