@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,8 @@ class FaceData:
 
     ``soft_sampling``: training draws one hard label per sample and batch from the soft
     targets instead of using them as cross-entropy targets (FER+ ``probability`` mode).
+    ``left_out``: rows of the source split the loader dropped, reason → count (FER+'s vote
+    rules); evaluation reports them.
     """
 
     images: torch.Tensor
@@ -37,6 +39,7 @@ class FaceData:
     labels: list[str]
     source: str
     soft_sampling: bool = False
+    left_out: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -49,7 +52,7 @@ class FaceData:
     def subset(self, index: torch.Tensor | np.ndarray) -> FaceData:
         idx = torch.as_tensor(index, dtype=torch.long)
         return FaceData(self.images[idx], self.targets[idx], self.labels, self.source,
-                        self.soft_sampling)
+                        self.soft_sampling, dict(self.left_out))
 
 
 #: environment variable that moves the dataset cache (``off``: no cache)

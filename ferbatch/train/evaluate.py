@@ -59,7 +59,7 @@ def match_labels(data: FaceData, labels: list[str]) -> tuple[FaceData, list[str]
     target = remap[hard]
     keep = torch.from_numpy(np.flatnonzero(target >= 0))
     return (FaceData(data.images[keep], torch.from_numpy(target[keep.numpy()].copy()),
-                     list(labels), data.source), skipped)
+                     list(labels), data.source, left_out=dict(data.left_out)), skipped)
 
 
 def load_eval_data(data: str, dataset: str, split: str, labels: list[str], image_size: int,
@@ -85,7 +85,7 @@ def for_model(face: FaceData, labels: list[str], image_size: int) -> tuple[FaceD
     resized to ``image_size`` px (:func:`resize_faces`), and the class names left out."""
     face, skipped = match_labels(face, labels)
     return (FaceData(resize_faces(face.images, image_size), face.targets, face.labels,
-                     face.source), skipped)
+                     face.source, left_out=dict(face.left_out)), skipped)
 
 
 def restrict_report(report: dict[str, Any], evaluated: list[int]) -> dict[str, Any]:
@@ -121,6 +121,8 @@ def format_summary(report: dict[str, Any]) -> str:
         if raw:
             line += f"  (at T = 1: ECE {raw['ece']:.4f}  NLL {raw['nll']:.4f}  Brier {raw['brier']:.4f})"
         lines.append(line)
+    for reason, count in report.get("left_out", {}).items():
+        lines.append(f"left out by the dataset's rules: {count} face(s): {reason}")
     if report.get("skipped_classes"):
         lines.append(f"skipped classes (not in the model): {', '.join(report['skipped_classes'])}")
     if report.get("predicted_outside"):
@@ -199,7 +201,8 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str | None = No
     :func:`format_report`). With ``record`` the headline figures are also stored in the
     checkpoint file's ``metrics[split]`` (:func:`record_metrics`), which ``ferbatch models`` shows.
     Returns the report (keys: accuracy, macro_f1, per_class, confusion_matrix, labels, n,
-    evaluated_labels, skipped_classes, model, data, split, tta, …). Raises
+    evaluated_labels, skipped_classes, left_out (rows the dataset's rules dropped, reason →
+    count), model, data, split, tta, …). Raises
     :class:`ConfigError`, :class:`DataError` or :class:`~ferbatch.errors.ModelError`.
     """
     from .engine import evaluate
@@ -231,7 +234,7 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str | None = No
     report = restrict_report(report, sorted(set(face.targets.tolist())))
     report.update(model=str(resolve_model(model_path)), arch=ckpt.arch,
                   data=str(data), dataset=dataset, split=split, tta=tta,
-                  skipped_classes=skipped)
+                  skipped_classes=skipped, left_out=dict(face.left_out))
     if ferplus:
         report["ferplus"] = str(ferplus)
     _write_outputs(report, json_path, out_dir, f"{Path(data).name} {split} ({tta})")

@@ -16,7 +16,7 @@ from ferbatch.cli import cli
 from ferbatch.models.checkpoint import load_checkpoint
 from ferbatch.train.datasets.fer2013 import load_fer2013
 from ferbatch.train.engine import evaluate
-from ferbatch.train.evaluate import evaluate_main, resize_faces
+from ferbatch.train.evaluate import evaluate_main, format_summary, resize_faces
 
 from train_data import write_image_folder
 
@@ -74,6 +74,11 @@ def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Pat
     assert "contempt" not in report["labels"]
     assert report["skipped_classes"] in ([], ["contempt"])
     assert (tmp_path / "fp_confusion.csv").is_file()
+    # rows FER+'s vote rules dropped are counted and said (the val split has 50 rows)
+    assert report["n"] + sum(report["left_out"].values()) <= 50
+    summary = format_summary(report)
+    for reason, count in report["left_out"].items():
+        assert f"left out by the dataset's rules: {count} face(s): {reason}" in summary
 
 
 def test_evaluate_folder_class_mismatch(trained_run: Path, tmp_path: Path) -> None:

@@ -138,6 +138,16 @@ def _keep_classes(rows: np.ndarray, targets: np.ndarray,
     return rows, targets, [labels[i] for i in index]
 
 
+#: why :func:`ferplus_targets` drops a row, per mode (what ``FaceData.left_out`` reports)
+_VOTE_RULE = {
+    "majority": "no majority label (no emotion has more than half of the votes, or unknown/"
+                "not-a-face votes tie or beat the top emotion)",
+    "probability": "unknown/not-a-face votes tie or beat the top emotion, or no emotion vote "
+                   "left",
+    "crossentropy": "unknown/not-a-face votes tie or beat the top emotion",
+}
+
+
 def load_ferplus(csv_path: Path, votes_path: Path, mode: str = "majority",
                  classes: list[str] | None = None,
                  cache_dir: str | Path | None = None) -> dict[str, FaceData]:
@@ -163,20 +173,27 @@ def load_ferplus(csv_path: Path, votes_path: Path, mode: str = "majority",
     has_name = np.array([isinstance(n, str) and n.strip() != "" for n in names])
     keep, targets = ferplus_targets(votes, other, mode)
     rows = np.flatnonzero(keep)
+    voted = rows
     labels = list(FERPLUS_LABELS)
     if classes:
         rows, targets, labels = _keep_classes(rows, targets, classes)
+    chosen = rows
     named = has_name[rows]
     rows, targets = rows[named], targets[named]
     splits: dict[str, FaceData] = {}
     for split, usage_name in FER2013_SPLITS.items():
         mask = usage[rows] == usage_name
         split_rows = rows[mask]
+        counts = [int((usage == usage_name).sum()), int((usage[voted] == usage_name).sum()),
+                  int((usage[chosen] == usage_name).sum()), len(split_rows)]
+        left_out = {reason: before - after for reason, before, after in zip(
+            (_VOTE_RULE[mode], "top emotion outside --classes", "no Image name (FER+: not a face)"),
+            counts, counts[1:]) if before > after}
         splits[split] = FaceData(
             torch.from_numpy(images[split_rows].copy()),
             torch.from_numpy(np.ascontiguousarray(targets[mask])),
             labels, f"ferplus-{mode}:{usage_name}",
-            soft_sampling=(mode == "probability"))
+            soft_sampling=(mode == "probability"), left_out=left_out)
     return splits
 
 
