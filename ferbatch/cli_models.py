@@ -162,27 +162,20 @@ def average_weights_command(snapshots: tuple[str, ...], template: str, data: str
     the validation split, never on the test split you report.
     """
     from .train.average import average_main, describe
-    from .train.calibration import ece_warning
 
     _check_writable(out)  # now, not after the batch-norm pass
-    if len(snapshots) == 1:
-        click.echo("note: one snapshot: its weights are kept, only its batch-norm statistics "
-                   "are recomputed", err=True)
     try:
         res = average_main(snapshots, template, out, data=data, dataset=dataset,
                            ferplus=ferplus, seed=seed, device=device,
-                           announce=lambda line: click.echo(line, err=True))
+                           announce=lambda line: click.echo(line, err=True),
+                           warn=lambda line: click.echo(f"warning: {line}", err=True))
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
     click.echo(f"validation split ({res.n_val} faces): template {describe(res.template)}; "
                f"average of {res.n_snapshots} {describe(res.average)}")
     cal = res.calibration
     click.echo(f"temperature {cal['temperature']:.4f} fitted on the validation split: "
                f"ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}")
-    if warning := ece_warning(cal):
-        click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {out}")
 
 

@@ -11,8 +11,9 @@ run's own augmentation (as the paper does) and the checkpoint's normalisation.
 The snapshots are files ``ferbatch train`` writes: ``--snapshot-from``'s
 ``snapshots/epochNN.pt``, a run's resumable ``last.pt`` copied after an epoch, or
 :class:`~ferbatch.models.checkpoint.Checkpoint` files such as ``best.pt``; all of one run (what
-a file says of itself — architecture, labels, preprocessing — must match the template). Which snapshots to average is a choice like any other: make it on the
-validation split, never on the test split you report.
+a file says of itself — architecture, labels, preprocessing — must match the template).
+Which snapshots to average is a choice like any other: make it on the validation split, never
+on the test split you report.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, OutputError
 from ..models.checkpoint import (
     Checkpoint,
     checkpoint_from_dict,
@@ -176,27 +177,33 @@ class AverageResult:
 def average_main(snapshots: Sequence[str | os.PathLike[str]], template: str | os.PathLike[str],
                  out: str | os.PathLike[str], *, data: str | None = None,
                  dataset: str | None = None, ferplus: str | None = None, seed: int = 0,
-                 device: str = "auto",
-                 announce: Callable[[str], None] = log.info) -> AverageResult:
+                 device: str = "auto", announce: Callable[[str], None] = log.info,
+                 warn: Callable[[str], None] = log.warning) -> AverageResult:
     """``ferbatch average-weights``: average ``snapshots`` (:func:`average_snapshots`) with the
     splits of ``template``'s run (:func:`run_splits`), evaluate template and average on the
     validation split (single crop, the checkpoints' preprocessing), fit the average's
     temperature there (temperature scaling, Guo et al. 2017), record its validation figures in
-    ``metrics["val"]`` and write it to ``out``. ``announce`` receives a warning when the data
-    are not the run's, and one line before the slow part. Raises :class:`ConfigError` (no validation split, no data), :class:`DataError`,
-    :class:`ModelError`, :class:`ValueError` (no snapshot), :class:`OSError` (``out``)."""
+    ``metrics["val"]`` and write it to ``out``.
+
+    ``announce`` receives what is about to happen (before the slow part); ``warn`` what the
+    user should know (data other than the run's, a temperature that raised the ECE). Raises
+    :class:`ConfigError` (no validation split, no data), :class:`DataError`,
+    :class:`ModelError`, :class:`OutputError` (``out`` cannot be written), :class:`ValueError`
+    (no snapshot)."""
     from ..devices import resolve_device
-    from .calibration import calibrate_temperature
+    from .calibration import calibrate_temperature, ece_warning
     from .engine import evaluate
 
     run_device = resolve_device(device)
     base = load_checkpoint(template)
     train, val, same = run_splits(base, data, dataset, ferplus)
     if not same:
-        announce(f"warning: the data differ from what {template} was trained on "
-                 "(another data hash)")
+        warn(f"the data differ from what {template} was trained on (another data hash)")
     if val is None or not len(val):
         raise ConfigError("the run has no validation split to choose and calibrate on")
+    if len(snapshots) == 1:
+        announce("note: one snapshot: its weights are kept, only its batch-norm statistics "
+                 "are recomputed")
     announce(f"averaging {len(snapshots)} snapshot(s); batch-norm pass over {len(train)} "
              f"training faces, then {len(val)} validation faces twice…")
     ckpt = average_snapshots(base, snapshots, train, device=run_device, seed=seed)
@@ -206,8 +213,13 @@ def average_main(snapshots: Sequence[str | os.PathLike[str]], template: str | os
                      preprocess=ckpt.preprocess)
     kind = dataset or base.train_config.get("dataset") or "fer2013"
     cal = calibrate_temperature(ckpt, val, run_device, f"{kind}:val")
+    if warning := ece_warning(cal):
+        warn(warning)
     ckpt.metrics = {"val": {k: after[k] for k in ("accuracy", "macro_f1", "loss")}}
-    save_checkpoint(ckpt, out)
+    try:
+        save_checkpoint(ckpt, out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return AverageResult(template=before, average=after, calibration=cal,
                          n_snapshots=len(snapshots), n_train=len(train), n_val=len(val),
                          same_data=same)

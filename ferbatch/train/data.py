@@ -31,7 +31,7 @@ class FaceData:
     ``soft_sampling``: training draws one hard label per sample and batch from the soft
     targets instead of using them as cross-entropy targets (FER+ ``probability`` mode).
     ``left_out``: rows of the source split the loader dropped, reason → count (FER+'s vote
-    rules); evaluation reports them.
+    rules); evaluation reports them. A :meth:`subset` has none (the counts are the split's).
     """
 
     images: torch.Tensor
@@ -51,8 +51,9 @@ class FaceData:
 
     def subset(self, index: torch.Tensor | np.ndarray) -> FaceData:
         idx = torch.as_tensor(index, dtype=torch.long)
+        # left_out counts what the loader dropped from the whole split: not a subset's
         return FaceData(self.images[idx], self.targets[idx], self.labels, self.source,
-                        self.soft_sampling, dict(self.left_out))
+                        self.soft_sampling)
 
 
 #: environment variable that moves the dataset cache (``off``: no cache)

@@ -44,7 +44,8 @@ def resize_faces(images: torch.Tensor, size: int) -> torch.Tensor:
 def match_labels(data: FaceData, labels: list[str]) -> tuple[FaceData, list[str]]:
     """Re-index ``data`` onto ``labels`` (a model's label set) by canonical name.
 
-    Samples of classes not in ``labels`` are dropped; their class names are returned.
+    Samples of classes not in ``labels`` are dropped; their class names are returned (they
+    are reported as skipped classes, not added to ``left_out``, which is kept as it was).
     Soft targets are reduced to their argmax first.
     """
     model_labels = [canonical_label(label) for label in labels]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ferbatch.classify import EmotionClassifier
 from ferbatch.cli import cli
-from ferbatch.errors import ModelError
+from ferbatch.errors import ConfigError, ModelError
 from ferbatch.models.checkpoint import load_checkpoint
 from ferbatch.train.average import average_main, average_snapshots, load_snapshot_state
 from ferbatch.train.evaluate import load_eval_data
@@ -89,15 +89,35 @@ def test_average_main_reports_both_models_and_warns_when_the_data_are_not_the_ru
     other.write_text("\n".join([head, ",".join([first[0], " ".join(pixels), *first[2:]]),
                                 *lines[2:]]) + "\n")
     said: list[str] = []
+    warned: list[str] = []
     res = average_main([a, b], trained_run / "best.pt", tmp_path / "swa.pt", data=str(other),
-                       device="cpu", announce=said.append)
-    assert said[0].startswith("warning: the data differ") and not res.same_data
-    assert said[1].startswith("averaging 2 snapshot(s); batch-norm pass over 200")
+                       device="cpu", announce=said.append, warn=warned.append)
+    assert warned[0].startswith("the data differ from what") and not res.same_data
+    assert said == [said[0]] and said[0].startswith("averaging 2 snapshot(s); batch-norm pass over 200")
     assert (res.n_snapshots, res.n_train, res.n_val) == (2, 200, 50)
     assert 0 <= res.average["accuracy"] <= 1 and 0 <= res.template["accuracy"] <= 1
     ckpt = load_checkpoint(tmp_path / "swa.pt")
     assert ckpt.metrics["val"]["accuracy"] == res.average["accuracy"]
     assert ckpt.temperature == pytest.approx(res.calibration["temperature"])
+
+
+def test_one_snapshot_is_noted_and_a_run_without_validation_split_is_refused(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    _, a, _ = _snapshots(trained_run, tmp_path)
+    said: list[str] = []
+    average_main([a], trained_run / "best.pt", tmp_path / "one.pt", device="cpu",
+                 announce=said.append, warn=said.append)
+    assert said[0] == ("note: one snapshot: its weights are kept, only its batch-norm "
+                       "statistics are recomputed") and said[1].startswith("averaging 1 snapshot")
+    no_val = tmp_path / "no_val.csv"  # the run's CSV without its PublicTest rows
+    no_val.write_text("\n".join(line for line in fer_files[0].read_text().splitlines()
+                                if not line.endswith("PublicTest")) + "\n")
+    said.clear()
+    with pytest.raises(ConfigError, match="no validation split"):
+        average_main([a], trained_run / "best.pt", tmp_path / "none.pt", data=str(no_val),
+                     device="cpu", announce=said.append, warn=said.append)
+    assert len(said) == 1 and said[0].startswith("the data differ from what")  # no note yet
+    assert not (tmp_path / "none.pt").exists()
 
 
 def test_a_bad_snapshot_is_named_with_the_reason(

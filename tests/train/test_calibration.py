@@ -74,6 +74,8 @@ def test_a_fit_that_raises_the_ece_is_reported() -> None:
     assert "too few faces" in text
     lower = {**cal, "after": {**after, "ece": before["ece"] - 0.01}}
     assert ece_warning(lower) is None
+    assert ece_warning({**cal, "after": {**after, "ece": before["ece"] + 1e-9}}) is None  # noise
+    assert ece_warning({**cal, "after": {**after, "nll": before["nll"]}}) is None  # NLL not lowered
     higher = {**cal, "n": 3589, "after": {**after, "ece": before["ece"] + 0.01}}
     text = ece_warning(higher)
     assert text and f"{before['ece']:.4f} -> {before['ece'] + 0.01:.4f}" in text
@@ -141,3 +143,25 @@ def test_calibrate_temperature_cli_stores_it_and_keeps_the_labels(
     raw = EmotionClassifier(tmp_path / "raw.pt", device="cpu")(faces)
     calibrated = EmotionClassifier(tmp_path / "cal.pt", device="cpu")(faces)
     assert (raw.argmax(1) == calibrated.argmax(1)).all()
+
+
+def test_calibrate_temperature_cli_warns_when_the_fit_raised_the_ece(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferbatch.train.calibration as calibration
+
+    def fit(ckpt, data, device, split_name):  # what a fit on a few noisy faces can give
+        ckpt.calibration = {"method": "temperature", "temperature": 1.3, "fitted_on": split_name,
+                            "n": len(data), "bins": 15,
+                            "before": {"ece": 0.020, "nll": 0.90, "brier": 0.40},
+                            "after": {"ece": 0.050, "nll": 0.85, "brier": 0.40}}
+        return ckpt.calibration
+
+    monkeypatch.setattr(calibration, "calibrate_temperature", fit)
+    result = CliRunner().invoke(cli, ["calibrate-temperature", "--data", str(fer_files[0]),
+                                      "--checkpoint", str(trained_run / "best.pt"),
+                                      "--out", str(tmp_path / "cal.pt"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: temperature scaling raised the ECE on fer2013:val (0.0200 -> 0.0500, "
+            "50 faces) while lowering the NLL") in result.output
+    assert load_checkpoint(tmp_path / "cal.pt").temperature == pytest.approx(1.3)

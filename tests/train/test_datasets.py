@@ -115,13 +115,13 @@ def test_ferplus_majority(ferplus_files: tuple[Path, Path], tmp_path: Path) -> N
     # fear 6 of 9 votes; the three single votes are outliers (set to 0) → 6/6 > half
     assert splits["test"].targets.tolist() == [_idx("fear")]
     assert not splits["train"].soft_sampling
-    # what was dropped, and why (evaluate reports it): b, c, d; e; h
-    rule = next(iter(splits["train"].left_out))
-    assert rule.startswith("no majority label")
-    assert splits["train"].left_out == {rule: 3}
+    # what was dropped, and why (evaluate reports it): c, d, h by the first rule; b; e
+    not_emotion = "unknown/not-a-face votes tie or beat the top emotion"
+    assert splits["train"].left_out == {
+        not_emotion: 2, "no emotion has more than half of the votes (no majority label)": 1}
     assert splits["val"].left_out == {"no Image name (FER+: not a face)": 1}
-    assert splits["test"].left_out == {rule: 1}
-    assert splits["test"].subset([0]).left_out == {rule: 1}
+    assert splits["test"].left_out == {not_emotion: 1}
+    assert splits["test"].subset([0]).left_out == {}  # the counts are the whole split's
 
 
 def test_ferplus_soft_modes(ferplus_files: tuple[Path, Path], tmp_path: Path) -> None:
@@ -152,10 +152,11 @@ def test_ferplus_classes_subset(ferplus_files: tuple[Path, Path], tmp_path: Path
     # row b's top emotion is sad (ties resolve in label order) → outside the subset → dropped
     assert splits["train"].targets.tolist() == [pytest.approx([0.8, 0.2])]
     assert len(splits["val"]) == 0
-    rule = "unknown/not-a-face votes tie or beat the top emotion"
-    assert splits["train"].left_out == {rule: 2, "top emotion outside --classes": 1}
-    assert splits["val"].left_out == {"top emotion outside --classes": 1,
-                                      "no Image name (FER+: not a face)": 1}
+    rule, outside = ("unknown/not-a-face votes tie or beat the top emotion",
+                     "top emotion outside the chosen classes")
+    assert splits["train"].left_out == {rule: 2, outside: 1}
+    assert splits["val"].left_out == {outside: 1, "no Image name (FER+: not a face)": 1}
+    assert splits["test"].left_out == {rule: 1, outside: 1}
 
 
 def test_ferplus_row_mismatch(ferplus_files: tuple[Path, Path], tmp_path: Path) -> None:

@@ -74,11 +74,30 @@ def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Pat
     assert "contempt" not in report["labels"]
     assert report["skipped_classes"] in ([], ["contempt"])
     assert (tmp_path / "fp_confusion.csv").is_file()
-    # rows FER+'s vote rules dropped are counted and said (the val split has 50 rows)
-    assert report["n"] + sum(report["left_out"].values()) <= 50
+
+
+def test_evaluate_ferplus_says_which_rows_its_rules_left_out(trained_run: Path,
+                                                             tmp_path: Path) -> None:
+    from train_data import write_pixels_csv, write_votes
+
+    rows = [("PrivateTest", "a.png", {"happiness": 8, "neutral": 2}),
+            ("PrivateTest", "b.png", {"neutral": 4, "sadness": 4, "anger": 2}),  # no majority
+            ("PrivateTest", "c.png", {"NF": 6, "happiness": 4}),                 # not a face
+            ("PrivateTest", "", {"surprise": 10}),                                # no image name
+            ("PrivateTest", "e.png", {"fear": 9, "surprise": 1})]
+    usages = [r[0] for r in rows]
+    data = write_pixels_csv(tmp_path / "fer.csv", [0] * len(usages), usages)
+    votes = write_votes(tmp_path / "votes.csv", rows)
+    report = evaluate_main(str(trained_run / "best.pt"), str(data), dataset="ferplus",
+                           split="test", ferplus=str(votes), device="cpu")
+    assert report["n"] == 2
+    assert report["left_out"] == {
+        "unknown/not-a-face votes tie or beat the top emotion": 1,
+        "no emotion has more than half of the votes (no majority label)": 1,
+        "no Image name (FER+: not a face)": 1}
     summary = format_summary(report)
-    for reason, count in report["left_out"].items():
-        assert f"left out by the dataset's rules: {count} face(s): {reason}" in summary
+    assert ("left out by the dataset's rules: 1 face(s): no emotion has more than half of the "
+            "votes (no majority label)") in summary
 
 
 def test_evaluate_folder_class_mismatch(trained_run: Path, tmp_path: Path) -> None:

@@ -138,13 +138,13 @@ def _keep_classes(rows: np.ndarray, targets: np.ndarray,
     return rows, targets, [labels[i] for i in index]
 
 
-#: why :func:`ferplus_targets` drops a row, per mode (what ``FaceData.left_out`` reports)
+#: why a row is dropped (what ``FaceData.left_out`` reports): FER+'s first rule, then per mode
+#: the rest of :func:`ferplus_targets`'s rules
+_NOT_AN_EMOTION = "unknown/not-a-face votes tie or beat the top emotion"
 _VOTE_RULE = {
-    "majority": "no majority label (no emotion has more than half of the votes, or unknown/"
-                "not-a-face votes tie or beat the top emotion)",
-    "probability": "unknown/not-a-face votes tie or beat the top emotion, or no emotion vote "
-                   "left",
-    "crossentropy": "unknown/not-a-face votes tie or beat the top emotion",
+    "majority": "no emotion has more than half of the votes (no majority label)",
+    "probability": "no emotion vote left after FER+'s single-vote outlier rule",
+    "crossentropy": "no emotion vote",
 }
 
 
@@ -160,7 +160,8 @@ def load_ferplus(csv_path: Path, votes_path: Path, mode: str = "majority",
     and batch from the distribution (FER+'s PROBABILITY scheme); evaluation uses the argmax.
 
     ``classes`` keeps a subset (aliases allowed): rows whose top emotion is outside it are
-    dropped and soft targets are renormalised over the kept classes. Raises
+    dropped and soft targets are renormalised over the kept classes. Each split's
+    ``left_out`` counts its dropped rows by reason (the rules above, in that order). Raises
     :class:`DataError` for a bad mode, unreadable or misaligned files.
     """
     csv_path, votes_path = Path(csv_path), Path(votes_path)
@@ -172,6 +173,7 @@ def load_ferplus(csv_path: Path, votes_path: Path, mode: str = "majority",
     names = frame["Image name"].to_numpy(dtype=object)
     has_name = np.array([isinstance(n, str) and n.strip() != "" for n in names])
     keep, targets = ferplus_targets(votes, other, mode)
+    emotion = np.flatnonzero(other.max(axis=1) < votes.max(axis=1))  # FER+'s first rule
     rows = np.flatnonzero(keep)
     voted = rows
     labels = list(FERPLUS_LABELS)
@@ -184,11 +186,13 @@ def load_ferplus(csv_path: Path, votes_path: Path, mode: str = "majority",
     for split, usage_name in FER2013_SPLITS.items():
         mask = usage[rows] == usage_name
         split_rows = rows[mask]
-        counts = [int((usage == usage_name).sum()), int((usage[voted] == usage_name).sum()),
+        counts = [int((usage == usage_name).sum()), int((usage[emotion] == usage_name).sum()),
+                  int((usage[voted] == usage_name).sum()),
                   int((usage[chosen] == usage_name).sum()), len(split_rows)]
-        left_out = {reason: before - after for reason, before, after in zip(
-            (_VOTE_RULE[mode], "top emotion outside --classes", "no Image name (FER+: not a face)"),
-            counts, counts[1:]) if before > after}
+        reasons = (_NOT_AN_EMOTION, _VOTE_RULE[mode], "top emotion outside the chosen classes",
+                   "no Image name (FER+: not a face)")
+        left_out = {reason: before - after for reason, before, after
+                    in zip(reasons, counts, counts[1:]) if before > after}
         splits[split] = FaceData(
             torch.from_numpy(images[split_rows].copy()),
             torch.from_numpy(np.ascontiguousarray(targets[mask])),
