@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,7 @@ def for_model(face: FaceData, labels: list[str], image_size: int) -> tuple[FaceD
     """``face`` re-indexed onto a model's ``labels`` (:func:`match_labels`) with its faces
     resized to ``image_size`` px (:func:`resize_faces`), and the class names left out."""
     face, skipped = match_labels(face, labels)
-    return (FaceData(resize_faces(face.images, image_size), face.targets, face.labels,
-                     face.source, left_out=dict(face.left_out)), skipped)
+    return replace(face, images=resize_faces(face.images, image_size)), skipped
 
 
 def restrict_report(report: dict[str, Any], evaluated: list[int]) -> dict[str, Any]:

@@ -182,6 +182,8 @@ def load_ferplus(csv_path: Path, votes_path: Path, mode: str = "majority",
     chosen = rows
     named = has_name[rows]
     rows, targets = rows[named], targets[named]
+    reasons = (_NOT_AN_EMOTION, _VOTE_RULE[mode], "top emotion outside the chosen classes",
+               "no Image name (FER+: not a face)")
     splits: dict[str, FaceData] = {}
     for split, usage_name in FER2013_SPLITS.items():
         mask = usage[rows] == usage_name
@@ -189,8 +191,6 @@ def load_ferplus(csv_path: Path, votes_path: Path, mode: str = "majority",
         counts = [int((usage == usage_name).sum()), int((usage[emotion] == usage_name).sum()),
                   int((usage[voted] == usage_name).sum()),
                   int((usage[chosen] == usage_name).sum()), len(split_rows)]
-        reasons = (_NOT_AN_EMOTION, _VOTE_RULE[mode], "top emotion outside the chosen classes",
-                   "no Image name (FER+: not a face)")
         left_out = {reason: before - after for reason, before, after
                     in zip(reasons, counts, counts[1:]) if before > after}
         splits[split] = FaceData(
