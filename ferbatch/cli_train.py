@@ -234,6 +234,15 @@ TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror),
               show_default=True, metavar="EPOCH",
               help="Also keep the weights after every epoch from EPOCH on, in "
                    "OUT/snapshots/epochNN.pt (for `ferbatch average-weights`); 0 = none.")
+@click.option("--teacher", multiple=True, metavar="NAME|PATH",
+              help="Knowledge distillation: learn also from this checkpoint's softened outputs "
+                   "(repeat for an ensemble; logits averaged, computed once per training image "
+                   "and cached in OUT/teacher_logits.pt).  [default: none]")
+@click.option("--kd-alpha", type=click.FloatRange(0, 1), default=_train("kd_alpha"), show_default=True,
+              help="Weight of the distillation term: (1 - a)·CE(labels) + a·T²·KL(teachers).")
+@click.option("--kd-temperature", type=click.FloatRange(min=0, min_open=True),
+              default=_train("kd_temperature"), show_default=True,
+              help="Softmax temperature T of the distillation term (Hinton et al., 2015).")
 @click.option("--quiet", is_flag=True, default=_train("quiet"), help="No per-epoch progress on stderr.")
 def train_command(**opts: Any) -> None:
     """Train an emotion model; select it on the validation split; report the test split once.
@@ -246,6 +255,7 @@ def train_command(**opts: Any) -> None:
     explicit = _explicit(click.get_current_context(), list(opts))
     opts["model_kwargs"] = parse_kv(opts.pop("model_kw"))
     opts["classes"] = _classes(opts["classes"])
+    opts["teacher"] = list(opts["teacher"])
     try:
         with progress_logging(opts["quiet"]):
             metrics = main(TrainArgs(**opts), explicit=explicit)
@@ -349,6 +359,7 @@ def tune_command(**opts: Any) -> None:
     opts["model_kwargs"] = parse_kv(opts.pop("model_kw"))
     opts["base"] = parse_kv(opts["base"])
     opts["classes"] = _classes(opts["classes"])
+    opts["teacher"] = list(opts["teacher"])
     try:
         with progress_logging(opts["quiet"]):
             summary = tune_main(TuneOptions(**opts))

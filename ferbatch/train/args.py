@@ -73,6 +73,9 @@ class TrainArgs:
     crop_shift_y: float = Preprocess.crop_shift_y
     half_weights: bool = True  # store best.pt weights as fp16 (half the size, same accuracy)
     snapshot_from: int = 0  # keep the weights of every epoch from this one on (1-based); 0 = none
+    teacher: list[str] = field(default_factory=list)  # distil from these checkpoints (names/paths)
+    kd_alpha: float = 0.5  # weight of the distillation term (0: labels only, 1: teachers only)
+    kd_temperature: float = 4.0  # softmax temperature of the distillation term
     quiet: bool = False
 
     def preprocess(self) -> Preprocess:
@@ -124,7 +127,8 @@ def command_line(args: TrainArgs, out: str) -> list[str]:
 
     Options at their default are left out; the option of field ``x_y`` is ``--x-y`` (booleans
     ``--x-y`` / ``--no-x-y``, ``model_kwargs`` one ``--model-kw KEY=JSON`` per key, ``classes``
-    comma-separated), which is how :mod:`ferbatch.cli_train` names them.
+    comma-separated, ``teacher`` one ``--teacher NAME`` per entry), which is how
+    :mod:`ferbatch.cli_train` names them.
     """
     parts = ["ferbatch", "train", "--data", args.data, "--out", out]
     for spec in fields(TrainArgs):
@@ -139,6 +143,9 @@ def command_line(args: TrainArgs, out: str) -> list[str]:
             parts.append(flag if value else "--no-" + name.replace("_", "-"))
         elif name == "classes":
             parts += [flag, ",".join(value)]
+        elif name == "teacher":
+            for teacher in value:
+                parts += [flag, teacher]
         elif isinstance(value, float):
             parts += [flag, repr(value)]  # shortest exact spelling
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..models import create_model
 from ..models.preprocess import Preprocess
 from .args import CLASS_WEIGHTS, OPTIMIZERS, TrainArgs
 from .data import FaceData
+from .distill import Distillation, build_distillation, check_options
 from .engine import evaluate, train_one_epoch
 from .schedule import LRSchedule
 from .transforms import AugmentPreset, get_preset
@@ -88,16 +90,21 @@ class Training:
     preset: AugmentPreset
     generator: torch.Generator
     device: torch.device
+    distill: Distillation | None = None
 
 
-def build_training(args: TrainArgs, train: FaceData,
-                   device: torch.device | None = None) -> Training:
+def build_training(args: TrainArgs, train: FaceData, device: torch.device | None = None,
+                   teacher_cache: Path | None = None) -> Training:
     """Seed, then build the model for ``train.labels`` on ``device`` (default: ``args.device``
     through :func:`ferbatch.devices.resolve_device`), its optimiser, the per-step schedule
-    (``len(train) // batch_size`` steps an epoch), class weights, preprocessing and preset.
+    (``len(train) // batch_size`` steps an epoch), class weights, preprocessing and preset;
+    with ``args.teacher`` also the teachers' logits for ``train``
+    (:func:`~ferbatch.train.distill.build_distillation`, cached in ``teacher_cache``).
 
     Raises :class:`ConfigError` / :class:`~ferbatch.errors.ModelError` for bad options.
     """
+    if args.teacher:
+        check_options(args.kd_alpha, args.kd_temperature, args.mixup)
     device = device if device is not None else resolve_device(args.device)
     preset = get_preset(args.augment)
     generator = seed_everything(args.seed)  # before the model: its initial weights are drawn
@@ -115,10 +122,13 @@ def build_training(args: TrainArgs, train: FaceData,
     steps = max(1, len(train) // args.batch_size)
     schedule = LRSchedule(optimizer, base_lr=args.lr, total_steps=args.epochs * steps,
                           warmup_steps=args.warmup_epochs * steps, mode=args.schedule)
+    distill = (build_distillation(args.teacher, train, alpha=args.kd_alpha,
+                                  temperature=args.kd_temperature, device=device,
+                                  cache=teacher_cache) if args.teacher else None)
     return Training(args=args, model=model, optimizer=optimizer, schedule=schedule,
                     class_weights=compute_class_weights(train, args.class_weights),
                     preprocess=args.preprocess(), preset=preset, generator=generator,
-                    device=device)
+                    device=device, distill=distill)
 
 
 def run_epoch(run: Training, train: FaceData, val: FaceData | None, epoch: int,
@@ -135,7 +145,7 @@ def run_epoch(run: Training, train: FaceData, val: FaceData | None, epoch: int,
         preprocess=run.preprocess, preset=run.preset, class_weights=run.class_weights,
         label_smoothing=args.label_smoothing, mixup_alpha=args.mixup, amp=args.amp,
         channels_last=args.channels_last, generator=run.generator,
-        scheduler_step=run.schedule.step)
+        scheduler_step=run.schedule.step, distill=run.distill)
     record: dict[str, Any] = {"epoch": epoch, "train_loss": stats.loss,
                               "train_acc": stats.accuracy, "lr": stats.lr,
                               "images_per_s": stats.images_per_s, "seconds": stats.seconds}

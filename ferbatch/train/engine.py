@@ -20,6 +20,7 @@ from ..devices import training_autocast
 from ..models.preprocess import Preprocess, center_crop
 from .calibration import calibration_metrics, reliability_bins
 from .data import FaceData
+from .distill import Distillation, kd_loss
 from .metrics import classification_report, confusion_matrix
 from .transforms import AugmentPreset, augment_batch, mixup, ten_crop_views
 
@@ -59,12 +60,15 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
                     label_smoothing: float, mixup_alpha: float, amp: bool,
                     channels_last: bool, generator: torch.Generator,
                     scheduler_step: Callable[[], None] | None = None,
-                    progress: Callable[[int], None] | None = None) -> EpochStats:
+                    progress: Callable[[int], None] | None = None,
+                    distill: Distillation | None = None) -> EpochStats:
     """One pass over ``data`` (full batches of ``batch_size``, shuffled by ``generator``) with
     batch augmentation to ``preprocess.input_size`` px and ``preprocess``'s normalisation.
 
     ``class_weights``: C per-class loss weights or ``None``; ``scheduler_step`` is called after
     every optimiser step (per-iteration schedules); ``progress(n)`` after each batch of ``n``.
+    ``distill``: the teachers' logits for ``data`` (row-aligned); the loss is then
+    ``(1 - alpha) · CE + alpha · T² · KL`` (:mod:`ferbatch.train.distill`).
     """
     model.train()
     num_classes = len(data.labels)
@@ -88,6 +92,10 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
         with training_autocast(device, amp):
             logits = model(x)
         loss = soft_cross_entropy(logits, soft, weight)
+        if distill is not None:
+            teacher = distill.logits[idx].to(device, non_blocking=True)
+            loss = ((1 - distill.alpha) * loss
+                    + distill.alpha * kd_loss(logits, teacher, distill.temperature))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

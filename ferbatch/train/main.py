@@ -29,6 +29,7 @@ from .args import TrainArgs, non_default
 from .build import Training, build_training, run_epoch
 from .data import FaceData
 from .datasets import check_dataset_options, get_dataset
+from .distill import CACHE as TEACHER_CACHE
 from .engine import evaluate
 from .resume import (
     CONFIG,
@@ -135,7 +136,7 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
     if args.threads:
         torch.set_num_threads(args.threads)
     train, val, test, data_hash = _splits(args)
-    run = build_training(args, train)
+    run = build_training(args, train, teacher_cache=out / TEACHER_CACHE)
     atomic_write_text(out / CONFIG, json.dumps(args.to_dict(), indent=2))
     progress = _start(run, out)
     if progress.start_epoch == 0 and clear_snapshots(out):

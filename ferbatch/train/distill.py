@@ -1,0 +1,148 @@
+"""Knowledge distillation (``ferbatch train --teacher``): a student learns from the softened
+outputs of one or more teacher checkpoints as well as from the labels.
+
+The loss is Hinton, Vinyals & Dean's ("Distilling the Knowledge in a Neural Network", 2015)::
+
+    (1 - alpha) * CE(student, labels) + alpha * T² * KL(softmax(t / T) ‖ softmax(s / T))
+
+with ``t`` the teachers' logits averaged over the ensemble (Hinton et al. distil an ensemble
+the same way) and ``T`` the distillation temperature; the ``T²`` factor keeps the soft term's
+gradients on the scale of the hard term's.
+
+The teachers' logits are computed once per training image, before the first epoch, on the
+centre crop and its mirror (averaged), and reused under every augmentation of that image:
+*offline* distillation, as in Label Refinery (Bagherinezhad et al., 2018) and FKD (Shen & Xing,
+2021). On a CPU this keeps an epoch's cost that of training the student alone; on-line
+distillation would add one forward pass per teacher and batch. The logits are cached in the run
+folder (``teacher_logits.pt``, keyed by the teachers' files and the training images), so
+``--resume`` does not recompute them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, ModelError
+from ..models.bundled import resolve_model
+from ..models.checkpoint import file_sha256, load_checkpoint, safe_torch_load
+from ..output.atomic import atomic_write
+from .data import FaceData
+
+__all__ = ["CACHE", "Distillation", "kd_loss", "build_distillation", "teacher_logits"]
+
+log = logging.getLogger(__name__)
+
+#: file name of the cached teacher logits in a run folder
+CACHE = "teacher_logits.pt"
+
+#: the views each teacher scores per training image (averaged): centre crop and its mirror
+TEACHER_TTA = "flip"
+
+
+@dataclass
+class Distillation:
+    """What :func:`~ferbatch.train.engine.train_one_epoch` distils from: ``logits`` float32 N×C
+    (row i: training image i, columns in the student's label order), the soft term's weight
+    ``alpha`` in [0, 1] and the temperature ``temperature`` (> 0)."""
+
+    logits: torch.Tensor
+    alpha: float
+    temperature: float
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over the batch of ``T² · KL(softmax(teacher / T) ‖ softmax(student / T))``; both
+    N×C logits (Hinton et al., 2015). Zero when the two agree up to a constant per row."""
+    t = float(temperature)
+    log_p_student = F.log_softmax(student.float() / t, dim=1)
+    log_p_teacher = F.log_softmax(teacher.float() / t, dim=1)
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    return kl * (t * t)
+
+
+def check_options(alpha: float, temperature: float, mixup: float) -> None:
+    """Raise :class:`ConfigError` for ``--kd-alpha`` outside [0, 1], ``--kd-temperature`` ≤ 0,
+    or ``--mixup`` with teachers (a mixed image has no per-image teacher target)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"--kd-alpha must be in [0, 1], got {alpha}")
+    if not temperature > 0:
+        raise ConfigError(f"--kd-temperature must be > 0, got {temperature}")
+    if mixup > 0:
+        raise ConfigError("--mixup cannot be combined with --teacher: the teachers' targets "
+                          "are per image and a mixed image has none; drop one of them")
+
+
+def _teacher_columns(name: str, teacher_labels: list[str], labels: list[str]) -> list[int]:
+    missing = [label for label in labels if label not in teacher_labels]
+    if missing:
+        raise ConfigError(f"--teacher {name}: its labels {teacher_labels} lack "
+                          f"{', '.join(missing)}, which the student is trained on")
+    return [teacher_labels.index(label) for label in labels]
+
+
+def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
+                   batch_size: int = 512) -> torch.Tensor:
+    """float32 N×C: the mean logits of the ``teachers`` (bundled names or checkpoint files) on
+    ``data``'s images (centre crop and mirror averaged, each teacher with its own stored
+    preprocessing), columns in ``data.labels``' order (a teacher with more classes keeps the
+    student's columns).
+
+    Raises :class:`ConfigError` when a teacher lacks one of ``data.labels`` and
+    :class:`~ferbatch.errors.ModelError` when one cannot be read.
+    """
+    from .engine import predict_proba
+    from .evaluate import resize_faces
+
+    total: torch.Tensor | None = None
+    for name in teachers:
+        ckpt = load_checkpoint(resolve_model(name))
+        columns = _teacher_columns(name, ckpt.labels, data.labels)
+        pre = ckpt.preprocess
+        images = resize_faces(data.images, pre.image_size)
+        model = ckpt.build().to(device)
+        out = predict_proba(model, images, device=device, preprocess=pre,
+                            batch_size=batch_size, tta=TEACHER_TTA, logits=True)[:, columns]
+        total = out if total is None else total + out
+        log.info("--teacher %s: scored %d training images", name, len(data))
+    if total is None:
+        raise ConfigError("no teacher given")
+    return total / len(teachers)
+
+
+def _cache_key(teachers: list[str], data: FaceData) -> str:
+    digest = hashlib.sha256()
+    for name in teachers:
+        digest.update(file_sha256(resolve_model(name)).encode())
+    digest.update(TEACHER_TTA.encode())
+    digest.update("\0".join(data.labels).encode())
+    digest.update(data.images.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_distillation(teachers: list[str], data: FaceData, *, alpha: float,
+                       temperature: float, device: torch.device,
+                       cache: Path | None = None) -> Distillation:
+    """The :class:`Distillation` of a run: :func:`teacher_logits` for the training split
+    ``data``, read from ``cache`` when it holds them for the same teacher files and images,
+    else computed and written there (atomically). Errors as :func:`teacher_logits`."""
+    key = _cache_key(teachers, data)
+    if cache is not None and cache.is_file():
+        try:
+            stored = safe_torch_load(cache, "teacher logits")
+        except ModelError as exc:  # an unreadable cache is recomputed, not fatal
+            log.warning("ignoring the teacher-logit cache %s: %s", cache, exc)
+            stored = None
+        if isinstance(stored, dict) and stored.get("key") == key:
+            log.info("--teacher: logits read from %s", cache)
+            return Distillation(stored["logits"], alpha, temperature)
+    logits = teacher_logits(teachers, data, device)
+    if cache is not None:
+        stored = {"key": key, "teachers": list(teachers), "logits": logits}
+        atomic_write(cache, lambda tmp: torch.save(stored, tmp))
+    return Distillation(logits, alpha, temperature)

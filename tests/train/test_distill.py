@@ -1,0 +1,228 @@
+"""Knowledge distillation (``ferbatch.train.distill``, ``ferbatch train --teacher``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from ferbatch.cli import cli
+from ferbatch.errors import ConfigError
+from ferbatch.models.checkpoint import load_checkpoint, save_checkpoint
+from ferbatch.models.preprocess import Preprocess
+from ferbatch.train.args import command_line
+from ferbatch.train.data import FaceData
+from ferbatch.train.distill import (
+    Distillation,
+    build_distillation,
+    check_options,
+    kd_loss,
+    teacher_logits,
+)
+from ferbatch.train.engine import predict_proba, train_one_epoch
+from ferbatch.train.main import main
+from ferbatch.train.transforms import PRESETS
+
+from train_data import TINY_MODEL, tiny_args
+
+CPU = torch.device("cpu")
+
+
+def test_kd_loss_is_t2_times_the_kl_of_the_softened_outputs() -> None:
+    torch.manual_seed(0)
+    student, teacher = torch.randn(5, 7), torch.randn(5, 7) * 3
+    t = 4.0
+    p = F.softmax(teacher / t, 1)
+    by_hand = (p * (p.log() - F.log_softmax(student / t, 1))).sum(1).mean() * t * t
+    assert float(kd_loss(student, teacher, t)) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(kd_loss(student, teacher, t)) > 0
+    # the same outputs up to a constant per row: nothing to learn
+    assert float(kd_loss(teacher + 2.5, teacher, t)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kd_loss_pulls_the_student_to_the_teacher() -> None:
+    torch.manual_seed(0)
+    teacher = torch.randn(8, 4) * 2
+    student = torch.zeros(8, 4, requires_grad=True)
+    opt = torch.optim.SGD([student], lr=1.0)
+    first = float(kd_loss(student, teacher, 2.0).detach())
+    for _ in range(200):
+        opt.zero_grad()
+        kd_loss(student, teacher, 2.0).backward()
+        opt.step()
+    assert float(kd_loss(student, teacher, 2.0).detach()) < first / 50
+    assert torch.equal(student.argmax(1), teacher.argmax(1))
+
+
+@pytest.mark.parametrize("alpha, temperature, mixup, words", [
+    (1.5, 4.0, 0.0, "--kd-alpha"), (-0.1, 4.0, 0.0, "--kd-alpha"),
+    (0.5, 0.0, 0.0, "--kd-temperature"), (0.5, 4.0, 0.2, "--mixup")])
+def test_options_are_checked(alpha: float, temperature: float, mixup: float, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        check_options(alpha, temperature, mixup)
+
+
+def _train_split(fer_files: tuple[Path, Path], run: Path) -> FaceData:
+    """The Training split of the tiny CSV, in the labels of the run's checkpoint."""
+    from ferbatch.train.evaluate import load_eval_data
+
+    labels = load_checkpoint(run / "best.pt").labels
+    return load_eval_data(str(fer_files[0]), "fer2013", "train", labels, 48, None)[0]
+
+
+def test_teacher_logits_are_the_ensemble_mean_in_the_students_label_order(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    teacher = trained_run / "best.pt"
+    data = _train_split(fer_files, trained_run)
+    ckpt = load_checkpoint(teacher)
+    own = predict_proba(ckpt.build(), data.images, device=CPU, preprocess=ckpt.preprocess,
+                        tta="flip", logits=True)
+    one = teacher_logits([str(teacher)], data, CPU)
+    assert one.shape == (len(data), 7) and one.dtype == torch.float32
+    assert torch.allclose(one, own, atol=1e-5)
+    # a second teacher: same weights, the classifier's output doubled (its bias and weight ×2)
+    double = replace(ckpt, state_dict={k: v * 2 if k.startswith("fc.") else v
+                                       for k, v in ckpt.state_dict.items()})
+    save_checkpoint(double, tmp_path / "double.pt")
+    mean = teacher_logits([str(teacher), str(tmp_path / "double.pt")], data, CPU)
+    assert torch.allclose(mean, own * 1.5, atol=1e-4)
+    # a student on three of the teacher's classes gets those columns, in its own order
+    labels = ["sad", "happy", "neutral"]
+    sub = FaceData(data.images, data.targets.clamp(max=2), labels, data.source)
+    picked = teacher_logits([str(teacher)], sub, CPU)
+    index = [ckpt.labels.index(label) for label in labels]
+    assert torch.allclose(picked, own[:, index], atol=1e-5)
+
+
+def test_a_teacher_without_the_students_classes_is_refused(trained_run: Path,
+                                                           fer_files: tuple[Path, Path]) -> None:
+    data = _train_split(fer_files, trained_run)
+    extra = FaceData(data.images, data.targets, [*data.labels[:-1], "contempt"], data.source)
+    with pytest.raises(ConfigError, match="lack contempt"):
+        teacher_logits([str(trained_run / "best.pt")], extra, CPU)
+
+
+def test_logits_are_cached_per_teacher_file_and_images(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import ferbatch.train.distill as distill
+
+    teacher = str(trained_run / "best.pt")
+    data = _train_split(fer_files, trained_run)
+    cache = tmp_path / "teacher_logits.pt"
+    first = build_distillation([teacher], data, alpha=0.3, temperature=2.0, device=CPU,
+                               cache=cache)
+    assert cache.is_file() and first.alpha == 0.3 and first.temperature == 2.0
+    calls: list[int] = []
+    real = distill.teacher_logits
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distill, "teacher_logits", counting)
+    again = build_distillation([teacher], data, alpha=0.3, temperature=2.0, device=CPU,
+                               cache=cache)
+    assert calls == [] and torch.equal(again.logits, first.logits)
+    # other images (a subset): recomputed, and the cache now holds those
+    part = build_distillation([teacher], data.subset(torch.arange(10)), alpha=0.3,
+                              temperature=2.0, device=CPU, cache=cache)
+    assert calls == [1] and torch.equal(part.logits, first.logits[:10])
+    # another teacher file with the same path: recomputed
+    ckpt = load_checkpoint(teacher)
+    other = tmp_path / "other.pt"
+    save_checkpoint(ckpt, other)
+    build_distillation([str(other)], data, alpha=0.3, temperature=2.0, device=CPU, cache=cache)
+    assert calls == [1, 1]
+    ckpt.metrics = {"changed": 1}  # a changed file (same weights): the key follows its bytes
+    save_checkpoint(ckpt, other)
+    build_distillation([str(other)], data, alpha=0.3, temperature=2.0, device=CPU, cache=cache)
+    assert calls == [1, 1, 1]
+    cache.write_bytes(b"not a checkpoint")  # a corrupt cache: a warning, then recomputed
+    with caplog.at_level(logging.WARNING, logger="ferbatch.train.distill"):
+        build_distillation([str(other)], data, alpha=0.3, temperature=2.0, device=CPU,
+                           cache=cache)
+    assert calls == [1, 1, 1, 1] and "ignoring the teacher-logit cache" in caplog.text
+
+
+def _epoch(data: FaceData, distill: Distillation | None) -> dict[str, torch.Tensor]:
+    from ferbatch.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vgg_gap", num_classes=len(data.labels), input_size=40, **TINY_MODEL)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    train_one_epoch(model, data, opt, device=CPU, batch_size=16,
+                    preprocess=Preprocess(input_size=40), preset=PRESETS["light"],
+                    class_weights=None, label_smoothing=0.1, mixup_alpha=0.0, amp=False,
+                    channels_last=False, generator=torch.Generator().manual_seed(0),
+                    distill=distill)
+    return model.state_dict()
+
+
+def test_alpha_weighs_labels_against_teachers() -> None:
+    torch.manual_seed(1)
+    n, labels = 64, ["a", "b", "c"]
+    images = torch.randint(0, 256, (n, 48, 48), dtype=torch.uint8)
+    targets = torch.randint(0, 3, (n,))
+    other = (targets + 1) % 3
+    teacher = torch.randn(n, 3) * 3
+    real, wrong = FaceData(images, targets, labels, "t"), FaceData(images, other, labels, "t")
+
+    def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+        return all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+    # alpha 1: the labels play no part; alpha 0: the teachers play none
+    only_teacher = Distillation(teacher, alpha=1.0, temperature=4.0)
+    assert same(_epoch(real, only_teacher), _epoch(wrong, only_teacher))
+    assert same(_epoch(real, Distillation(teacher, 0.0, 4.0)), _epoch(real, None))
+    # in between both count
+    half = Distillation(teacher, 0.5, 4.0)
+    assert not same(_epoch(real, half), _epoch(wrong, half))
+    assert not same(_epoch(real, half), _epoch(real, None))
+
+
+def test_training_with_teachers_records_them_and_resumes_from_the_cache(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferbatch.train.distill as distill
+
+    teacher = str(trained_run / "best.pt")
+    out = tmp_path / "student"
+    args = tiny_args(fer_files[0], out, teacher=[teacher, teacher], kd_alpha=0.8,
+                     kd_temperature=3.0)
+    main(args)
+    config = json.loads((out / "config.json").read_text())
+    assert config["teacher"] == [teacher, teacher] and config["kd_alpha"] == 0.8
+    assert load_checkpoint(out / "best.pt").train_config["kd_temperature"] == 3.0
+    assert (out / "teacher_logits.pt").is_file()
+    line = command_line(args, str(out))
+    assert line.count("--teacher") == 2 and line[line.index("--kd-alpha") + 1] == "0.8"
+
+    def fail(*_a, **_k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(distill, "teacher_logits", fail)
+    main(replace(args, epochs=2, resume=True))  # the logits come from the run's cache
+    assert len((out / "history.jsonl").read_text().splitlines()) == 2
+
+
+def test_cli_teacher_errors_name_the_problem(trained_run: Path, fer_files: tuple[Path, Path],
+                                             tmp_path: Path) -> None:
+    base = ["train", "--data", str(fer_files[0]), "--out", str(tmp_path / "r"), "--model-kw",
+            "width=4", "--model-kw", "convs_per_block=1", "--epochs", "1", "--no-amp", "--quiet"]
+    runner = CliRunner()
+    missing = runner.invoke(cli, [*base, "--teacher", str(tmp_path / "nope.pt")])
+    assert missing.exit_code != 0 and "nope.pt" in missing.output and "bundled" in missing.output
+    assert "Traceback" not in missing.output
+    mixed = runner.invoke(cli, [*base, "--teacher", str(trained_run / "best.pt"),
+                                "--mixup", "0.2"])
+    assert mixed.exit_code != 0 and "--mixup cannot be combined with --teacher" in mixed.output
+    alpha = runner.invoke(cli, [*base, "--teacher", str(trained_run / "best.pt"),
+                                "--kd-alpha", "1.5"])
+    assert alpha.exit_code == 2 and "--kd-alpha" in alpha.output
