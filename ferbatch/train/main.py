@@ -88,6 +88,10 @@ def _prepare_args(args: TrainArgs, out: Path, explicit: Collection[str] | None) 
     stored = stored_config(out)
     if stored is None:
         return args
+    if list(stored.get("teacher") or []) != list(args.teacher):
+        log.warning("--resume: the run was started with --teacher %s, this part trains with %s",
+                    " ".join(stored.get("teacher") or []) or "none",
+                    " ".join(args.teacher) or "none")
     return reconcile_resume(args, stored, non_default(args) if explicit is None else explicit)
 
 

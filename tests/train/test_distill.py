@@ -189,7 +189,7 @@ def test_alpha_weighs_labels_against_teachers() -> None:
 
 def test_training_with_teachers_records_them_and_resumes_from_the_cache(
         trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import ferbatch.train.distill as distill
 
     teacher = str(trained_run / "best.pt")
@@ -210,6 +210,9 @@ def test_training_with_teachers_records_them_and_resumes_from_the_cache(
     monkeypatch.setattr(distill, "teacher_logits", fail)
     main(replace(args, epochs=2, resume=True))  # the logits come from the run's cache
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
+    with caplog.at_level(logging.WARNING, logger="ferbatch.train.main"):  # --teacher forgotten
+        main(replace(args, epochs=3, resume=True, teacher=[]))
+    assert "started with --teacher" in caplog.text and "trains with none" in caplog.text
 
 
 def test_cli_teacher_errors_name_the_problem(trained_run: Path, fer_files: tuple[Path, Path],
