@@ -62,6 +62,16 @@ def _classes(value: str | None) -> list[str] | None:
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
 
+def train_args(params: dict[str, Any]) -> TrainArgs:
+    """The :class:`TrainArgs` of ``ferbatch train``'s parsed click parameters (``--model-kw``
+    pairs, comma-separated ``--classes``, repeated ``--teacher``)."""
+    opts = dict(params)
+    opts["model_kwargs"] = parse_kv(opts.pop("model_kw"))
+    opts["classes"] = _classes(opts["classes"])
+    opts["teacher"] = list(opts["teacher"])
+    return TrainArgs(**opts)
+
+
 class _ProgressFormatter(logging.Formatter):
     """INFO records as bare lines; warnings and errors prefixed with their level."""
 
@@ -253,12 +263,10 @@ def train_command(**opts: Any) -> None:
     from .train.main import main
 
     explicit = _explicit(click.get_current_context(), list(opts))
-    opts["model_kwargs"] = parse_kv(opts.pop("model_kw"))
-    opts["classes"] = _classes(opts["classes"])
-    opts["teacher"] = list(opts["teacher"])
+    args = train_args(opts)
     try:
-        with progress_logging(opts["quiet"]):
-            metrics = main(TrainArgs(**opts), explicit=explicit)
+        with progress_logging(args.quiet):
+            metrics = main(args, explicit=explicit)
     except FerbatchError as exc:
         raise click.ClickException(str(exc)) from exc
     test = metrics.get("test")
@@ -359,7 +367,6 @@ def tune_command(**opts: Any) -> None:
     opts["model_kwargs"] = parse_kv(opts.pop("model_kw"))
     opts["base"] = parse_kv(opts["base"])
     opts["classes"] = _classes(opts["classes"])
-    opts["teacher"] = list(opts["teacher"])
     try:
         with progress_logging(opts["quiet"]):
             summary = tune_main(TuneOptions(**opts))

@@ -9,6 +9,7 @@ trainer that ships.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from .distill import Distillation, build_distillation, check_options
 from .engine import evaluate, train_one_epoch
 from .schedule import LRSchedule
 from .transforms import AugmentPreset, get_preset
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -122,9 +125,13 @@ def build_training(args: TrainArgs, train: FaceData, device: torch.device | None
     steps = max(1, len(train) // args.batch_size)
     schedule = LRSchedule(optimizer, base_lr=args.lr, total_steps=args.epochs * steps,
                           warmup_steps=args.warmup_epochs * steps, mode=args.schedule)
-    distill = (build_distillation(args.teacher, train, alpha=args.kd_alpha,
-                                  temperature=args.kd_temperature, device=device,
-                                  cache=teacher_cache) if args.teacher else None)
+    distill = None
+    if args.teacher and args.kd_alpha == 0:
+        log.warning("--kd-alpha 0: the teachers would not count; training on the labels only")
+    elif args.teacher:
+        distill = build_distillation(args.teacher, train, alpha=args.kd_alpha,
+                                     temperature=args.kd_temperature, device=device,
+                                     cache=teacher_cache)
     return Training(args=args, model=model, optimizer=optimizer, schedule=schedule,
                     class_weights=compute_class_weights(train, args.class_weights),
                     preprocess=args.preprocess(), preset=preset, generator=generator,

@@ -5,9 +5,10 @@ The loss is Hinton, Vinyals & Dean's ("Distilling the Knowledge in a Neural Netw
 
     (1 - alpha) * CE(student, labels) + alpha * T² * KL(softmax(t / T) ‖ softmax(s / T))
 
-with ``t`` the teachers' logits averaged over the ensemble (Hinton et al. distil an ensemble
-the same way) and ``T`` the distillation temperature; the ``T²`` factor keeps the soft term's
-gradients on the scale of the hard term's.
+with ``t`` the teachers' logits averaged over the ensemble (so the target is the normalised
+geometric mean of the teachers' softened distributions, one of the two ensemble targets Hinton
+et al. name) and ``T`` the distillation temperature; the ``T²`` factor keeps the soft term's
+gradients on the scale of the hard term's. ``--class-weights`` weighs the label term only.
 
 The teachers' logits are computed once per training image, before the first epoch, on the
 centre crop and its mirror (averaged), and reused under every augmentation of that image:
@@ -30,9 +31,10 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, ModelError
 from ..models.bundled import resolve_model
-from ..models.checkpoint import file_sha256, load_checkpoint, safe_torch_load
+from ..models.checkpoint import Checkpoint, file_sha256, load_checkpoint, safe_torch_load
 from ..output.atomic import atomic_write
 from .data import FaceData
+from .labels import canonical_label
 
 __all__ = ["CACHE", "Distillation", "kd_loss", "build_distillation", "teacher_logits"]
 
@@ -79,11 +81,24 @@ def check_options(alpha: float, temperature: float, mixup: float) -> None:
 
 
 def _teacher_columns(name: str, teacher_labels: list[str], labels: list[str]) -> list[int]:
-    missing = [label for label in labels if label not in teacher_labels]
+    """Column of each student label in the teacher's output, matched by canonical name
+    (``happiness`` = ``happy``, :func:`~ferbatch.train.labels.canonical_label`)."""
+    index = {canonical_label(label): i for i, label in enumerate(teacher_labels)}
+    missing = [label for label in labels if canonical_label(label) not in index]
     if missing:
         raise ConfigError(f"--teacher {name}: its labels {teacher_labels} lack "
                           f"{', '.join(missing)}, which the student is trained on")
-    return [teacher_labels.index(label) for label in labels]
+    return [index[canonical_label(label)] for label in labels]
+
+
+def _teacher_model(name: str) -> tuple[Checkpoint, torch.nn.Module]:
+    """The checkpoint of ``--teacher name`` and its network, every failure a
+    :class:`~ferbatch.errors.ModelError` that names the teacher."""
+    try:
+        ckpt = load_checkpoint(resolve_model(name))
+        return ckpt, ckpt.build()
+    except (ModelError, ConfigError) as exc:
+        raise ModelError(f"--teacher {name}: {str(exc).splitlines()[0]}") from exc
 
 
 def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
@@ -94,18 +109,18 @@ def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
     student's columns).
 
     Raises :class:`ConfigError` when a teacher lacks one of ``data.labels`` and
-    :class:`~ferbatch.errors.ModelError` when one cannot be read.
+    :class:`~ferbatch.errors.ModelError` when one cannot be read or built (both name it).
     """
     from .engine import predict_proba
     from .evaluate import resize_faces
 
     total: torch.Tensor | None = None
     for name in teachers:
-        ckpt = load_checkpoint(resolve_model(name))
+        ckpt, model = _teacher_model(name)
         columns = _teacher_columns(name, ckpt.labels, data.labels)
         pre = ckpt.preprocess
         images = resize_faces(data.images, pre.image_size)
-        model = ckpt.build().to(device)
+        model = model.to(device)
         out = predict_proba(model, images, device=device, preprocess=pre,
                             batch_size=batch_size, tta=TEACHER_TTA, logits=True)[:, columns]
         total = out if total is None else total + out
@@ -118,7 +133,12 @@ def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
 def _cache_key(teachers: list[str], data: FaceData) -> str:
     digest = hashlib.sha256()
     for name in teachers:
-        digest.update(file_sha256(resolve_model(name)).encode())
+        path = resolve_model(name)
+        try:
+            digest.update(file_sha256(path).encode())
+        except OSError as exc:
+            raise ModelError(f"--teacher {name}: cannot read {path}: "
+                             f"{exc.strerror or exc}") from exc
     digest.update(TEACHER_TTA.encode())
     digest.update("\0".join(data.labels).encode())
     digest.update(data.images.contiguous().numpy().tobytes())
@@ -130,7 +150,9 @@ def build_distillation(teachers: list[str], data: FaceData, *, alpha: float,
                        cache: Path | None = None) -> Distillation:
     """The :class:`Distillation` of a run: :func:`teacher_logits` for the training split
     ``data``, read from ``cache`` when it holds them for the same teacher files and images,
-    else computed and written there (atomically). Errors as :func:`teacher_logits`."""
+    else computed (without moving torch's global random state) and written there (atomically;
+    a failed write is a warning). Errors as :func:`teacher_logits`, every one naming the
+    teacher."""
     key = _cache_key(teachers, data)
     if cache is not None and cache.is_file():
         try:
@@ -141,8 +163,15 @@ def build_distillation(teachers: list[str], data: FaceData, *, alpha: float,
         if isinstance(stored, dict) and stored.get("key") == key:
             log.info("--teacher: logits read from %s", cache)
             return Distillation(stored["logits"], alpha, temperature)
-    logits = teacher_logits(teachers, data, device)
+    # building a teacher draws initial weights from torch's global generator: forked, so a
+    # run's augmentation stream is the same whether the logits came from the cache or not
+    with torch.random.fork_rng(devices=[]):
+        logits = teacher_logits(teachers, data, device)
     if cache is not None:
         stored = {"key": key, "teachers": list(teachers), "logits": logits}
-        atomic_write(cache, lambda tmp: torch.save(stored, tmp))
+        try:
+            atomic_write(cache, lambda tmp: torch.save(stored, tmp))
+        except OSError as exc:  # only an optimisation: the run goes on without it
+            log.warning("cannot write the teacher-logit cache %s: %s; --resume will score "
+                        "the teachers again", cache, exc.strerror or exc)
     return Distillation(logits, alpha, temperature)

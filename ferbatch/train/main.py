@@ -89,8 +89,8 @@ def _prepare_args(args: TrainArgs, out: Path, explicit: Collection[str] | None) 
     if stored is None:
         return args
     if list(stored.get("teacher") or []) != list(args.teacher):
-        log.warning("--resume: the run was started with --teacher %s, this part trains with %s",
-                    " ".join(stored.get("teacher") or []) or "none",
+        log.warning("--resume: the previous part of this run trained with --teacher %s, this "
+                    "part trains with %s", " ".join(stored.get("teacher") or []) or "none",
                     " ".join(args.teacher) or "none")
     return reconcile_resume(args, stored, non_default(args) if explicit is None else explicit)
 
@@ -137,6 +137,9 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args = _prepare_args(args, out, explicit)
+    given = non_default(args) if explicit is None else set(explicit)
+    if not args.teacher and given & {"kd_alpha", "kd_temperature"}:
+        log.warning("--kd-alpha / --kd-temperature have no effect without --teacher")
     if args.threads:
         torch.set_num_threads(args.threads)
     train, val, test, data_hash = _splits(args)

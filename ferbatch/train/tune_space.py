@@ -206,6 +206,9 @@ def train_args_for(options: TuneOptions, config: dict[str, Any]) -> TrainArgs:
     unknown = sorted(set(options.base) - known)
     if unknown:
         raise ConfigError(f"unknown training option(s) {unknown}")
+    if "teacher" in options.base:
+        raise ConfigError("tune does not distil: train with --teacher through `ferbatch train` "
+                          "(every trial would score the teachers again)")
     kwargs = dict(options.base)
     kwargs.update(data=options.data, out=options.out, dataset=options.dataset,
                   ferplus=options.ferplus, ferplus_mode=options.ferplus_mode,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from ferbatch.cli import cli
-from ferbatch.errors import ConfigError
+from ferbatch.errors import ConfigError, ModelError
 from ferbatch.models.checkpoint import load_checkpoint, save_checkpoint
 from ferbatch.models.preprocess import Preprocess
 from ferbatch.train.args import command_line
@@ -134,7 +134,7 @@ def test_logits_are_cached_per_teacher_file_and_images(
     part = build_distillation([teacher], data.subset(torch.arange(10)), alpha=0.3,
                               temperature=2.0, device=CPU, cache=cache)
     assert calls == [1] and torch.equal(part.logits, first.logits[:10])
-    # another teacher file with the same path: recomputed
+    # the same weights in another teacher file: recomputed
     ckpt = load_checkpoint(teacher)
     other = tmp_path / "other.pt"
     save_checkpoint(ckpt, other)
@@ -212,7 +212,8 @@ def test_training_with_teachers_records_them_and_resumes_from_the_cache(
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
     with caplog.at_level(logging.WARNING, logger="ferbatch.train.main"):  # --teacher forgotten
         main(replace(args, epochs=3, resume=True, teacher=[]))
-    assert "started with --teacher" in caplog.text and "trains with none" in caplog.text
+    assert "previous part of this run trained with --teacher" in caplog.text
+    assert "this part trains with none" in caplog.text
 
 
 def test_cli_teacher_errors_name_the_problem(trained_run: Path, fer_files: tuple[Path, Path],
@@ -229,3 +230,67 @@ def test_cli_teacher_errors_name_the_problem(trained_run: Path, fer_files: tuple
     alpha = runner.invoke(cli, [*base, "--teacher", str(trained_run / "best.pt"),
                                 "--kd-alpha", "1.5"])
     assert alpha.exit_code == 2 and "--kd-alpha" in alpha.output
+
+
+def test_the_cache_does_not_change_the_runs_random_stream(trained_run: Path,
+                                                          fer_files: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    """A teacher is built (its initial weights drawn) only on a cache miss: the global random
+    state after set-up must not depend on it, or a rerun would augment differently."""
+    from ferbatch.train.build import build_training
+
+    data = _train_split(fer_files, trained_run)
+    args = tiny_args(fer_files[0], tmp_path, teacher=[str(trained_run / "best.pt")])
+    states = []
+    for _ in range(2):  # a miss that writes the cache, then a hit
+        build_training(args, data, teacher_cache=tmp_path / "teacher_logits.pt")
+        states.append(torch.get_rng_state())
+    assert torch.equal(states[0], states[1])
+
+
+def test_teachers_with_other_sizes_label_spellings_and_faults(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from ferbatch.train.evaluate import resize_faces
+
+    data = _train_split(fer_files, trained_run)
+    ckpt = load_checkpoint(trained_run / "best.pt")
+    # a teacher trained on 56 px faces scores the 48 px images resized to 56
+    big = replace(ckpt, preprocess=replace(ckpt.preprocess, image_size=56),
+                  labels=["anger" if label == "angry" else label for label in ckpt.labels])
+    save_checkpoint(big, tmp_path / "big.pt")
+    want = predict_proba(big.build(), resize_faces(data.images, 56), device=CPU,
+                         preprocess=big.preprocess, tta="flip", logits=True)
+    assert torch.allclose(teacher_logits([str(tmp_path / "big.pt")], data, CPU), want, atol=1e-5)
+    # weights that do not fit the stored architecture: the error names the teacher
+    wide = replace(ckpt, arch_kwargs={**ckpt.arch_kwargs, "width": 8})
+    save_checkpoint(wide, tmp_path / "wide.pt")
+    with pytest.raises(ModelError, match=r"--teacher .*wide\.pt: "):
+        teacher_logits([str(trained_run / "best.pt"), str(tmp_path / "wide.pt")], data, CPU)
+    # a cache that cannot be written: a warning, and the logits all the same
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    with caplog.at_level(logging.WARNING, logger="ferbatch.train.distill"):
+        got = build_distillation([str(trained_run / "best.pt")], data, alpha=0.5,
+                                 temperature=4.0, device=CPU, cache=blocked)
+    assert got.logits.shape == (len(data), 7) and "cannot write the teacher-logit cache" in caplog.text
+
+
+def test_alpha_zero_skips_the_teachers(trained_run: Path, fer_files: tuple[Path, Path],
+                                       tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ferbatch.train.build import build_training
+
+    data = _train_split(fer_files, trained_run)
+    args = tiny_args(fer_files[0], tmp_path, teacher=[str(tmp_path / "never-read.pt")],
+                     kd_alpha=0.0)
+    with caplog.at_level(logging.WARNING, logger="ferbatch.train.build"):
+        run = build_training(args, data, teacher_cache=tmp_path / "teacher_logits.pt")
+    assert run.distill is None and "--kd-alpha 0" in caplog.text
+    assert not (tmp_path / "teacher_logits.pt").exists()
+
+
+def test_tune_refuses_teachers_cleanly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["tune", "--data", str(tmp_path / "none.csv"), "--out",
+                                      str(tmp_path / "t"), "--set", "teacher=default"])
+    assert result.exit_code == 1 and "tune does not distil" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

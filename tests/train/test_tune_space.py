@@ -85,12 +85,9 @@ def test_trial_args_and_retrain_command() -> None:
     parts = shlex.split(command)
     assert parts[:2] == ["ferbatch", "train"]
     ctx = train_command.make_context("train", parts[2:])
-    from ferbatch.cli_train import _classes, parse_kv
+    from ferbatch.cli_train import train_args
 
-    opts = dict(ctx.params)
-    opts["model_kwargs"] = parse_kv(opts.pop("model_kw"))
-    opts["classes"] = _classes(opts["classes"])
-    parsed = TrainArgs(**opts)
+    parsed = train_args(ctx.params)
     expected = {**args.to_dict(), "out": "runs/tune/best_config", "quiet": False}
     assert parsed.to_dict() == expected
     with pytest.raises(ConfigError, match="unknown training option"):
