@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.checkpoint import Checkpoint, Preprocess, save_checkpoint
 from ..output.atomic import atomic_write_text
 from .args import TrainArgs, non_default
@@ -56,10 +57,22 @@ def _say(args: TrainArgs, message: str) -> None:
 def load_splits(args: TrainArgs) -> tuple[dict[str, FaceData], str]:
     """Train / val / test splits of ``args.dataset`` (the registry in
     :mod:`ferbatch.train.datasets`) and a hash of its data. Raises :class:`ConfigError` for an
-    unknown dataset or an option of another dataset (``--ferplus``, ``--val-data``), :class:`DataError` for
-    unreadable data."""
+    unknown dataset or an option of another dataset (``--ferplus``, ``--val-data``) or an
+    ``input_size`` above ``image_size``, :class:`DataError` for unreadable data. Faces are
+    resized to ``args.image_size`` px when the dataset stores another size."""
     check_dataset_options(args.dataset, args.ferplus, args.val_data)
-    return get_dataset(args.dataset).train_splits(args)
+    if args.input_size > args.image_size:
+        raise ConfigError(f"--input-size {args.input_size} is larger than --image-size "
+                          f"{args.image_size}: the model's crops are cut from the faces")
+    splits, data_hash = get_dataset(args.dataset).train_splits(args)
+    # FER2013 and FER+ are 48 px: a run at another --image-size gets them resized
+    return {name: _at_size(data, args.image_size) for name, data in splits.items()}, data_hash
+
+
+def _at_size(data: FaceData, size: int) -> FaceData:
+    from .evaluate import resize_faces
+
+    return replace(data, images=resize_faces(data.images, size))
 
 
 def make_checkpoint(model: torch.nn.Module, args: TrainArgs, labels: list[str], data_hash: str,

@@ -83,6 +83,21 @@ def test_classes_subset_stored_in_checkpoint(fer_files: tuple[Path, Path], tmp_p
     assert ckpt.build()(torch.zeros(1, 1, 40, 40)).shape == (1, 3)
 
 
+def test_another_image_size_resizes_fer2013(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """FER2013 is stored at 48 px: --image-size 56 trains and evaluates on faces resized to 56,
+    and the checkpoint says so; an --input-size above --image-size is refused before loading."""
+    from ferbatch.errors import ConfigError
+    from ferbatch.train.main import load_splits
+
+    args = tiny_args(fer_files[0], tmp_path, image_size=56, input_size=48)
+    splits, _ = load_splits(args)
+    assert {tuple(s.images.shape[1:]) for s in splits.values()} == {(56, 56)}
+    main(args)
+    assert load_checkpoint(tmp_path / "best.pt").preprocess.image_size == 56
+    with pytest.raises(ConfigError, match="--input-size 56 is larger than --image-size 48"):
+        load_splits(tiny_args(fer_files[0], tmp_path, image_size=48, input_size=56))
+
+
 def test_ferplus_probability_training(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
     metrics = main(tiny_args(fer_files[0], tmp_path, dataset="ferplus", ferplus=str(fer_files[1]),
                              ferplus_mode="probability"))
