@@ -76,10 +76,11 @@ def serve_command(host: str, port: int, model: str | None, replicas: int, cpus_p
         if token_file:
             settings = dataclasses.replace(settings, token=read_token(token_file))
         with connect(address):
-            url = start(settings)
-            click.echo(f"ferbatch serve: listening on {url} ({replicas} replica(s)"
-                       f"{', token required' if settings.token else ''}); Ctrl-C stops it", err=True)
-            try:
+            try:  # an interrupt while Serve starts must remove it too
+                url = start(settings)
+                click.echo(f"ferbatch serve: listening on {url} ({replicas} replica(s)"
+                           f"{', token required' if settings.token else ''}); Ctrl-C stops it",
+                           err=True)
                 threading.Event().wait()
             finally:
                 stop()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -19,33 +20,37 @@ import pytest
 from helpers import REPO_ROOT, free_port, ray_could_not_start
 
 
-def _serve(port: int) -> subprocess.Popen[str]:
+def _serve(port: int, stderr: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env.pop("RAY_ADDRESS", None)  # a private local Ray instance
-    return subprocess.Popen(
-        [sys.executable, "-m", "ferbatch.cli", "serve", "--port", str(port), "--device", "cpu",
-         "--cpus-per-replica", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+    with stderr.open("w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ferbatch.cli", "serve", "--port", str(port), "--device",
+             "cpu", "--cpus-per-replica", "0"], env=env, stdout=subprocess.DEVNULL, stderr=err,
+            text=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "name", "code"), [(signal.SIGTERM, "SIGTERM", 143),
                                                    (signal.SIGINT, "Ctrl-C", 130)],
                          ids=["SIGTERM", "SIGINT"])
-def test_serve_stops_cleanly_on_sigterm_and_ctrl_c(sig: signal.Signals, name: str, code: int) -> None:
+def test_serve_stops_cleanly_on_sigterm_and_ctrl_c(sig: signal.Signals, name: str, code: int,
+                                                   tmp_path: Path) -> None:
     port = free_port()
-    server = _serve(port)
+    log = tmp_path / "stderr.txt"
+    server = _serve(port, log)
     try:
         deadline = time.monotonic() + 240
-        while True:
+        while True:  # up: it answers, and it said so (the line that tells a user Ctrl-C stops it)
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
                     assert json.loads(r.read()) == {"status": "ok"}
-                    break
+                    if "Ctrl-C stops it" in log.read_text():
+                        break
             except OSError:
                 pass
             if server.poll() is not None:
-                stderr = server.communicate()[1]
+                stderr = log.read_text()
                 if ray_could_not_start(stderr):
                     pytest.skip("Ray could not start on this loaded machine")
                 pytest.fail(f"ferbatch serve ended before it answered: {stderr[-3000:]}")
@@ -55,11 +60,12 @@ def test_serve_stops_cleanly_on_sigterm_and_ctrl_c(sig: signal.Signals, name: st
         assert any("raylet" in " ".join(p.cmdline()) for p in family)  # its own Ray instance
         server.send_signal(sig)
         # Serve's shutdown takes seconds on an idle machine, minutes on two loaded cores
-        _, stderr = server.communicate(timeout=300)
+        server.wait(timeout=300)
     finally:
         if server.poll() is None:
             server.kill()
-            server.communicate()
+            server.wait()
+    stderr = log.read_text()
     assert server.returncode == code, stderr[-3000:]
     assert f"interrupted by {name}" in stderr
     assert "Traceback" not in stderr
