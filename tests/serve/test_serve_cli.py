@@ -27,7 +27,13 @@ def _serve(port: int, stderr: Path) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "ferbatch.cli", "serve", "--port", str(port), "--device",
              "cpu", "--cpus-per-replica", "0"], env=env, stdout=subprocess.DEVNULL, stderr=err,
-            text=True)
+            text=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """A suite started in the background (``make test &``) ignores SIGINT, and a child inherits
+    that, so Python would install no KeyboardInterrupt handler: give the server the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.slow
