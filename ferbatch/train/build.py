@@ -143,8 +143,8 @@ def run_epoch(run: Training, train: FaceData, val: FaceData | None, epoch: int,
     """Train one epoch, then validate on ``val`` (with ``tta``) and feed the schedule.
 
     Returns the history record: ``epoch`` (1-based), ``train_loss``, ``train_acc``, ``lr``,
-    ``images_per_s``, ``seconds`` and, with a non-empty ``val``, ``val_loss``, ``val_acc``,
-    ``val_macro_f1``.
+    ``images_per_s``, ``seconds``, with teachers ``train_label_loss`` (the label term of
+    ``train_loss``) and, with a non-empty ``val``, ``val_loss``, ``val_acc``, ``val_macro_f1``.
     """
     args = run.args
     stats = train_one_epoch(
@@ -156,6 +156,8 @@ def run_epoch(run: Training, train: FaceData, val: FaceData | None, epoch: int,
     record: dict[str, Any] = {"epoch": epoch, "train_loss": stats.loss,
                               "train_acc": stats.accuracy, "lr": stats.lr,
                               "images_per_s": stats.images_per_s, "seconds": stats.seconds}
+    if stats.label_loss is not None:  # distilled: the label term alone, comparable across runs
+        record["train_label_loss"] = stats.label_loss
     if val is not None and len(val):
         report = evaluate(run.model, val, device=run.device, preprocess=run.preprocess, tta=tta,
                           channels_last=args.channels_last)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import DataError
 from ..models.checkpoint import file_sha256
@@ -49,11 +50,27 @@ class FaceData:
         """Integer class per sample (argmax of soft targets)."""
         return self.targets if self.targets.ndim == 1 else self.targets.argmax(1)
 
+    def at_size(self, size: int) -> FaceData:
+        """This split with its faces resized to ``size``×``size`` px (:func:`resize_faces`);
+        ``self`` when they already are."""
+        images = resize_faces(self.images, size)
+        return self if images is self.images else replace(self, images=images)
+
     def subset(self, index: torch.Tensor | np.ndarray) -> FaceData:
         idx = torch.as_tensor(index, dtype=torch.long)
         # left_out counts what the loader dropped from the whole split: not a subset's
         return FaceData(self.images[idx], self.targets[idx], self.labels, self.source,
                         self.soft_sampling)
+
+
+def resize_faces(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 N×H×W → uint8 N×size×size (bilinear, antialiased); ``images`` itself when
+    already that size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images.unsqueeze(1).float(), size=(size, size), mode="bilinear",
+                        antialias=True, align_corners=False)
+    return out.squeeze(1).round_().clamp_(0, 255).to(torch.uint8)
 
 
 #: environment variable that moves the dataset cache (``off``: no cache)

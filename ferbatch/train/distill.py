@@ -34,7 +34,7 @@ from ..models.bundled import resolve_model
 from ..models.checkpoint import Checkpoint, file_sha256, load_checkpoint, safe_torch_load
 from ..output.atomic import atomic_write
 from .data import FaceData
-from .labels import canonical_label
+from .labels import label_positions
 
 __all__ = ["CACHE", "Distillation", "kd_loss", "build_distillation", "teacher_logits"]
 
@@ -83,12 +83,12 @@ def check_options(alpha: float, temperature: float, mixup: float) -> None:
 def _teacher_columns(name: str, teacher_labels: list[str], labels: list[str]) -> list[int]:
     """Column of each student label in the teacher's output, matched by canonical name
     (``happiness`` = ``happy``, :func:`~ferbatch.train.labels.canonical_label`)."""
-    index = {canonical_label(label): i for i, label in enumerate(teacher_labels)}
-    missing = [label for label in labels if canonical_label(label) not in index]
+    columns = label_positions(labels, teacher_labels)
+    missing = [label for label, col in zip(labels, columns) if col < 0]
     if missing:
         raise ConfigError(f"--teacher {name}: its labels {teacher_labels} lack "
                           f"{', '.join(missing)}, which the student is trained on")
-    return [index[canonical_label(label)] for label in labels]
+    return columns
 
 
 def _teacher_model(name: str) -> tuple[Checkpoint, torch.nn.Module]:
@@ -112,14 +112,13 @@ def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
     :class:`~ferbatch.errors.ModelError` when one cannot be read or built (both name it).
     """
     from .engine import predict_proba
-    from .evaluate import resize_faces
 
     total: torch.Tensor | None = None
     for name in teachers:
         ckpt, model = _teacher_model(name)
         columns = _teacher_columns(name, ckpt.labels, data.labels)
         pre = ckpt.preprocess
-        images = resize_faces(data.images, pre.image_size)
+        images = data.at_size(pre.image_size).images
         model = model.to(device)
         out = predict_proba(model, images, device=device, preprocess=pre,
                             batch_size=batch_size, tta=TEACHER_TTA, logits=True)[:, columns]

@@ -28,13 +28,15 @@ from .transforms import AugmentPreset, augment_batch, mixup, ten_crop_views
 @dataclass
 class EpochStats:
     """One training epoch: mean loss, accuracy (0–1, on augmented batches), the rate at its
-    end, throughput and wall time (s)."""
+    end, throughput and wall time (s). ``label_loss``: with distillation, the mean of the label
+    term alone (the cross-entropy a run without teachers reports as ``loss``); else ``None``."""
 
     loss: float
     accuracy: float
     lr: float
     images_per_s: float
     seconds: float
+    label_loss: float | None = None
 
 
 def _batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None,
@@ -73,7 +75,7 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
     model.train()
     num_classes = len(data.labels)
     weight = class_weights.to(device) if class_weights is not None else None
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, total_label, correct, seen = 0.0, 0.0, 0, 0
     start = time.perf_counter()
     for idx in _batches(len(data), batch_size, True, generator, drop_last=True):
         images = data.images[idx].to(device, non_blocking=True)
@@ -91,10 +93,10 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
             x = x.contiguous(memory_format=torch.channels_last)
         with training_autocast(device, amp):
             logits = model(x)
-        loss = soft_cross_entropy(logits, soft, weight)
+        loss = label_loss = soft_cross_entropy(logits, soft, weight)
         if distill is not None:
             teacher = distill.logits[idx].to(device, non_blocking=True)
-            loss = ((1 - distill.alpha) * loss
+            loss = ((1 - distill.alpha) * label_loss
                     + distill.alpha * kd_loss(logits, teacher, distill.temperature))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -103,6 +105,7 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
             scheduler_step()
         n = idx.numel()
         total_loss += float(loss.detach()) * n
+        total_label += float(label_loss.detach()) * n
         correct += int((logits.argmax(1) == (target if target.ndim == 1 else target.argmax(1))).sum())
         seen += n
         if progress is not None:
@@ -110,7 +113,8 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
     seconds = time.perf_counter() - start
     return EpochStats(loss=total_loss / max(seen, 1), accuracy=correct / max(seen, 1),
                       lr=float(optimizer.param_groups[0]["lr"]),
-                      images_per_s=seen / max(seconds, 1e-9), seconds=seconds)
+                      images_per_s=seen / max(seconds, 1e-9), seconds=seconds,
+                      label_loss=total_label / max(seen, 1) if distill is not None else None)
 
 
 @torch.inference_mode()

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..devices import resolve_device
 from ..errors import ConfigError, DataError
@@ -30,16 +29,7 @@ from .args import TTA_MODES
 from .data import FaceData
 from .datasets import check_dataset_options, get_dataset
 from .datasets.infer import canonical_split, infer_dataset
-from .labels import canonical_label
-
-
-def resize_faces(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 N×H×W → uint8 N×size×size (bilinear, antialiased); unchanged when already there."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    out = F.interpolate(images.unsqueeze(1).float(), size=(size, size), mode="bilinear",
-                        antialias=True, align_corners=False)
-    return out.squeeze(1).round_().clamp_(0, 255).to(torch.uint8)
+from .labels import canonical_label, label_positions
 
 
 def match_labels(data: FaceData, labels: list[str]) -> tuple[FaceData, list[str]]:
@@ -49,19 +39,16 @@ def match_labels(data: FaceData, labels: list[str]) -> tuple[FaceData, list[str]
     are reported as skipped classes, not added to ``left_out``, which is kept as it was).
     Soft targets are reduced to their argmax first.
     """
-    model_labels = [canonical_label(label) for label in labels]
+    remap = np.array(label_positions(data.labels, labels), dtype=np.int64)
     hard = data.hard_targets.numpy()
-    remap = np.full(len(data.labels), -1, dtype=np.int64)
-    for i, name in enumerate(data.labels):
-        if canonical_label(name) in model_labels:
-            remap[i] = model_labels.index(canonical_label(name))
     present = set(np.unique(hard).tolist())
     skipped = sorted({canonical_label(name) for i, name in enumerate(data.labels)
                       if remap[i] < 0 and i in present})
     target = remap[hard]
-    keep = torch.from_numpy(np.flatnonzero(target >= 0))
-    return (FaceData(data.images[keep], torch.from_numpy(target[keep.numpy()].copy()),
-                     list(labels), data.source, left_out=dict(data.left_out)), skipped)
+    keep = np.flatnonzero(target >= 0)
+    return replace(data, images=data.images[torch.from_numpy(keep)],
+                   targets=torch.from_numpy(target[keep].copy()), labels=list(labels),
+                   soft_sampling=False, left_out=dict(data.left_out)), skipped
 
 
 def load_eval_data(data: str, dataset: str, split: str, labels: list[str], image_size: int,
@@ -84,9 +71,9 @@ def load_eval_data(data: str, dataset: str, split: str, labels: list[str], image
 
 def for_model(face: FaceData, labels: list[str], image_size: int) -> tuple[FaceData, list[str]]:
     """``face`` re-indexed onto a model's ``labels`` (:func:`match_labels`) with its faces
-    resized to ``image_size`` px (:func:`resize_faces`), and the class names left out."""
+    resized to ``image_size`` px (:meth:`FaceData.at_size`), and the class names left out."""
     face, skipped = match_labels(face, labels)
-    return replace(face, images=resize_faces(face.images, image_size)), skipped
+    return face.at_size(image_size), skipped
 
 
 def restrict_report(report: dict[str, Any], evaluated: list[int]) -> dict[str, Any]:

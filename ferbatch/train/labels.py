@@ -19,3 +19,10 @@ def canonical_label(name: str) -> str:
     lower-cased and returned as they are."""
     key = name.strip().lower()
     return ALIASES.get(key, key)
+
+
+def label_positions(names: list[str], labels: list[str]) -> list[int]:
+    """For each of ``names``, its index in ``labels`` matched by canonical name
+    (:func:`canonical_label`: ``happiness`` = ``happy``), or -1 when ``labels`` lacks it."""
+    index = {canonical_label(label): i for i, label in enumerate(labels)}
+    return [index.get(canonical_label(name), -1) for name in names]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +65,7 @@ def load_splits(args: TrainArgs) -> tuple[dict[str, FaceData], str]:
                           f"{args.image_size}: the model's crops are cut from the faces")
     splits, data_hash = get_dataset(args.dataset).train_splits(args)
     # FER2013 and FER+ are 48 px: a run at another --image-size gets them resized
-    return {name: _at_size(data, args.image_size) for name, data in splits.items()}, data_hash
-
-
-def _at_size(data: FaceData, size: int) -> FaceData:
-    from .evaluate import resize_faces
-
-    return replace(data, images=resize_faces(data.images, size))
+    return {name: data.at_size(args.image_size) for name, data in splits.items()}, data_hash
 
 
 def make_checkpoint(model: torch.nn.Module, args: TrainArgs, labels: list[str], data_hash: str,
@@ -88,13 +81,13 @@ def make_checkpoint(model: torch.nn.Module, args: TrainArgs, labels: list[str], 
                       data_hash=data_hash, metrics=metrics, code_version=__version__)
 
 
-def _prepare_args(args: TrainArgs, out: Path, explicit: Collection[str] | None) -> TrainArgs:
+def _prepare_args(args: TrainArgs, out: Path, given: set[str]) -> TrainArgs:
     """On a real resume (``last.pt`` exists) keep the stored run's identity options; with
-    ``--init`` take architecture and preprocessing from that checkpoint unless given."""
+    ``--init`` take architecture and preprocessing from that checkpoint unless ``given``
+    (the option names the user chose)."""
     if args.init and not (args.resume and (out / LAST).is_file()):
         from .finetune import args_from_init, load_init
 
-        given = non_default(args) if explicit is None else explicit
         return args_from_init(args, load_init(args.init), given)
     if not (args.resume and (out / LAST).is_file()):
         return args
@@ -105,7 +98,7 @@ def _prepare_args(args: TrainArgs, out: Path, explicit: Collection[str] | None) 
         log.warning("--resume: the previous part of this run trained with --teacher %s, this "
                     "part trains with %s", " ".join(stored.get("teacher") or []) or "none",
                     " ".join(args.teacher) or "none")
-    return reconcile_resume(args, stored, non_default(args) if explicit is None else explicit)
+    return reconcile_resume(args, stored, given)
 
 
 def _splits(args: TrainArgs) -> tuple[FaceData, FaceData | None, FaceData | None, str]:
@@ -149,8 +142,8 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
     """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    args = _prepare_args(args, out, explicit)
     given = non_default(args) if explicit is None else set(explicit)
+    args = _prepare_args(args, out, given)
     if not args.teacher and given & {"kd_alpha", "kd_temperature"}:
         log.warning("--kd-alpha / --kd-temperature have no effect without --teacher")
     if args.threads:

@@ -25,7 +25,7 @@ from ferbatch.train.distill import (
     kd_loss,
     teacher_logits,
 )
-from ferbatch.train.engine import predict_proba, train_one_epoch
+from ferbatch.train.engine import EpochStats, predict_proba, train_one_epoch
 from ferbatch.train.main import main
 from ferbatch.train.transforms import PRESETS
 
@@ -151,17 +151,21 @@ def test_logits_are_cached_per_teacher_file_and_images(
     assert calls == [1, 1, 1, 1] and "ignoring the teacher-logit cache" in caplog.text
 
 
-def _epoch(data: FaceData, distill: Distillation | None) -> dict[str, torch.Tensor]:
+def _epoch(data: FaceData, distill: Distillation | None,
+           stats: list[EpochStats] | None = None) -> dict[str, torch.Tensor]:
     from ferbatch.models import create_model
 
     torch.manual_seed(0)
     model = create_model("vgg_gap", num_classes=len(data.labels), input_size=40, **TINY_MODEL)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    train_one_epoch(model, data, opt, device=CPU, batch_size=16,
-                    preprocess=Preprocess(input_size=40), preset=PRESETS["light"],
-                    class_weights=None, label_smoothing=0.1, mixup_alpha=0.0, amp=False,
-                    channels_last=False, generator=torch.Generator().manual_seed(0),
-                    distill=distill)
+    epoch = train_one_epoch(model, data, opt, device=CPU, batch_size=16,
+                            preprocess=Preprocess(input_size=40), preset=PRESETS["light"],
+                            class_weights=None, label_smoothing=0.1, mixup_alpha=0.0,
+                            amp=False, channels_last=False,
+                            generator=torch.Generator().manual_seed(0),
+                            distill=distill)
+    if stats is not None:
+        stats.append(epoch)
     return model.state_dict()
 
 
@@ -185,6 +189,14 @@ def test_alpha_weighs_labels_against_teachers() -> None:
     half = Distillation(teacher, 0.5, 4.0)
     assert not same(_epoch(real, half), _epoch(wrong, half))
     assert not same(_epoch(real, half), _epoch(real, None))
+    # the label term is reported on its own: the whole loss at alpha 0, absent without teachers
+    stats: list[EpochStats] = []
+    for distill in (None, Distillation(teacher, 0.0, 4.0), only_teacher):
+        _epoch(real, distill, stats)
+    plain, zero, full = stats
+    assert plain.label_loss is None
+    assert zero.label_loss == pytest.approx(zero.loss) == pytest.approx(plain.loss)
+    assert full.label_loss is not None and full.label_loss > 0.5 and full.loss != full.label_loss
 
 
 def test_training_with_teachers_records_them_and_resumes_from_the_cache(
@@ -209,11 +221,14 @@ def test_training_with_teachers_records_them_and_resumes_from_the_cache(
 
     monkeypatch.setattr(distill, "teacher_logits", fail)
     main(replace(args, epochs=2, resume=True))  # the logits come from the run's cache
-    assert len((out / "history.jsonl").read_text().splitlines()) == 2
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 2 and all(h["train_label_loss"] > 0 for h in history)
     with caplog.at_level(logging.WARNING, logger="ferbatch.train.main"):  # --teacher forgotten
         main(replace(args, epochs=3, resume=True, teacher=[]))
     assert "previous part of this run trained with --teacher" in caplog.text
     assert "this part trains with none" in caplog.text
+    last = json.loads((out / "history.jsonl").read_text().splitlines()[-1])
+    assert "train_label_loss" not in last
 
 
 def test_cli_teacher_errors_name_the_problem(trained_run: Path, fer_files: tuple[Path, Path],
@@ -251,7 +266,7 @@ def test_the_cache_does_not_change_the_runs_random_stream(trained_run: Path,
 def test_teachers_with_other_sizes_label_spellings_and_faults(
         trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
-    from ferbatch.train.evaluate import resize_faces
+    from ferbatch.train.data import resize_faces
 
     data = _train_split(fer_files, trained_run)
     ckpt = load_checkpoint(trained_run / "best.pt")

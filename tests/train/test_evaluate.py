@@ -14,9 +14,11 @@ from click.testing import CliRunner
 
 from ferbatch.cli import cli
 from ferbatch.models.checkpoint import load_checkpoint
+from ferbatch.train.data import FaceData, resize_faces
 from ferbatch.train.datasets.fer2013 import load_fer2013
 from ferbatch.train.engine import evaluate
-from ferbatch.train.evaluate import evaluate_main, format_summary, resize_faces
+from ferbatch.train.evaluate import evaluate_main, format_summary, match_labels
+from ferbatch.train.labels import label_positions
 
 from train_data import write_image_folder
 
@@ -141,6 +143,23 @@ def test_resize_faces() -> None:
     out = resize_faces(faces, 64)
     assert out.shape == (3, 64, 64) and out.dtype == torch.uint8 and int(out.min()) == 100
     assert resize_faces(faces, 48) is faces
+    data = FaceData(faces, torch.tensor([0, 1, 0]), ["angry", "happy"], "t", left_out={"x": 2})
+    assert data.at_size(48) is data
+    big = data.at_size(64)
+    assert big.images.shape == (3, 64, 64) and big.labels == data.labels
+    assert big.left_out == {"x": 2} and torch.equal(big.targets, data.targets)
+
+
+def test_match_labels_by_canonical_name() -> None:
+    faces = torch.arange(4, dtype=torch.uint8).view(4, 1, 1).expand(4, 2, 2).contiguous()
+    soft = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1]])
+    data = FaceData(faces, soft, ["anger", "happiness", "contempt"], "t", soft_sampling=True,
+                    left_out={"no majority": 3})
+    assert label_positions(data.labels, ["happy", "sad", "angry"]) == [2, 0, -1]
+    matched, skipped = match_labels(data, ["happy", "sad", "angry"])
+    assert skipped == ["contempt"] and matched.labels == ["happy", "sad", "angry"]
+    assert matched.targets.tolist() == [2, 0, 0] and not matched.soft_sampling
+    assert matched.images[:, 0, 0].tolist() == [0, 1, 3] and matched.left_out == {"no majority": 3}
 
 
 @pytest.mark.slow
