@@ -24,5 +24,7 @@ def canonical_label(name: str) -> str:
 def label_positions(names: list[str], labels: list[str]) -> list[int]:
     """For each of ``names``, its index in ``labels`` matched by canonical name
     (:func:`canonical_label`: ``happiness`` = ``happy``), or -1 when ``labels`` lacks it."""
-    index = {canonical_label(label): i for i, label in enumerate(labels)}
+    index: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        index.setdefault(canonical_label(label), i)  # the first, should a name repeat
     return [index.get(canonical_label(name), -1) for name in names]
