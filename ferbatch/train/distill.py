@@ -34,7 +34,7 @@ from ..models.bundled import resolve_model
 from ..models.checkpoint import Checkpoint, file_sha256, load_checkpoint, safe_torch_load
 from ..output.atomic import atomic_write
 from .data import FaceData
-from .labels import label_positions
+from .labels import canonical_label, label_positions
 
 __all__ = ["CACHE", "Distillation", "kd_loss", "build_distillation", "teacher_logits"]
 
@@ -82,12 +82,19 @@ def check_options(alpha: float, temperature: float, mixup: float) -> None:
 
 def _teacher_columns(name: str, teacher_labels: list[str], labels: list[str]) -> list[int]:
     """Column of each student label in the teacher's output, matched by canonical name
-    (``happiness`` = ``happy``, :func:`~ferbatch.train.labels.canonical_label`)."""
+    (``happiness`` = ``happy``, :func:`~ferbatch.train.labels.canonical_label`). Raises
+    :class:`ConfigError` when the teacher lacks one, or names one twice (``anger``, ``angry``)."""
     columns = label_positions(labels, teacher_labels)
     missing = [label for label, col in zip(labels, columns) if col < 0]
     if missing:
         raise ConfigError(f"--teacher {name}: its labels {teacher_labels} lack "
                           f"{', '.join(missing)}, which the student is trained on")
+    names = [canonical_label(label) for label in teacher_labels]
+    repeated = sorted({n for n in names if names.count(n) > 1} & {names[c] for c in columns})
+    if repeated:
+        raise ConfigError(f"--teacher {name}: its labels {teacher_labels} name "
+                          f"{', '.join(repeated)} more than once; which column to distil from "
+                          "is ambiguous")
     return columns
 
 

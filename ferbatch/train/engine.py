@@ -105,7 +105,8 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
             scheduler_step()
         n = idx.numel()
         total_loss += float(loss.detach()) * n
-        total_label += float(label_loss.detach()) * n
+        if distill is not None:
+            total_label += float(label_loss.detach()) * n
         correct += int((logits.argmax(1) == (target if target.ndim == 1 else target.argmax(1))).sum())
         seen += n
         if progress is not None:

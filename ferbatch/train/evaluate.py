@@ -37,7 +37,7 @@ def match_labels(data: FaceData, labels: list[str]) -> tuple[FaceData, list[str]
 
     Samples of classes not in ``labels`` are dropped; their class names are returned (they
     are reported as skipped classes, not added to ``left_out``, which is kept as it was).
-    Soft targets are reduced to their argmax first.
+    Soft targets are reduced to their argmax first (and ``soft_sampling`` is cleared).
     """
     remap = np.array(label_positions(data.labels, labels), dtype=np.int64)
     hard = data.hard_targets.numpy()

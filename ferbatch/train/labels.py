@@ -23,7 +23,8 @@ def canonical_label(name: str) -> str:
 
 def label_positions(names: list[str], labels: list[str]) -> list[int]:
     """For each of ``names``, its index in ``labels`` matched by canonical name
-    (:func:`canonical_label`: ``happiness`` = ``happy``), or -1 when ``labels`` lacks it."""
+    (:func:`canonical_label`: ``happiness`` = ``happy``), or -1 when ``labels`` lacks it; the
+    first index when two of ``labels`` mean the same class."""
     index: dict[str, int] = {}
     for i, label in enumerate(labels):
         index.setdefault(canonical_label(label), i)  # the first, should a name repeat

@@ -108,6 +108,17 @@ def test_a_teacher_without_the_students_classes_is_refused(trained_run: Path,
         teacher_logits([str(trained_run / "best.pt")], extra, CPU)
 
 
+
+def test_a_teacher_naming_a_class_twice_is_refused() -> None:
+    from ferbatch.train.distill import _teacher_columns
+
+    assert _teacher_columns("t.pt", ["happiness", "sad", "anger"], ["angry", "happy"]) == [2, 0]
+    with pytest.raises(ConfigError, match="name angry more than once"):
+        _teacher_columns("t.pt", ["anger", "angry", "happy"], ["happy", "angry"])
+    # a repeated class the student does not use is no ambiguity
+    assert _teacher_columns("t.pt", ["fear", "afraid", "happy"], ["happy"]) == [2]
+
+
 def test_logits_are_cached_per_teacher_file_and_images(
         trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -156,6 +156,7 @@ def test_match_labels_by_canonical_name() -> None:
     data = FaceData(faces, soft, ["anger", "happiness", "contempt"], "t", soft_sampling=True,
                     left_out={"no majority": 3})
     assert label_positions(data.labels, ["happy", "sad", "angry"]) == [2, 0, -1]
+    assert label_positions(["angry"], ["anger", "angry"]) == [0]  # the first of a repeated name
     matched, skipped = match_labels(data, ["happy", "sad", "angry"])
     assert skipped == ["contempt"] and matched.labels == ["happy", "sad", "angry"]
     assert matched.targets.tolist() == [2, 0, 0] and not matched.soft_sampling
