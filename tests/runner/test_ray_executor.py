@@ -148,8 +148,9 @@ def test_driver_killed_midway_then_rerun_completes_only_what_is_missing(
     the re-run skips the committed videos, redoes the rest, and no row is lost or doubled."""
     videos = tmp_path / "videos"
     videos.mkdir()
+    n_frames = 72  # a second or more per video: the kill lands while the next one is in flight
     for i in range(4):
-        clips.make_face_clip(videos / f"v{i}.mp4", face_image, n_frames=36, fps=12, size=(320, 240))
+        clips.make_face_clip(videos / f"v{i}.mp4", face_image, n_frames=n_frames, fps=12, size=(320, 240))
     out = tmp_path / "out"
     cmd = [str(Path(sys.executable).with_name("ferbatch")), "run", str(videos), "--out", str(out),
            "--ray", "--workers", "1", "-q"]
@@ -163,7 +164,7 @@ def test_driver_killed_midway_then_rerun_completes_only_what_is_missing(
             assert driver.poll() is None, driver.stdout.read() if driver.stdout else ""
             assert time.monotonic() < deadline, "no video committed within 120 s"
             time.sleep(0.1)
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        _kill_tree(driver.pid)  # the driver and every process of the Ray it started, at once
         driver.wait(timeout=30)
     finally:
         _stop_group(driver.pid)
@@ -179,7 +180,7 @@ def test_driver_killed_midway_then_rerun_completes_only_what_is_missing(
         assert (out / "_status" / f"{vid}.parquet").stat().st_mtime_ns == mtime
     faces = pd.read_parquet(out / "faces")
     frames = pd.read_parquet(out / "frames")
-    assert len(frames) == 4 * 36 and len(faces) == 4 * 36
+    assert len(frames) == 4 * n_frames and len(faces) == 4 * n_frames
     assert not faces.duplicated(["video_id", "frame_index", "face_id"]).any()
     assert not [p for p in out.rglob("*") if p.name.startswith(".tmp")]
 
@@ -189,6 +190,65 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _kill_tree(root: int) -> None:
+    """SIGKILL a process, its process group and all their descendants as one crash would, and
+    wait until they are gone.
+
+    Ray's workers are not in the driver's process group: killing only the group orphans a worker
+    that can still commit the video it holds a moment later. Each pass over the process table
+    stops (SIGSTOP) what it finds, so a stopped raylet cannot start another worker; passes repeat
+    until one finds nothing new, then all are killed.
+    """
+    import psutil
+
+    found: dict[int, psutil.Process] = {}
+    while True:
+        children: dict[int, list[int]] = {}
+        seeds = {root, *found}
+        for proc in psutil.process_iter(["ppid"]):
+            children.setdefault(proc.info["ppid"], []).append(proc.pid)
+            try:
+                if os.getpgid(proc.pid) == root:
+                    seeds.add(proc.pid)
+            except ProcessLookupError:
+                continue
+        tree, todo = set(), list(seeds)
+        while todo:
+            pid = todo.pop()
+            if pid not in tree:
+                tree.add(pid)
+                todo.extend(children.get(pid, []))
+        new = tree - set(found)
+        if not new:
+            break
+        for pid in new:
+            try:
+                found[pid] = psutil.Process(pid)
+                os.kill(pid, signal.SIGSTOP)
+            except (psutil.Error, ProcessLookupError):
+                continue
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    others = [p for pid, p in found.items() if pid != root]  # the root is the test's child: wait() reaps it
+    deadline = time.monotonic() + 30
+    while alive := [p for p in others if _running(p)]:
+        assert time.monotonic() < deadline, f"still running after SIGKILL: {alive}"
+        time.sleep(0.05)
+
+
+def _running(proc: Any) -> bool:
+    """True while ``proc`` (a psutil.Process) runs; a zombie (killed, not yet reaped) is done."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _stop_group(pgid: int) -> None:
