@@ -193,51 +193,58 @@ def _free_port() -> int:
 
 
 def _kill_tree(root: int) -> None:
-    """SIGKILL a process, its process group and all their descendants as one crash would, and
-    wait until they are gone.
+    """SIGKILL a process, its process group and session and all their descendants as one crash
+    would, and wait until they are gone.
 
     Ray's workers are not in the driver's process group: killing only the group orphans a worker
     that can still commit the video it holds a moment later. Each pass over the process table
-    stops (SIGSTOP) what it finds, so a stopped raylet cannot start another worker; passes repeat
-    until one finds nothing new, then all are killed.
+    suspends (SIGSTOP) what it finds, so a stopped raylet cannot start another worker; the search
+    ends after two passes in a row find nothing new, and whatever was stopped is killed even if
+    the search fails. Signals go through psutil, which checks that a pid was not reused.
     """
     import psutil
 
     found: dict[int, psutil.Process] = {}
-    while True:
-        children: dict[int, list[int]] = {}
-        seeds = {root, *found}
-        for proc in psutil.process_iter(["ppid"]):
-            children.setdefault(proc.info["ppid"], []).append(proc.pid)
-            try:
-                if os.getpgid(proc.pid) == root:
-                    seeds.add(proc.pid)
-            except ProcessLookupError:
-                continue
-        tree, todo = set(), list(seeds)
-        while todo:
-            pid = todo.pop()
-            if pid not in tree:
-                tree.add(pid)
-                todo.extend(children.get(pid, []))
-        new = tree - set(found)
-        if not new:
-            break
-        for pid in new:
-            try:
-                found[pid] = psutil.Process(pid)
-                os.kill(pid, signal.SIGSTOP)
-            except (psutil.Error, ProcessLookupError):
-                continue
-    for pid in found:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
-    others = [p for pid, p in found.items() if pid != root]  # the root is the test's child: wait() reaps it
     deadline = time.monotonic() + 30
+    try:
+        quiet = 0
+        while quiet < 2:
+            assert time.monotonic() < deadline, f"the process tree of {root} kept changing for 30 s"
+            psutil.process_iter.cache_clear()  # a cached entry can hide a new process with a reused pid
+            procs: dict[int, psutil.Process] = {}
+            children: dict[int, list[int]] = {}
+            seeds = {root, *found}
+            for proc in psutil.process_iter(["ppid"]):
+                procs[proc.pid] = proc
+                children.setdefault(proc.info["ppid"], []).append(proc.pid)
+                try:
+                    if root in (os.getpgid(proc.pid), os.getsid(proc.pid)):
+                        seeds.add(proc.pid)
+                except OSError:
+                    continue
+            tree, todo = set(), list(seeds)
+            while todo:
+                pid = todo.pop()
+                if pid not in tree:
+                    tree.add(pid)
+                    todo.extend(children.get(pid, []))
+            new = [procs[pid] for pid in tree - found.keys() if pid in procs]
+            quiet = 0 if new else quiet + 1
+            for proc in new:
+                try:
+                    proc.suspend()
+                    found[proc.pid] = proc
+                except psutil.Error:
+                    continue
+    finally:
+        for proc in found.values():
+            try:
+                proc.kill()
+            except psutil.Error:
+                continue
+    others = [p for pid, p in found.items() if pid != root]  # the root is the test's child: wait() reaps it
     while alive := [p for p in others if _running(p)]:
-        assert time.monotonic() < deadline, f"still running after SIGKILL: {alive}"
+        assert time.monotonic() < deadline + 30, f"still running after SIGKILL: {alive}"
         time.sleep(0.05)
 
 
