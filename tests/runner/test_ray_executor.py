@@ -192,6 +192,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _process_tree(root: int, seeds: Any = ()) -> dict[int, Any]:
+    """One pass over the process table: the members of the process group or session ``root``
+    leads (``start_new_session=True``), ``seeds`` (pids), and all their descendants, as
+    psutil.Process objects by pid. A reaped ``root``'s pid, reused by another process, matches
+    neither, so that process is left alone."""
+    import psutil
+
+    psutil.process_iter.cache_clear()  # a cached entry can hide a new process with a reused pid
+    procs: dict[int, psutil.Process] = {}
+    children: dict[int, list[int]] = {}
+    todo = list(seeds)
+    for proc in psutil.process_iter(["ppid"]):
+        procs[proc.pid] = proc
+        children.setdefault(proc.info["ppid"], []).append(proc.pid)
+        try:
+            if root in (os.getpgid(proc.pid), os.getsid(proc.pid)):
+                todo.append(proc.pid)
+        except OSError:
+            continue
+    tree: set[int] = set()
+    while todo:
+        pid = todo.pop()
+        if pid not in tree:
+            tree.add(pid)
+            todo.extend(children.get(pid, []))
+    return {pid: procs[pid] for pid in tree if pid in procs}
+
+
 def _kill_tree(root: int) -> None:
     """SIGKILL a process, its process group and session and all their descendants as one crash
     would, and wait until they are gone.
@@ -210,25 +238,7 @@ def _kill_tree(root: int) -> None:
         quiet = 0
         while quiet < 2:
             assert time.monotonic() < deadline, f"the process tree of {root} kept changing for 30 s"
-            psutil.process_iter.cache_clear()  # a cached entry can hide a new process with a reused pid
-            procs: dict[int, psutil.Process] = {}
-            children: dict[int, list[int]] = {}
-            seeds = {root, *found}
-            for proc in psutil.process_iter(["ppid"]):
-                procs[proc.pid] = proc
-                children.setdefault(proc.info["ppid"], []).append(proc.pid)
-                try:
-                    if root in (os.getpgid(proc.pid), os.getsid(proc.pid)):
-                        seeds.add(proc.pid)
-                except OSError:
-                    continue
-            tree, todo = set(), list(seeds)
-            while todo:
-                pid = todo.pop()
-                if pid not in tree:
-                    tree.add(pid)
-                    todo.extend(children.get(pid, []))
-            new = [procs[pid] for pid in tree - found.keys() if pid in procs]
+            new = [proc for pid, proc in _process_tree(root, found).items() if pid not in found]
             quiet = 0 if new else quiet + 1
             for proc in new:
                 try:
@@ -259,23 +269,17 @@ def _running(proc: Any) -> bool:
 
 
 def _stop_group(pgid: int) -> None:
-    """Stop the processes of one `ray start` (its process group and their descendants)."""
+    """Stop the processes of one `ray start` (its process group and session and their
+    descendants): SIGTERM, then SIGKILL for what is left after 10 s."""
     import psutil
 
-    procs: dict[int, psutil.Process] = {}
-    for p in psutil.process_iter():
-        try:
-            if os.getpgid(p.pid) == pgid:
-                procs[p.pid] = p
-                procs.update({c.pid: c for c in p.children(recursive=True)})
-        except (psutil.Error, ProcessLookupError):
-            continue
-    for p in procs.values():
+    procs = list(_process_tree(pgid).values())
+    for p in procs:
         try:
             p.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(list(procs.values()), timeout=10)
+    _, alive = psutil.wait_procs(procs, timeout=10)
     for p in alive:
         try:
             p.kill()
