@@ -224,8 +224,13 @@ TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror),
 @click.option("--patience", default=_train("patience"), show_default=True,
               help="Early stopping: stop after this many epochs without a validation-accuracy "
                    "gain; 0 = off (train all --epochs).")
+@click.option("--eval-test/--no-eval-test", default=_train("eval_test"), show_default=True,
+              help="At the end, evaluate best.pt once on the test split (FER2013: PrivateTest) "
+                   "into metrics.json. Off by default: the held-out split is scored once, on "
+                   "purpose, e.g. with `ferbatch evaluate --record`, not after every run.")
 @click.option("--eval-tta", type=click.Choice(TTA_MODES), default=_train("eval_tta"), show_default=True,
-              help="Also report the test split with this TTA: " + TTA_HELP.split(": ", 1)[1])
+              help="With --eval-test, also report the test split with this TTA: "
+                   + TTA_HELP.split(": ", 1)[1])
 @click.option("--seed", default=_train("seed"), show_default=True, help="Random seed (data order, augmentation, init).")
 @click.option("--device", default=_train("device"), show_default=True, help=DEVICE_HELP)
 @click.option("--amp/--no-amp", default=_train("amp"), show_default=True, help="fp16 autocast on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.")
@@ -255,10 +260,11 @@ TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror),
               help="Softmax temperature T of the distillation term (Hinton et al., 2015).")
 @click.option("--quiet", is_flag=True, default=_train("quiet"), help="No per-epoch progress on stderr.")
 def train_command(**opts: Any) -> None:
-    """Train an emotion model; select it on the validation split; report the test split once.
+    """Train an emotion model; select it on the validation split (and, with --eval-test,
+    report the test split once).
 
-    FER2013's splits: Training trains, PublicTest (val) selects the epoch, PrivateTest (test)
-    is evaluated once at the end.
+    FER2013's splits: Training trains, PublicTest (val) selects the epoch and fits the
+    temperature, PrivateTest (test) is left alone unless --eval-test asks for it.
     """
     from .train.main import main
 
@@ -273,6 +279,9 @@ def train_command(**opts: Any) -> None:
     if test:
         click.echo(f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
                    f"(best epoch {metrics['best_epoch']}) → {opts['out']}/best.pt")
+    elif "val_acc" in metrics["val"]:
+        click.echo(f"validation accuracy {metrics['val']['val_acc']:.4f}  (best epoch "
+                   f"{metrics['best_epoch']}) → {opts['out']}/best.pt")
 
 
 @click.command("evaluate", epilog=CACHE_HELP)

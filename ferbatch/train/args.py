@@ -61,6 +61,7 @@ class TrainArgs:
     label_smoothing: float = 0.1
     class_weights: str = "none"  # one of CLASS_WEIGHTS
     patience: int = 0  # early stopping on validation accuracy; 0 = off
+    eval_test: bool = False  # evaluate best.pt on the test split (FER2013: PrivateTest) at the end
     eval_tta: str = "none"  # one of TTA_MODES
     seed: int = 0
     device: str = "auto"

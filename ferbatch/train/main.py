@@ -132,8 +132,9 @@ def _epoch_line(record: dict[str, Any], epochs: int, improved: bool) -> str:
 
 
 def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, Any]:
-    """Train, select on ``val``, evaluate the selected model once on ``test``; return metrics
-    (``best_epoch``, ``epochs_run``, ``val``, ``mean_images_per_s``, ``test``…).
+    """Train, select on ``val`` and fit the temperature there; with ``args.eval_test`` evaluate
+    the selected model once on ``test``. Return metrics (``best_epoch``, ``epochs_run``, ``val``,
+    ``mean_images_per_s``, and ``test`` with ``eval_test``).
 
     ``explicit``: the option names the user gave (the CLI passes them); with ``None`` the fields
     that differ from their defaults count. It matters on ``--resume``, see
@@ -146,6 +147,8 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
     args = _prepare_args(args, out, given)
     if not args.teacher and given & {"kd_alpha", "kd_temperature"}:
         log.warning("--kd-alpha / --kd-temperature have no effect without --teacher")
+    if not args.eval_test and args.eval_tta != "none":
+        log.warning("--eval-tta %s has no effect without --eval-test", args.eval_tta)
     if args.threads:
         torch.set_num_threads(args.threads)
     train, val, test, data_hash = _splits(args)
@@ -177,17 +180,17 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
         if args.patience and epoch + 1 - progress.best_epoch >= args.patience:
             _say(args, f"early stop: no validation gain for {args.patience} epochs")
             break
-    return finalize(out, args, train.labels, progress.history, progress.best_epoch, test,
-                    run.device, run.preprocess, val=val)
+    return finalize(out, args, train.labels, progress.history, progress.best_epoch,
+                    test if args.eval_test else None, run.device, run.preprocess, val=val)
 
 
 def finalize(out: Path, args: TrainArgs, labels: list[str], history: list[dict[str, Any]],
              best_epoch: int, test: FaceData | None, device: torch.device,
              preprocess: Preprocess, val: FaceData | None = None) -> dict[str, Any]:
     """Fit ``best.pt``'s softmax temperature on the validation split (temperature scaling,
-    :mod:`ferbatch.train.calibration`), evaluate it once on the test split with the run's
-    ``preprocess`` (and ``args.eval_tta``); store the metrics in it and in ``metrics.json``;
-    plot the curves."""
+    :mod:`ferbatch.train.calibration`); when ``test`` is given, evaluate it once there with the
+    run's ``preprocess`` (and ``args.eval_tta``); store the metrics in it and in
+    ``metrics.json``; plot the curves."""
     from ..models.checkpoint import load_checkpoint
     from .calibration import calibrate_temperature, ece_warning
     from .plots import plot_confusion, plot_curves
@@ -220,6 +223,6 @@ def finalize(out: Path, args: TrainArgs, labels: list[str], history: list[dict[s
         plot_curves(history, out / "curves.png")
     test_line = (f"test accuracy {metrics['test']['accuracy']:.4f} "
                  f"macro-F1 {metrics['test']['macro_f1']:.4f}" if "test" in metrics
-                 else "no test split")
+                 else "no test split" if args.eval_test else "test split left alone (no --eval-test)")
     _say(args, f"best epoch {best_epoch}; {test_line}")
     return metrics

@@ -22,7 +22,8 @@ def fer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def trained_run(fer_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run folder of a tiny 2-epoch training on ``fer_files`` (trained once per session)."""
+    """Run folder of a tiny 2-epoch training on ``fer_files`` with ``--eval-test`` (trained once
+    per session)."""
     import torch
 
     from ferbatch.train.main import main
@@ -31,7 +32,7 @@ def trained_run(fer_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathF
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        main(tiny_args(fer_files[0], out, epochs=2))
+        main(tiny_args(fer_files[0], out, epochs=2, eval_test=True))
     finally:
         torch.set_num_threads(before)
     return out

@@ -34,7 +34,11 @@ def test_train_then_resume_via_cli(fer_files: tuple[Path, Path], trained_run: Pa
     first = runner.invoke(cli, [*base, "--epochs", "1"])
     assert first.exit_code == 0, first.output
     assert [json.loads(line)["epoch"] for line in (out / "history.jsonl").read_text().splitlines()] == [1]
-    second = runner.invoke(cli, [*base, "--epochs", "2", "--resume"])
+    # the test split (PrivateTest) is left alone unless asked for
+    assert "validation accuracy" in first.output and "test accuracy" not in first.output
+    assert "test" not in json.loads((out / "metrics.json").read_text())
+    assert not (out / "confusion_test.png").exists()
+    second = runner.invoke(cli, [*base, "--epochs", "2", "--resume", "--eval-test"])
     assert second.exit_code == 0, second.output
     assert "test accuracy" in second.output
     for name in ("best.pt", "last.pt", "metrics.json", "curves.png", "config.json",
@@ -75,7 +79,8 @@ def test_trained_checkpoint_matches_model(trained_run: Path, fer_files: tuple[Pa
 
 
 def test_classes_subset_stored_in_checkpoint(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
-    metrics = main(tiny_args(fer_files[0], tmp_path, classes=["happiness", "sad", "calm"]))
+    metrics = main(tiny_args(fer_files[0], tmp_path, classes=["happiness", "sad", "calm"],
+                             eval_test=True))
     ckpt = load_checkpoint(tmp_path / "best.pt")
     assert ckpt.labels == ["happy", "sad", "neutral"]
     assert ckpt.train_config["classes"] == ["happiness", "sad", "calm"]
@@ -100,7 +105,7 @@ def test_another_image_size_resizes_fer2013(fer_files: tuple[Path, Path], tmp_pa
 
 def test_ferplus_probability_training(fer_files: tuple[Path, Path], tmp_path: Path) -> None:
     metrics = main(tiny_args(fer_files[0], tmp_path, dataset="ferplus", ferplus=str(fer_files[1]),
-                             ferplus_mode="probability"))
+                             ferplus_mode="probability", eval_test=True))
     ckpt = load_checkpoint(tmp_path / "best.pt")
     assert len(ckpt.labels) == 8 and ckpt.labels[-1] == "contempt"
     assert "test" in metrics
@@ -109,7 +114,8 @@ def test_ferplus_probability_training(fer_files: tuple[Path, Path], tmp_path: Pa
 def test_folder_training(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "faces", {"anger": 10, "happiness": 10, "calm": 10},
                               size=(48, 48))
-    metrics = main(tiny_args(root, tmp_path / "run", dataset="folder", batch_size=8))
+    metrics = main(tiny_args(root, tmp_path / "run", dataset="folder", batch_size=8,
+                             eval_test=True))
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt.labels == ["angry", "happy", "neutral"]
     assert len(ckpt.data_hash) == 16 and metrics["test"]["n"] == 3
