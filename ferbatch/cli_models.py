@@ -10,7 +10,7 @@ import click
 from .cli_train import CACHE_HELP, FERPLUS_HELP, SPLIT_HELP, _dataset_help
 from .devices import DEVICE_HELP
 from .errors import FerbatchError
-from .train.datasets import dataset_names
+from .train.datasets import dataset_names, test_split_name
 
 
 def model_summaries() -> dict[str, str]:
@@ -32,7 +32,8 @@ def models_command() -> None:
     click.echo("bundled models (--model NAME):")
     for m in bundled_models():
         acc = m.metrics.get("accuracy")
-        figures = [f"test acc {acc:.2%}" if acc is not None else "test acc -"]
+        split = test_split_name(m.metrics.get("dataset"))
+        figures = [f"{split} acc {acc:.2%}" if acc is not None else "no test-split figures"]
         if "macro_f1" in m.metrics:
             figures.append(f"macro-F1 {m.metrics['macro_f1']:.2%}")
         if "temperature" in m.metrics:

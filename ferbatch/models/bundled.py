@@ -53,8 +53,9 @@ class BundledModel:
 
 
 def bundled_models() -> list[BundledModel]:
-    """Every bundled model with its labels, file size and headline metrics: test accuracy and
-    macro-F1 (from training), and the calibration record (temperature, ECE before/after)."""
+    """Every bundled model with its labels, file size and headline metrics: test-split
+    accuracy and macro-F1 with the dataset they were measured on, and the calibration record
+    (temperature, ECE after fitting)."""
     from .checkpoint import load_checkpoint
 
     out = []
@@ -63,6 +64,8 @@ def bundled_models() -> list[BundledModel]:
         ckpt = load_checkpoint(path)
         test = ckpt.metrics.get("test", {})
         metrics: dict[str, Any] = {k: test[k] for k in ("accuracy", "macro_f1") if k in test}
+        if test:  # the dataset of that evaluation (recorded by `ferbatch evaluate --record`)
+            metrics["dataset"] = test.get("dataset") or ckpt.train_config.get("dataset")
         if ckpt.calibration:
             metrics["temperature"] = ckpt.temperature
             metrics["ece_fitted_split"] = ckpt.calibration.get("after", {}).get("ece")

@@ -120,6 +120,9 @@ def test_models_resolve_by_name_and_unknown_names_list_the_valid_ones(tmp_path: 
     ClassifyConfig(model="default").validate()
     result = CliRunner().invoke(cli, ["models"])
     assert result.exit_code == 0 and "default" in result.output and "angry disgust" in result.output
+    # each figure names its split: FER2013's held-out split is PrivateTest, FER+'s its own
+    lines = {line.split()[0]: line for line in result.output.splitlines()[1:4]}
+    assert "(PrivateTest acc " in lines["default"] and "(FER+ test acc " in lines["ferplus"]
     bad = CliRunner().invoke(cli, ["run", str(tmp_path), "--out", str(tmp_path / "o"),
                                    "--model", "no-such-model"])
     assert bad.exit_code != 0 and "bundled: default" in bad.output

@@ -30,12 +30,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """A registered dataset format: its ``--dataset`` name, a one-line summary and the module
-    (absolute, or relative to this package) that implements it."""
+    """A registered dataset format: its ``--dataset`` name, a one-line summary, the module
+    (absolute, or relative to this package) that implements it, and what its ``test`` split is
+    called where figures are shown (``ferbatch models``)."""
 
     name: str
     summary: str
     module: str
+    test_name: str = "test"
 
     def _impl(self) -> ModuleType:
         return importlib.import_module(self.module, __package__)
@@ -62,6 +64,13 @@ def register_dataset(kind: DatasetKind) -> DatasetKind:
         raise ValueError(f"dataset {kind.name!r} is registered twice")
     DATASETS[kind.name] = kind
     return kind
+
+
+def test_split_name(dataset: str | None) -> str:
+    """What the ``test`` split of registered dataset ``dataset`` is called (FER2013's is
+    ``PrivateTest``); ``test`` for ``None`` or an unknown name."""
+    kind = DATASETS.get(dataset or "")
+    return kind.test_name if kind else "test"
 
 
 def dataset_names() -> list[str]:
@@ -93,8 +102,8 @@ def get_dataset(name: str) -> DatasetKind:
 
 
 register_dataset(DatasetKind("fer2013", "FER2013 CSV (emotion,pixels,Usage; .csv or .csv.gz)",
-                             ".fer2013"))
+                             ".fer2013", test_name="PrivateTest"))
 register_dataset(DatasetKind("ferplus", "FER2013 CSV + FER+ votes (--ferplus fer2013new.csv)",
-                             ".ferplus"))
+                             ".ferplus", test_name="FER+ test"))
 register_dataset(DatasetKind("folder", "image folders ROOT/<class>/*.png|jpg, or "
                              "ROOT/train|val|test/<class>/…", ".folder"))
