@@ -19,11 +19,18 @@ def _pyplot():
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Loss and accuracy per epoch, train vs validation."""
+    """Loss and accuracy per epoch, train vs validation. A distilled run (records with
+    ``train_label_loss``) shows its label cross-entropy term, the one comparable with
+    validation and with undistilled runs, beside the objective it minimised (CE + KD)."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
+    if "train_label_loss" in history[0]:
+        ax_loss.plot(epochs, [h["train_label_loss"] for h in history], label="train (label CE)")
+        ax_loss.plot(epochs, [h["train_loss"] for h in history], linestyle=":",
+                     label="train objective (CE + KD)")
+    else:
+        ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
     if "val_loss" in history[0]:
         ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax_loss.set_xlabel("epoch")
