@@ -92,7 +92,9 @@ def _coverage(timeline: pd.DataFrame, labels: list[str], smoothed: bool, end: fl
 
 
 def _bands(dom: np.ndarray, labels: list[str], end: float, bw: float) -> list[Band]:
-    """One band per run of bins with the same dominant emotion (-1: none, no band)."""
+    """One band per run of bins with the same dominant emotion (-1: none, no band); its tooltip
+    gives the run's bin edges in seconds, to the centisecond like the episode table (the edges
+    are the bins', not an episode's: a bin's colour is its emotion with most face-time)."""
     bins = len(dom)
     bands = []
     b = 0
@@ -103,7 +105,7 @@ def _bands(dom: np.ndarray, labels: list[str], end: float, bw: float) -> list[Ba
         if dom[b] >= 0:
             label = labels[int(dom[b])]
             bands.append(Band(b * bw, (e + 1 - b) * bw, color_for(label),
-                              f"{label} {b * end / bins:.1f}–{(e + 1) * end / bins:.1f} s"))
+                              f"{label} dominates {b * end / bins:.2f}–{(e + 1) * end / bins:.2f} s"))
         b = e + 1
     return bands
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,19 @@ def _seconds(value: float) -> Cell:
     return Cell(f"{value:.2f}", value)
 
 
+#: Decimals shown of the fractional metadata (trailing zeros dropped: 29.97 FPS, 25 FPS).
+META_DECIMALS = {"fps": 3, "duration_s": 3, "processing_s": 2}
+
+
+def _meta_text(key: str, value: Any) -> str:
+    v = plain_value(value)
+    if key in META_DECIMALS and isinstance(v, (float, np.floating)) and math.isfinite(v):
+        return f"{v:.{META_DECIMALS[key]}f}".rstrip("0").rstrip(".")
+    return text(v)
+
+
 def _meta(vrow: pd.Series) -> list[tuple[str, str]]:
-    return [(name, text(plain_value(vrow.get(key)))) for key, name in META_FIELDS
+    return [(name, _meta_text(key, vrow.get(key))) for key, name in META_FIELDS
             if key in vrow and text(vrow.get(key)) != ""]
 
 

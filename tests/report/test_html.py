@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ferbatch.report.graphics import sparkline
 from ferbatch.report.html import page_name, render_index, render_video, sparkline_svg
 from ferbatch.report.palette import color_for
 from ferbatch.report.video_view import video_page
@@ -81,7 +82,13 @@ def test_sparkline_svg(model):
     svg = sparkline_svg(timelines["alpha"], summary.labels, t_end=10.0)
     assert svg.startswith('<svg class="spark"') and svg.endswith("</svg>")
     assert f'fill="{color_for("happy")}"' in svg and "<polyline" in svg
-    assert "<title>happy " in svg
+    assert "<title>happy dominates " in svg
+    spark = sparkline(timelines["alpha"], summary.labels, t_end=10.0)
+    assert spark.bands
+    for band in spark.bands:  # a tooltip's seconds are its band's edges, to the centisecond
+        seconds = band.tip.split(" dominates ")[1].removesuffix(" s").split("–")
+        assert [float(v) for v in seconds] == pytest.approx(
+            [band.x / spark.width * 10.0, (band.x + band.width) / spark.width * 10.0], abs=0.005)
     empty = sparkline_svg(timelines["alpha"].iloc[0:0], summary.labels)
     assert 'aria-label="no faces"' in empty and "<rect" not in empty
 

@@ -7,7 +7,7 @@ import logging
 
 from ferbatch.output.schema import STATUS_FAILED
 from ferbatch.report.html import render_video
-from ferbatch.report.video_view import video_page
+from ferbatch.report.video_view import _meta, video_page
 
 
 def test_video_view_model_is_complete_before_rendering(model, monkeypatch):
@@ -62,3 +62,14 @@ def test_unextractable_thumbnails_log_a_warning(model, caplog):
     with caplog.at_level(logging.WARNING, logger="ferbatch.report"):
         video_page("beta", summary, results, timelines["beta"], thumbnails=False)
     assert not caplog.records  # disabled thumbnails are not a problem
+
+
+def test_metadata_numbers_are_rounded_for_reading() -> None:
+    import pandas as pd
+
+    meta = dict(_meta(pd.Series({"fps": 30000 / 1001, "duration_s": 10.010009999, "width": 640.0,
+                                 "processing_s": 1.23456, "frames_decoded": 300.0,
+                                 "codec": "h264", "error": None})))
+    assert meta == {"FPS": "29.97", "Duration (s)": "10.01", "Width": "640",
+                    "Processing (s)": "1.23", "Frames decoded": "300", "Codec": "h264"}
+    assert dict(_meta(pd.Series({"fps": 25.0, "duration_s": 2.5})))["FPS"] == "25"
