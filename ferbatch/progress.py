@@ -103,14 +103,21 @@ class RunHook:
 
 
 class ConsoleProgress(RunHook):
-    """A tqdm bar over all frames, with frames/s; a line per failed video and per retry (a
-    lost Ray worker or node)."""
+    """Progress of ``ferbatch run`` on stderr: a line per failed video and per retry (a lost Ray
+    worker or node) and, on a terminal, a tqdm bar over all frames with frames/s.
 
-    def __init__(self, enabled: bool = True) -> None:
+    ``live``: draw the bar; ``None`` = when stderr is a terminal. Without one (stderr redirected
+    to a file, a CI or ``nohup`` log) a bar's carriage-return redraws would fill the file, so
+    each finished video gets one plain line instead (``2/5 videos | 300 frames | ok a.mp4``).
+    """
+
+    def __init__(self, enabled: bool = True, live: bool | None = None) -> None:
         self.enabled = enabled and sys.stderr is not None
+        self.live = self.enabled and (live if live is not None else _is_terminal(sys.stderr))
         self.bar: Any = None
         self.total = 0
         self.done = 0
+        self.frames = 0
 
     def __enter__(self) -> ConsoleProgress:
         return self
@@ -119,12 +126,18 @@ class ConsoleProgress(RunHook):
         if self.bar is not None:
             self.bar.close()
 
+    def _write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        elif self.enabled:
+            print(line, file=sys.stderr, flush=True)
+
     def on_start(self, n_videos: int) -> None:
-        if not self.enabled:
+        self.total = n_videos
+        if not self.live:
             return
         from tqdm import tqdm
 
-        self.total = n_videos
         self.bar = tqdm(total=None, unit="frame", dynamic_ncols=True, file=sys.stderr,
                         desc=f"0/{self.total} videos",
                         bar_format="{desc} | {n_fmt} frames [{elapsed}, {rate_fmt}]{postfix}")
@@ -134,23 +147,33 @@ class ConsoleProgress(RunHook):
             self.bar.set_postfix_str(readable(Path(path).name)[:40])  # as the summary shows it
 
     def on_frames(self, n: int) -> None:
+        self.frames += int(n)
         if self.bar is not None:
             self.bar.update(int(n))
 
     def on_skip(self, row: dict[str, Any]) -> None:
-        self.on_done(row)
+        self.on_done(row, skipped=True)
 
     def on_retry(self, retry: Retry) -> None:
-        if self.bar is not None:
-            self.bar.write(f"RETRY {retry.error}", file=sys.stderr)
+        self._write(f"RETRY {retry.error}")
 
-    def on_done(self, row: dict[str, Any]) -> None:
-        if self.bar is None:
-            return
+    def on_done(self, row: dict[str, Any], skipped: bool = False) -> None:
         self.done += 1
-        self.bar.set_description_str(f"{self.done}/{self.total} videos")
+        if self.bar is not None:
+            self.bar.set_description_str(f"{self.done}/{self.total} videos")
         if row["status"] == STATUS_FAILED:
-            self.bar.write(f"FAILED {row['error']}", file=sys.stderr)
+            self._write(f"FAILED {row['error']}")
+        elif self.enabled and not self.live:
+            state = "already done" if skipped else row["status"]
+            self._write(f"{self.done}/{self.total} videos | {self.frames} frames | {state} "
+                        f"{readable(Path(row['path']).name)}")
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 class LineProgress(RunHook):

@@ -24,7 +24,7 @@ def _row(name: str, status: str = "ok", frames: int = 0, error: str | None = Non
 
 def test_console_progress_counts_frames_and_videos_and_prints_failures(
         capsys: pytest.CaptureFixture[str]) -> None:
-    with ConsoleProgress() as progress:
+    with ConsoleProgress(live=True) as progress:
         progress.on_start(3)
         progress.on_skip(_row("a.mp4", frames=7))  # already done: counts as a finished video
         progress.on_video(Path("/in/b.mp4"))
@@ -49,12 +49,32 @@ def test_console_progress_counts_frames_and_videos_and_prints_failures(
 
 
 def test_console_progress_line_has_no_doubled_colon(capsys: pytest.CaptureFixture[str]) -> None:
-    with ConsoleProgress() as progress:
+    with ConsoleProgress(live=True) as progress:
         progress.on_start(2)
         progress.on_frames(7)
         progress.on_done(_row("a.mp4", frames=7))
     err = capsys.readouterr().err
     assert "1/2 videos | 7 frames" in err and ": :" not in err
+
+
+def test_console_progress_without_a_terminal_prints_one_plain_line_per_video(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with ConsoleProgress() as progress:  # capsys's stderr is no terminal
+        assert not progress.live
+        progress.on_start(3)
+        progress.on_skip(_row("a.mp4", frames=7))
+        progress.on_video(Path("/in/b.mp4"))
+        progress.on_frames(10)
+        progress.on_done(_row("b.mp4", frames=10))
+        progress.on_retry(Retry(Path("/in/c.mp4"), 1, "c.mp4: worker died"))
+        progress.on_done(_row("c.mp4", "failed", error="c.mp4: not a video file"))
+        assert progress.bar is None
+    out = capsys.readouterr()
+    assert out.out == "" and "\r" not in out.err
+    assert out.err.splitlines() == ["1/3 videos | 0 frames | already done a.mp4",
+                                    "2/3 videos | 10 frames | ok b.mp4",
+                                    "RETRY c.mp4: worker died",
+                                    "FAILED c.mp4: not a video file"]
 
 
 def test_disabled_console_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
