@@ -20,13 +20,14 @@ def _pyplot():
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     """Loss and accuracy per epoch, train vs validation. A distilled run (records with
-    ``train_label_loss``) shows its label cross-entropy term, the one comparable with
+    ``train_label_loss``; a run resumed with or without ``--teacher`` may have some) shows its label cross-entropy term, the one comparable with
     validation and with undistilled runs, beside the objective it minimised (CE + KD)."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    if "train_label_loss" in history[0]:
-        ax_loss.plot(epochs, [h["train_label_loss"] for h in history], label="train (label CE)")
+    if any("train_label_loss" in h for h in history):  # epochs without teachers: a gap
+        ax_loss.plot(epochs, [h.get("train_label_loss", np.nan) for h in history],
+                     label="train (label CE)")
         ax_loss.plot(epochs, [h["train_loss"] for h in history], linestyle=":",
                      label="train objective (CE + KD)")
     else:

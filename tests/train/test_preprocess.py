@@ -87,7 +87,7 @@ def test_trainer_normalises_as_the_checkpoint_says(fer_files: tuple[Path, Path],
     monkeypatch.setattr(build, "evaluate", spy(build.evaluate))
     monkeypatch.setattr(train_main, "evaluate", spy(train_main.evaluate))
     custom = dict(CUSTOM, image_size=48, input_size=40)
-    main(tiny_args(fer_files[0], tmp_path, **custom))
+    main(tiny_args(fer_files[0], tmp_path, eval_test=True, **custom))
     ckpt = load_checkpoint(tmp_path / "best.pt")
     assert ckpt.preprocess == Preprocess(**custom)
     assert len(seen) == 3 and all(p == ckpt.preprocess for p in seen)  # train, val, test
