@@ -20,8 +20,9 @@ def _pyplot():
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     """Loss and accuracy per epoch, train vs validation. A distilled run (records with
-    ``train_label_loss``; a run resumed with or without ``--teacher`` may have some) shows its label cross-entropy term, the one comparable with
-    validation and with undistilled runs, beside the objective it minimised (CE + KD)."""
+    ``train_label_loss``; a run resumed with or without ``--teacher`` may have some) shows its
+    label cross-entropy term, the one comparable with validation and with undistilled runs,
+    beside the objective it minimised (CE + KD)."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
