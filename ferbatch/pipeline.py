@@ -15,8 +15,9 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,7 +176,7 @@ B = TypeVar("B")
 
 
 def detect_batches(batches: Iterator[list[B]], detect: Callable[[list[B]], list[Detections]],
-                   workers: int) -> Iterator[tuple[list[B], list[Detections]]]:
+                   workers: int) -> Generator[tuple[list[B], list[Detections]], None, None]:
     """Each batch of frames with its detections (``detect(batch)``, e.g.
     :meth:`FaceDetector.detect_frames <ferbatch.detect.FaceDetector.detect_frames>`), in order.
 
@@ -292,37 +293,42 @@ def _analyse(stream: VideoStream, sampler: FrameSampler, config: RunConfig, stag
                                              frame_sizes))
             pending, pending_n = [], 0
 
-    batches = prepared_batches(stream, sampler, stages.detect_batch, config.detect.max_side, stop)
     workers = detect_concurrency(stages.device)
     span = getattr(stream, "span", None)
     interval = DetectionInterval(config.interval, stages.detector,
                                  first_index=span.first_index if span is not None else None)
-    for _, detections in detect_batches(interval.keyframes(batches), stages.detector.detect_frames,
-                                        workers):
-        analysed = 0
-        for frame, grey, det, detected in interval.complete(detections):
-            analysed += 1
-            n = len(det)
-            cols.frame_index.append(np.array([frame.index]))
-            cols.frame_ts.append(np.array([frame.timestamp_s]))
-            cols.num_faces.append(np.array([n]))
-            if n == 0:
-                tracker.update(det.boxes, frame.timestamp_s)
-                continue
-            cols.face_id.append(tracker.update(det.boxes, frame.timestamp_s))
-            cols.face_frame.append(np.full(n, frame.index))
-            cols.face_ts.append(np.full(n, frame.timestamp_s))
-            cols.det_score.append(det.scores)
-            cols.boxes.append(det.boxes)
-            cols.landmarks.append(det.landmarks.reshape(n, 10))
-            cols.detected.append(np.full(n, detected))
-            crops = crop_faces(grey, det.boxes, det.landmarks, pre)
-            pending.append((crops, det.boxes, det.landmarks, frame.shape[:2]))
-            pending_n += n
-        if pending_n >= stages.classify_batch:
-            flush()
-        if progress is not None:
-            progress(analysed)
+    # both generators are closed on the way out, whatever raised: the detection threads finish
+    # and the decode thread stops here, before the caller closes ``stream`` — not whenever the
+    # garbage collector reaches them (at interpreter exit, perhaps, with the thread frozen)
+    with (closing(prepared_batches(stream, sampler, stages.detect_batch, config.detect.max_side,
+                                   stop)) as batches,
+          closing(detect_batches(interval.keyframes(batches), stages.detector.detect_frames,
+                                 workers)) as found):
+        for _, detections in found:
+            analysed = 0
+            for frame, grey, det, detected in interval.complete(detections):
+                analysed += 1
+                n = len(det)
+                cols.frame_index.append(np.array([frame.index]))
+                cols.frame_ts.append(np.array([frame.timestamp_s]))
+                cols.num_faces.append(np.array([n]))
+                if n == 0:
+                    tracker.update(det.boxes, frame.timestamp_s)
+                    continue
+                cols.face_id.append(tracker.update(det.boxes, frame.timestamp_s))
+                cols.face_frame.append(np.full(n, frame.index))
+                cols.face_ts.append(np.full(n, frame.timestamp_s))
+                cols.det_score.append(det.scores)
+                cols.boxes.append(det.boxes)
+                cols.landmarks.append(det.landmarks.reshape(n, 10))
+                cols.detected.append(np.full(n, detected))
+                crops = crop_faces(grey, det.boxes, det.landmarks, pre)
+                pending.append((crops, det.boxes, det.landmarks, frame.shape[:2]))
+                pending_n += n
+            if pending_n >= stages.classify_batch:
+                flush()
+            if progress is not None:
+                progress(analysed)
     flush()
     if interval.early:
         log.debug("%s: %d early detections (%s)", stream.info.path, interval.early, interval.reasons)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import cv2
@@ -100,7 +100,7 @@ QUEUED_BATCHES = 1
 
 
 def prepared_batches(stream: VideoStream, sampler: FrameSampler, size: int, max_side: int,
-                     stop: threading.Event) -> Iterator[list[AnalysisFrame]]:
+                     stop: threading.Event) -> Generator[list[AnalysisFrame], None, None]:
     """Decoded frames, prepared for analysis (:func:`prepare_frame`: the detection-size RGB
     image and the full-resolution grey one; the full RGB frame is dropped in the decode
     thread), in lists of ``size``, produced by a background thread. At most

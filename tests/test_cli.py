@@ -3,6 +3,7 @@ traceback, the executable, and the options shared with the Ray job."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,7 +141,7 @@ def test_an_interrupted_run_exits_130_or_143_with_one_line(face_image: object, t
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "ferbatch.cli", "run", str(video), "--out", str(out),
                              "--local", "-q", "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True,
+                            text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
                             # a suite started in the background (`cmd &`) inherits SIGINT ignored,
                             # and Python then never raises KeyboardInterrupt: give the child the default
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -152,7 +153,11 @@ def test_an_interrupted_run_exits_130_or_143_with_one_line(face_image: object, t
                 break
         time.sleep(1.0)
         proc.send_signal(signal.Signals(sig))
-        stdout, rest = proc.communicate(timeout=120)
+        try:
+            stdout, rest = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # a hang: every thread's stack (faulthandler) in the report
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail("no exit 120 s after the signal:\n" + "".join(lines) + proc.communicate(timeout=30)[1])
     finally:
         proc.kill()
     stderr = "".join(lines) + rest

@@ -20,6 +20,7 @@ from ..output.schema import STATUS_FAILED
 from ..pipeline import Stages, VideoResult, process_video
 from ..progress import RunHook
 from .controller import execute, log_video
+from .interrupts import deferred_interrupts
 from .plan import PlannedVideo, RunPlan, plan_run
 from .summary import RunSummary
 
@@ -43,18 +44,30 @@ class LocalExecutor:
 
     def execute(self, plan: RunPlan, todo: list[PlannedVideo],
                 hook: RunHook) -> dict[str, dict[str, Any]]:
-        """Analyse and commit every video of ``todo``; one bad video never stops the rest."""
-        self.prepare(plan)
-        assert self.stages is not None
-        rows: dict[str, dict[str, Any]] = {}
-        for video in todo:
-            hook.on_video(video.path)
-            result = process_video(video.path, plan.config, self.stages, progress=hook.on_frames,
-                                   video_id=video.video_id)
-            _commit(plan, result)
-            rows[video.video_id] = result.row
-            log_video(result.row)
-            hook.on_done(result.row)
+        """Analyse and commit every video of ``todo``; one bad video never stops the rest.
+
+        Ctrl-C and SIGTERM take effect after the batch of frames being analysed (or the model
+        loading, or the commit, under way): :func:`~ferbatch.runner.interrupts.deferred_interrupts`;
+        a second one at once."""
+        with deferred_interrupts() as check:
+            self.prepare(plan)
+            assert self.stages is not None
+            check()
+
+            def progress(frames: int) -> None:
+                hook.on_frames(frames)
+                check()
+
+            rows: dict[str, dict[str, Any]] = {}
+            for video in todo:
+                hook.on_video(video.path)
+                result = process_video(video.path, plan.config, self.stages, progress=progress,
+                                       video_id=video.video_id)
+                _commit(plan, result)
+                rows[video.video_id] = result.row
+                log_video(result.row)
+                hook.on_done(result.row)
+                check()
         return rows
 
 

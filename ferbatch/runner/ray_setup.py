@@ -11,12 +11,11 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
 
 from ..errors import ConfigError, RunError
+from .interrupts import PendingSignal, deferred_interrupts, python_handler
 
 log = logging.getLogger(__name__)
 
@@ -82,37 +81,6 @@ def connect(address: str | None = None, num_cpus: int | None = None,
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-class _PendingSigterm:
-    """While installed, SIGTERM is only recorded (``count``); :meth:`restore` puts the process's
-    own Python ``handler`` back and runs it once for a recorded signal. ``urgent``: a second
-    SIGTERM restores and runs it at once (the way out when waiting is not wanted)."""
-
-    def __init__(self, handler: Callable[[int, Any], Any], urgent: bool) -> None:
-        self.handler, self.urgent, self.count = handler, urgent, 0
-        signal.signal(signal.SIGTERM, self._record)
-
-    def _record(self, signum: int, frame: Any) -> None:
-        self.count += 1
-        if self.urgent and self.count > 1:
-            self.count = 0
-            signal.signal(signal.SIGTERM, self.handler)
-            self.handler(signum, frame)
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self.handler)
-        if self.count:
-            self.count = 0
-            self.handler(signal.SIGTERM, None)
-
-
-def _python_handler() -> Callable[[int, Any], Any] | None:
-    """The process's own Python SIGTERM handler; ``None`` off the main thread or without one."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    handler = signal.getsignal(signal.SIGTERM)
-    return handler if callable(handler) else None
-
-
 @contextmanager
 def keep_sigterm_handler() -> Iterator[None]:
     """Keep this process's Python SIGTERM handler across ``ray.init``, and defer a SIGTERM that
@@ -131,7 +99,7 @@ def keep_sigterm_handler() -> Iterator[None]:
     like Ctrl-C (:func:`connect` shuts the instance down). A second SIGTERM does not wait. A
     process without a Python handler keeps Ray's behaviour.
     """
-    handler = _python_handler()
+    handler = python_handler(signal.SIGTERM)
     if handler is None:
         yield
         return
@@ -141,18 +109,19 @@ def keep_sigterm_handler() -> Iterator[None]:
     saved = ray_utils.set_sigterm_handler, ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER
     ray_utils.set_sigterm_handler = lambda handler: None
     ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
-    pending = _PendingSigterm(handler, urgent=True)
+    pending = PendingSignal(signal.SIGTERM, handler, urgent=True)
     try:
         yield
     finally:
         ray_utils.set_sigterm_handler, ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = saved
         pending.restore()
+        pending.deliver()
 
 
-@contextmanager
-def deferred_sigterm() -> Iterator[Callable[[], None]]:
-    """Defer SIGTERM to safe points of the driver's loop; yields ``check``, which runs the
-    process's own handler (raising, for the CLI, its ``Terminated``) if SIGTERM came.
+def deferred_sigterm() -> AbstractContextManager[Callable[[], None]]:
+    """Defer SIGTERM to safe points of the driver's loop; the block gets ``check``, which runs
+    the process's own handler (raising, for the CLI, its ``Terminated``) if SIGTERM came
+    (:func:`~ferbatch.runner.interrupts.deferred_interrupts`).
 
     A Python handler that raises while Ray's Cython code waits (``ray.wait``, ``ray.get``)
     surfaces as ``SystemError: … returned a result with an exception set``, not as the
@@ -161,20 +130,7 @@ def deferred_sigterm() -> Iterator[Callable[[], None]]:
     for a signal not yet checked. Without a Python handler (or off the main thread) nothing
     changes and ``check`` does nothing.
     """
-    handler = _python_handler()
-    if handler is None:
-        yield lambda: None
-        return
-    pending = _PendingSigterm(handler, urgent=False)
-
-    def check() -> None:
-        if pending.count:
-            pending.restore()
-
-    try:
-        yield check
-    finally:
-        pending.restore()
+    return deferred_interrupts((signal.SIGTERM,), urgent=False)
 
 
 def init_local(num_cpus: int | None = None, num_gpus: int | None = None,
