@@ -4,7 +4,8 @@
 
 Speed is ``EmotionClassifier`` on random 48×48 uint8 faces (preprocessing, forward pass and
 softmax with the stored temperature), median of ``--repeats`` timings per batch size, on the CPU
-with ``--threads`` torch threads. Accuracy figures are the ones stored in each checkpoint by
+with ``--threads`` torch threads; ``unfolded``: batch 1 / batch 64 with the network as trained
+instead of the BatchNorm-folded one the classifier runs (timings interleaved). Accuracy figures are the ones stored in each checkpoint by
 the trainer (``ferbatch models`` shows the same); the README's model table quotes this output.
 """
 
@@ -23,17 +24,29 @@ from ferbatch.classify import EmotionClassifier
 from ferbatch.models.bundled import bundled_models
 
 
-def faces_per_s(clf: EmotionClassifier, batch: int, repeats: int, total: int) -> float:
-    """Median faces/s over ``repeats`` timings, each classifying ``total`` faces in batches."""
+def _rate(clf: EmotionClassifier, faces: np.ndarray, batch: int, total: int) -> float:
+    """faces/s of one timing: ``total`` faces classified in batches of ``batch``."""
+    calls = max(1, total // batch)
+    start = time.perf_counter()
+    for _ in range(calls):
+        clf(faces[:batch])
+    return calls * batch / (time.perf_counter() - start)
+
+
+def faces_per_s(clf: EmotionClassifier, batch: int, repeats: int, total: int) -> tuple[float, float]:
+    """Median faces/s over ``repeats`` timings of the classifier as it runs (BatchNorm folded,
+    :func:`~ferbatch.classify.fold_batch_norm`) and of the same classifier running the network
+    as trained, the two timings interleaved."""
     faces = np.random.default_rng(0).integers(0, 255, (max(batch, 64), 48, 48), dtype=np.uint8)
-    clf(faces[:batch])  # warm-up
-    rates = []
+    folded, trained = clf.inference_model, clf.model
+    rates: dict[str, list[float]] = {"folded": [], "trained": []}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(max(1, total // batch)):
-            clf(faces[:batch])
-        rates.append(max(1, total // batch) * batch / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for name, network in (("folded", folded), ("trained", trained)):
+            clf.inference_model = network
+            clf(faces[:batch])  # warm-up
+            rates[name].append(_rate(clf, faces, batch, total))
+    clf.inference_model = folded
+    return statistics.median(rates["folded"]), statistics.median(rates["trained"])
 
 
 def measure(repeats: int, total: int) -> list[dict[str, Any]]:
@@ -41,11 +54,12 @@ def measure(repeats: int, total: int) -> list[dict[str, Any]]:
     for model in bundled_models():
         clf = EmotionClassifier(model.path, device="cpu")
         params = sum(p.numel() for p in clf.model.parameters())
-        rows.append({"name": model.name, "arch": model.arch, "labels": model.labels,
-                     "parameters": params, "size_mb": round(model.size_mb, 2),
-                     "metrics": model.metrics,
-                     **{f"batch{b}_faces_per_s": faces_per_s(clf, b, repeats, total)
-                        for b in (1, 64)}})
+        row = {"name": model.name, "arch": model.arch, "labels": model.labels,
+               "parameters": params, "size_mb": round(model.size_mb, 2), "metrics": model.metrics}
+        for b in (1, 64):
+            row[f"batch{b}_faces_per_s"], row[f"batch{b}_unfolded_faces_per_s"] = \
+                faces_per_s(clf, b, repeats, total)
+        rows.append(row)
     return rows
 
 
@@ -60,13 +74,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = measure(args.repeats, args.faces)
     print(f"{'model':10} {'arch':10} {'classes':>7} {'params':>9} {'MB':>5} "
-          f"{'b1 f/s':>7} {'b64 f/s':>8}  test acc  macro-F1")
+          f"{'b1 f/s':>7} {'b64 f/s':>8} {'unfolded':>9}  test acc  macro-F1")
     for r in rows:
         m = r["metrics"]
         acc = f"{m['accuracy']:.4f}" if "accuracy" in m else "-"
         f1 = f"{m['macro_f1']:.4f}" if "macro_f1" in m else "-"
         print(f"{r['name']:10} {r['arch']:10} {len(r['labels']):7d} {r['parameters']:9,d} "
               f"{r['size_mb']:5.1f} {r['batch1_faces_per_s']:7.0f} {r['batch64_faces_per_s']:8.0f}"
+              f" {r['batch1_unfolded_faces_per_s']:4.0f}/{r['batch64_unfolded_faces_per_s']:<4.0f}"
               f"  {acc:>8}  {f1:>8}")
     if args.json:
         with open(args.json, "w") as fh:

@@ -23,4 +23,5 @@ def test_bench_models_lists_every_bundled_model(tmp_path: Path) -> None:
     for row in rows:
         assert row["parameters"] > 0 and row["size_mb"] > 0 and len(row["labels"]) >= 2
         assert row["batch1_faces_per_s"] > 0 and row["batch64_faces_per_s"] > 0
+        assert row["batch1_unfolded_faces_per_s"] > 0 and row["batch64_unfolded_faces_per_s"] > 0
         assert row["name"] in proc.stdout
