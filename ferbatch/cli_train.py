@@ -141,7 +141,8 @@ SPLIT_HELP = ("FER2013 and FER+: train = Training, val = PublicTest, test = Priv
               "itself.")
 FERPLUS_HELP = ("fer2013new.csv, the FER+ votes (row-aligned with the FER2013 CSV of --data); "
                 "required by --dataset ferplus, an error with any other dataset.  [default: none]")
-CACHE_HELP = ("Parsed FER2013 CSVs are cached (~85 MB each) in $FERBATCH_CACHE_DIR "
+CACHE_HELP = ("Parsed FER2013 CSVs (~85 MB each) and each --teacher's logits on the "
+              "training images (~1 MB) are cached in $FERBATCH_CACHE_DIR "
               "(FERBATCH_CACHE_DIR=off: no cache), else $XDG_CACHE_HOME/ferbatch, else "
               "~/.cache/ferbatch.")
 
@@ -252,7 +253,8 @@ TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror),
 @click.option("--teacher", multiple=True, metavar="NAME|PATH",
               help="Knowledge distillation: learn also from this checkpoint's softened outputs "
                    "(repeat for an ensemble; logits averaged, computed once per training image "
-                   "and cached in OUT/teacher_logits.pt).  [default: none]")
+                   "and cached in OUT/teacher_logits.pt, and each teacher's in the dataset cache "
+                   "for later runs).  [default: none]")
 @click.option("--kd-alpha", type=click.FloatRange(0, 1), default=_train("kd_alpha"), show_default=True,
               help="Weight of the distillation term: (1 - a)·CE(labels) + a·T²·KL(teachers).")
 @click.option("--kd-temperature", type=click.FloatRange(min=0, min_open=True),

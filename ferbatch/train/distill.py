@@ -14,9 +14,13 @@ The teachers' logits are computed once per training image, before the first epoc
 centre crop and its mirror (averaged), and reused under every augmentation of that image:
 *offline* distillation, as in Label Refinery (Bagherinezhad et al., 2018) and FKD (Shen & Xing,
 2021). On a CPU this keeps an epoch's cost that of training the student alone; on-line
-distillation would add one forward pass per teacher and batch. The logits are cached in the run
-folder (``teacher_logits.pt``, keyed by the teachers' files and the training images), so
-``--resume`` does not recompute them.
+distillation would add one forward pass per teacher and batch. The ensemble's logits are cached
+in the run folder (``teacher_logits.pt``, keyed by the teachers' files and the training images),
+so ``--resume`` does not recompute them, and each teacher's own logits in the dataset cache
+(:func:`~ferbatch.train.data.cache_dir`, ``teacher-logits/``, keyed by the teacher file's SHA-256
+and the images it scored), so another run with a teacher already scored there (a new seed, an
+ensemble adding one member) does not score it again. ``FERBATCH_CACHE_DIR=off`` turns the latter
+off.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ from ..errors import ConfigError, ModelError
 from ..models.bundled import resolve_model
 from ..models.checkpoint import Checkpoint, file_sha256, load_checkpoint, safe_torch_load
 from ..output.atomic import atomic_write
-from .data import FaceData
+from .data import FaceData, cache_dir
 from .labels import canonical_label, label_positions
 
-__all__ = ["CACHE", "Distillation", "kd_loss", "build_distillation", "teacher_logits"]
+__all__ = ["CACHE", "SHARED_CACHE", "Distillation", "kd_loss", "build_distillation", "teacher_logits"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,9 @@ CACHE = "teacher_logits.pt"
 
 #: the views each teacher scores per training image (averaged): centre crop and its mirror
 TEACHER_TTA = "flip"
+
+#: sub-folder of :func:`~ferbatch.train.data.cache_dir` holding each teacher's logits
+SHARED_CACHE = "teacher-logits"
 
 
 @dataclass
@@ -98,14 +105,77 @@ def _teacher_columns(name: str, teacher_labels: list[str], labels: list[str]) ->
     return columns
 
 
-def _teacher_model(name: str) -> tuple[Checkpoint, torch.nn.Module]:
-    """The checkpoint of ``--teacher name`` and its network, every failure a
-    :class:`~ferbatch.errors.ModelError` that names the teacher."""
+def _teacher_checkpoint(name: str) -> Checkpoint:
+    """The checkpoint of ``--teacher name``, a failure a :class:`~ferbatch.errors.ModelError`
+    that names the teacher."""
     try:
-        ckpt = load_checkpoint(resolve_model(name))
-        return ckpt, ckpt.build()
+        return load_checkpoint(resolve_model(name))
     except (ModelError, ConfigError) as exc:
         raise ModelError(f"--teacher {name}: {str(exc).splitlines()[0]}") from exc
+
+
+def _teacher_network(name: str, ckpt: Checkpoint) -> torch.nn.Module:
+    """``ckpt``'s network, a failure a :class:`~ferbatch.errors.ModelError` naming the teacher."""
+    try:
+        return ckpt.build()
+    except (ModelError, ConfigError) as exc:
+        raise ModelError(f"--teacher {name}: {str(exc).splitlines()[0]}") from exc
+
+
+def _teacher_sha256(name: str) -> str:
+    """SHA-256 of ``--teacher name``'s file; :class:`ModelError` naming it when unreadable."""
+    path = resolve_model(name)
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise ModelError(f"--teacher {name}: cannot read {path}: "
+                         f"{exc.strerror or exc}") from exc
+
+
+def _images_sha256(images: torch.Tensor) -> str:
+    digest = hashlib.sha256(str(tuple(images.shape)).encode())
+    digest.update(images.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _shared_file(teacher_sha: str, images_sha: str) -> Path | None:
+    """Where one teacher's logits on one set of images live in the dataset cache, or ``None``
+    when the cache is off."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    key = hashlib.sha256(f"{teacher_sha}\0{TEACHER_TTA}\0{images_sha}".encode()).hexdigest()
+    return folder / SHARED_CACHE / f"{key[:40]}.pt"
+
+
+def _read_shared(file: Path | None, name: str) -> tuple[list[str], torch.Tensor] | None:
+    """The labels and full logits stored in ``file``; ``None`` when absent or unusable (an
+    unreadable entry is a warning, never fatal)."""
+    if file is None or not file.is_file():
+        return None
+    try:
+        stored = safe_torch_load(file, "teacher logits")
+    except ModelError as exc:
+        log.warning("--teacher %s: ignoring the cached logits %s: %s", name, file, exc)
+        return None
+    if not (isinstance(stored, dict) and isinstance(stored.get("labels"), list)
+            and isinstance(stored.get("logits"), torch.Tensor)):
+        log.warning("--teacher %s: ignoring the cached logits %s: not a logits file", name, file)
+        return None
+    return stored["labels"], stored["logits"].float()
+
+
+def _write_shared(file: Path | None, name: str, labels: list[str],
+                  logits: torch.Tensor) -> None:
+    if file is None:
+        return
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(file, lambda tmp: torch.save({"teacher": name, "labels": list(labels),
+                                                   "logits": logits}, tmp))
+    except OSError as exc:  # only an optimisation
+        log.warning("--teacher %s: cannot cache its logits in %s: %s", name, file,
+                    exc.strerror or exc)
 
 
 def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
@@ -113,7 +183,8 @@ def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
     """float32 N×C: the mean logits of the ``teachers`` (bundled names or checkpoint files) on
     ``data``'s images (centre crop and mirror averaged, each teacher with its own stored
     preprocessing), columns in ``data.labels``' order (a teacher with more classes keeps the
-    student's columns).
+    student's columns). Each teacher's logits are read from, or written to, the dataset cache
+    (``teacher-logits/``, keyed by the teacher file's SHA-256 and the images it scores).
 
     Raises :class:`ConfigError` when a teacher lacks one of ``data.labels`` and
     :class:`~ferbatch.errors.ModelError` when one cannot be read or built (both name it).
@@ -121,16 +192,30 @@ def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
     from .engine import predict_proba
 
     total: torch.Tensor | None = None
+    image_shas: dict[int, str] = {}
     for name in teachers:
-        ckpt, model = _teacher_model(name)
+        sha = _teacher_sha256(name)
+        ckpt = _teacher_checkpoint(name)
         columns = _teacher_columns(name, ckpt.labels, data.labels)
         pre = ckpt.preprocess
         images = data.at_size(pre.image_size).images
-        model = model.to(device)
-        out = predict_proba(model, images, device=device, preprocess=pre,
-                            batch_size=batch_size, tta=TEACHER_TTA, logits=True)[:, columns]
+        if pre.image_size not in image_shas:
+            image_shas[pre.image_size] = _images_sha256(images)
+        shared = _shared_file(sha, image_shas[pre.image_size])
+        cached = _read_shared(shared, name)
+        if cached is not None and cached[0] == list(ckpt.labels) \
+                and cached[1].shape == (len(images), len(ckpt.labels)):
+            full = cached[1]
+            log.info("--teacher %s: logits of %d training images read from %s",
+                     name, len(data), shared)
+        else:
+            model = _teacher_network(name, ckpt).to(device)
+            full = predict_proba(model, images, device=device, preprocess=pre,
+                                 batch_size=batch_size, tta=TEACHER_TTA, logits=True)
+            _write_shared(shared, name, ckpt.labels, full)
+            log.info("--teacher %s: scored %d training images", name, len(data))
+        out = full[:, columns]
         total = out if total is None else total + out
-        log.info("--teacher %s: scored %d training images", name, len(data))
     if total is None:
         raise ConfigError("no teacher given")
     return total / len(teachers)
@@ -139,12 +224,7 @@ def teacher_logits(teachers: list[str], data: FaceData, device: torch.device,
 def _cache_key(teachers: list[str], data: FaceData) -> str:
     digest = hashlib.sha256()
     for name in teachers:
-        path = resolve_model(name)
-        try:
-            digest.update(file_sha256(path).encode())
-        except OSError as exc:
-            raise ModelError(f"--teacher {name}: cannot read {path}: "
-                             f"{exc.strerror or exc}") from exc
+        digest.update(_teacher_sha256(name).encode())
     digest.update(TEACHER_TTA.encode())
     digest.update("\0".join(data.labels).encode())
     digest.update(data.images.contiguous().numpy().tobytes())

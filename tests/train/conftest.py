@@ -1,7 +1,8 @@
 """Fixtures of the trainer's tests: a small FER2013 file, one tiny training run, one thread.
 
 ``fer_files`` and ``trained_run`` are built once per session, on first use; the autouse
-``one_torch_thread`` applies to the tests under ``tests/train/`` only.
+``one_torch_thread`` applies to the tests under ``tests/train/`` only; ``own_cache_dir`` points
+the dataset cache (``$FERBATCH_CACHE_DIR``) at a folder of the test's own.
 """
 
 from __future__ import annotations
@@ -48,3 +49,13 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def own_cache_dir(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty ``$FERBATCH_CACHE_DIR`` for one test (parsed CSVs, teacher logits), so it
+    neither reads nor fills the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("FERBATCH_CACHE_DIR", str(folder))
+    return folder

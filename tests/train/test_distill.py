@@ -33,6 +33,9 @@ from train_data import TINY_MODEL, tiny_args
 
 CPU = torch.device("cpu")
 
+#: no test here reads or fills the user's dataset cache (each teacher's logits go there)
+pytestmark = pytest.mark.usefixtures("own_cache_dir")
+
 
 def test_kd_loss_is_t2_times_the_kl_of_the_softened_outputs() -> None:
     torch.manual_seed(0)
@@ -160,6 +163,61 @@ def test_logits_are_cached_per_teacher_file_and_images(
         build_distillation([str(other)], data, alpha=0.3, temperature=2.0, device=CPU,
                            cache=cache)
     assert calls == [1, 1, 1, 1] and "ignoring the teacher-logit cache" in caplog.text
+
+
+def test_each_teachers_logits_are_shared_across_runs(
+        trained_run: Path, fer_files: tuple[Path, Path], tmp_path: Path, own_cache_dir: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Another run (its own run-folder cache empty) reuses a teacher's logits from the dataset
+    cache, for any ensemble and student label set containing it; other images, a corrupt entry
+    or ``FERBATCH_CACHE_DIR=off`` score the teacher again."""
+    import ferbatch.train.engine as engine
+    from ferbatch.train.distill import SHARED_CACHE
+
+    teacher = str(trained_run / "best.pt")
+    data = _train_split(fer_files, trained_run)
+    calls: list[int] = []
+    real = engine.predict_proba
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "predict_proba", counting)
+    first = build_distillation([teacher], data, alpha=0.3, temperature=1.0, device=CPU,
+                               cache=tmp_path / "run1_teacher_logits.pt")
+    shared = sorted((own_cache_dir / SHARED_CACHE).glob("*.pt"))
+    assert calls == [len(data)] and len(shared) == 1
+    # a second run, an ensemble naming the teacher twice: read, not scored
+    with caplog.at_level(logging.INFO, logger="ferbatch.train.distill"):
+        pair = build_distillation([teacher, teacher], data, alpha=0.3, temperature=1.0,
+                                  device=CPU, cache=tmp_path / "run2_teacher_logits.pt")
+    assert calls == [len(data)] and torch.allclose(pair.logits, first.logits)
+    assert f"logits of {len(data)} training images read from" in caplog.text
+    # a student trained on two of the classes takes the teacher's two columns from the entry
+    two = replace(data, labels=["sad", "happy"])
+    cols = [data.labels.index("sad"), data.labels.index("happy")]
+    assert torch.equal(teacher_logits([teacher], two, CPU), first.logits[:, cols])
+    assert calls == [len(data)]
+    # other images: scored, and a second entry
+    part = teacher_logits([teacher], data.subset(torch.arange(10)), CPU)
+    assert calls == [len(data), 10] and torch.allclose(part, first.logits[:10])
+    assert len(list((own_cache_dir / SHARED_CACHE).glob("*.pt"))) == 2
+    # a corrupt entry: a warning naming the teacher, scored again and rewritten
+    shared[0].write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="ferbatch.train.distill"):
+        again = teacher_logits([teacher], data, CPU)
+    assert calls == [len(data), 10, len(data)] and torch.allclose(again, first.logits)
+    assert f"--teacher {teacher}: ignoring the cached logits" in caplog.text
+    assert teacher_logits([teacher], data, CPU).shape == first.logits.shape
+    assert len(calls) == 3
+    # the cache off: scored every time, nothing written
+    off = tmp_path / "elsewhere"
+    monkeypatch.setenv("FERBATCH_CACHE_DIR", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(off))
+    teacher_logits([teacher], data, CPU)
+    teacher_logits([teacher], data, CPU)
+    assert len(calls) == 5 and not off.exists()
 
 
 def _epoch(data: FaceData, distill: Distillation | None,
