@@ -234,7 +234,7 @@ TTA_HELP = "Test-time augmentation: none (one centre crop), flip (+ its mirror),
                    + TTA_HELP.split(": ", 1)[1])
 @click.option("--seed", default=_train("seed"), show_default=True, help="Random seed (data order, augmentation, init).")
 @click.option("--device", default=_train("device"), show_default=True, help=DEVICE_HELP)
-@click.option("--amp/--no-amp", default=_train("amp"), show_default=True, help="fp16 autocast on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.")
+@click.option("--amp/--no-amp", default=_train("amp"), show_default=True, help="Mixed precision: bf16 autocast on GPUs with native bf16 (else fp16 with loss scaling) and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.")
 @click.option("--channels-last/--no-channels-last", default=_train("channels_last"), show_default=True,
               help="Store images and weights channels-last (faster convolutions on the CPU).")
 @click.option("--threads", default=_train("threads"), show_default=True, help="torch threads; 0 = torch's default (one per core).")

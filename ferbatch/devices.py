@@ -114,18 +114,41 @@ def cpu_bf16_native() -> bool:
         return False
 
 
-def training_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """fp16 autocast on CUDA; bf16 on a CPU that computes bf16 natively
-    (:func:`cpu_bf16_native`), fp32 otherwise; a no-op when disabled."""
+def training_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The autocast dtype of training on ``device``: bf16 on a GPU that computes it natively
+    (Ampere and later: no loss scaling needed, fp32's exponent range), else fp16 on CUDA (then
+    with a gradient scaler, :func:`gradient_scaler`); bf16 on a CPU that computes bf16 natively
+    (:func:`cpu_bf16_native`); ``None`` (fp32) otherwise or when disabled."""
     import torch
 
     if not enabled:
-        return contextlib.nullcontext()
+        return None
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) \
+            else torch.float16
     if device.type == "cpu" and cpu_bf16_native():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+        return torch.bfloat16
+    return None
+
+
+def training_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """Autocast to :func:`training_dtype` on ``device``; a no-op when that is fp32."""
+    import torch
+
+    dtype = training_dtype(device, enabled)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def gradient_scaler(device: torch.device, enabled: bool = True) -> torch.amp.GradScaler:
+    """A gradient scaler (loss scaling against fp16 gradient underflow, Micikevicius et al.
+    2018, "Mixed Precision Training") that is active only when training runs in fp16 on CUDA;
+    a pass-through otherwise."""
+    import torch
+
+    fp16 = training_dtype(device, enabled) == torch.float16
+    return torch.amp.GradScaler("cuda", enabled=fp16 and device.type == "cuda")
 
 
 def detect_concurrency(device: torch.device) -> int:

@@ -15,12 +15,15 @@ from ferbatch.devices import (
     GPU_CLASSIFY_BATCH,
     GPU_DETECT_BATCH,
     MAX_DETECT_WORKERS,
+    cpu_bf16_native,
     default_batch_sizes,
     detect_concurrency,
+    gradient_scaler,
     inference_autocast,
     resolve_device,
     shared_threads,
     training_autocast,
+    training_dtype,
 )
 from ferbatch.errors import ConfigError
 
@@ -74,6 +77,34 @@ def test_reduced_precision_only_where_it_is_safe() -> None:
         warnings.simplefilter("ignore")  # "CUDA is not available ... Disabling autocast" here
         cuda = inference_autocast(torch.device("cuda"))
     assert isinstance(cuda, torch.autocast) and cuda.fast_dtype == torch.float16
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_training_precision_on_cuda_is_bf16_or_fp16_with_loss_scaling(
+        bf16: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU with native bf16 trains in bf16 (nothing to scale); an older one in fp16, and only
+    then is the gradient scaler active. The CPU scales nothing."""
+    calls: list[bool] = []
+
+    def supported(including_emulation: bool = True) -> bool:
+        calls.append(including_emulation)
+        return bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert training_dtype(cuda) == (torch.bfloat16 if bf16 else torch.float16)
+    assert calls == [False]  # emulated bf16 is not native: it would be slow
+    assert training_dtype(cuda, enabled=False) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available ... Disabling" here
+        auto = training_autocast(cuda)
+    assert isinstance(auto, torch.autocast) and auto.fast_dtype == training_dtype(cuda)
+    made: list[tuple[str, bool]] = []  # what the scaler is asked for (CUDA may be absent here)
+    monkeypatch.setattr(torch.amp, "GradScaler",
+                        lambda device, enabled: made.append((device, enabled)))
+    gradient_scaler(cuda), gradient_scaler(cuda, False), gradient_scaler(cpu)
+    assert made == [("cuda", not bf16), ("cuda", False), ("cuda", False)]
+    assert training_dtype(cpu) == (torch.bfloat16 if cpu_bf16_native() else None)
 
 
 def test_detection_threads_are_shared_and_restored() -> None:

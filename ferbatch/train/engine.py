@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..devices import training_autocast
+from ..devices import gradient_scaler, training_autocast
 from ..models.preprocess import Preprocess, center_crop
 from .calibration import calibration_metrics, reliability_bins
 from .data import FaceData
@@ -73,6 +73,7 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
     ``(1 - alpha) · CE + alpha · T² · KL`` (:mod:`ferbatch.train.distill`).
     """
     model.train()
+    scaler = gradient_scaler(device, amp)
     num_classes = len(data.labels)
     weight = class_weights.to(device) if class_weights is not None else None
     total_loss, total_label, correct, seen = 0.0, 0.0, 0, 0
@@ -99,8 +100,9 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
             loss = ((1 - distill.alpha) * label_loss
                     + distill.alpha * kd_loss(logits, teacher, distill.temperature))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if scheduler_step is not None:
             scheduler_step()
         n = idx.numel()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,15 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
                     test if args.eval_test else None, run.device, run.preprocess, val=val)
 
 
+def _plot(plot: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) -> None:
+    """``plot(*args, path, **kwargs)``; without matplotlib (a bare GPU machine with only torch,
+    numpy and pandas) a warning instead: the figure is the one thing of a run it is needed for."""
+    try:
+        plot(*args, path, **kwargs)
+    except ImportError as exc:
+        log.warning("%s not written: matplotlib cannot be imported (%s)", path, exc)
+
+
 def finalize(out: Path, args: TrainArgs, labels: list[str], history: list[dict[str, Any]],
              best_epoch: int, test: FaceData | None, device: torch.device,
              preprocess: Preprocess, val: FaceData | None = None) -> dict[str, Any]:
@@ -214,13 +223,13 @@ def finalize(out: Path, args: TrainArgs, labels: list[str], history: list[dict[s
             metrics[f"test_{args.eval_tta}"] = evaluate(model, test, device=device,
                                                         preprocess=preprocess, tta=args.eval_tta,
                                                         temperature=t)
-        plot_confusion(np.array(metrics["test"]["confusion_matrix"]), labels,
-                       out / "confusion_test.png", title="test split")
+        _plot(plot_confusion, out / "confusion_test.png",
+              np.array(metrics["test"]["confusion_matrix"]), labels, title="test split")
     ckpt.metrics = metrics
     save_checkpoint(ckpt, out / "best.pt")
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     if history:
-        plot_curves(history, out / "curves.png")
+        _plot(plot_curves, out / "curves.png", history)
     test_line = (f"test accuracy {metrics['test']['accuracy']:.4f} "
                  f"macro-F1 {metrics['test']['macro_f1']:.4f}" if "test" in metrics
                  else "no test split" if args.eval_test else "test split left alone (no --eval-test)")

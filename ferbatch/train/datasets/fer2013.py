@@ -4,11 +4,17 @@ Usage ``Training`` / ``PublicTest`` / ``PrivateTest`` become ``train`` / ``val``
 Parsing the 36k rows takes ~20 s, so the arrays are cached as ``.npz`` (~85 MB) keyed by the
 file's hash, in :func:`ferbatch.train.data.cache_dir` (``$FERBATCH_CACHE_DIR``, ``off`` for no
 cache; else ``$XDG_CACHE_HOME/ferbatch`` or ``~/.cache/ferbatch``).
+
+A *packed* FER2013 (:func:`pack_fer2013`: the parsed arrays of some splits as an xz-compressed
+``.npz``, ``*.npz.xz``) reads like the CSV wherever ``--data`` takes one; it is how the splits
+travel to a machine that takes a small upload (the lent GPU's 64 MiB per call).
 """
 
 from __future__ import annotations
 
 import io
+import lzma
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +31,13 @@ if TYPE_CHECKING:
 
 FER2013_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 FER2013_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+#: file-name ending of a packed FER2013 (:func:`pack_fer2013`)
+PACKED_SUFFIX = ".npz.xz"
+#: xz filters of a packed file: each byte minus the one a face row above it (48 bytes back;
+#: vertically adjacent pixels are alike), then LZMA2 at its strongest preset. On a 4,000-face
+#: sample: 70 % of the raw bytes, against 77 % for LZMA2 alone and 74 % with 1-byte deltas.
+_PACK_FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 48},
+                 {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
 def _parse_pixels(pixels: list[str], path: Path) -> np.ndarray:
@@ -39,7 +52,8 @@ def _parse_pixels(pixels: list[str], path: Path) -> np.ndarray:
 
 
 def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a FER2013 CSV (plain or .gz): images uint8 N×48×48, emotions int64 N, usage str N.
+    """Read a FER2013 CSV (plain or .gz), or a packed one (``*.npz.xz``, :func:`read_packed`):
+    images uint8 N×48×48, emotions int64 N, usage str N.
 
     The parsed arrays are cached as ``.npz`` keyed by the file's hash (parsing takes ~20 s) in
     ``cache_dir``, default :func:`~ferbatch.train.data.cache_dir` (``None`` there: no cache).
@@ -49,6 +63,8 @@ def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple
     file = Path(path)
     if not file.is_file():
         raise DataError(f"FER2013 CSV not found: {file}")
+    if file.name.endswith(PACKED_SUFFIX):
+        return read_packed(file)
     digest = file_hash(file)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = folder / f"fer2013-{digest}.npz" if folder is not None else None
@@ -75,6 +91,55 @@ def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple
         np.savez(buf, images=images, emotion=emotion, usage=usage)
         atomic_write_bytes(cache, buf.getvalue())
     return images, emotion, usage
+
+
+def read_packed(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arrays of a packed FER2013 (:func:`pack_fer2013`), as :func:`read_fer2013` returns
+    them; anything else is a :class:`DataError` naming the file and what is wrong."""
+    file = Path(path)
+    try:
+        raw = lzma.decompress(file.read_bytes())
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in ("images", "emotion", "usage")}
+    except (OSError, lzma.LZMAError, ValueError, EOFError) as exc:
+        raise DataError(f"{file}: not a packed FER2013 (an xz-compressed .npz): {exc}") from exc
+    except KeyError as exc:
+        raise DataError(f"{file}: packed FER2013 without the array {exc}; expected images, "
+                        "emotion, usage") from exc
+    images, emotion, usage = arrays["images"], arrays["emotion"], arrays["usage"]
+    n = len(images)
+    if images.dtype != np.uint8 or images.shape[1:] != (48, 48) or emotion.shape != (n,) \
+            or usage.shape != (n,) or (n and (emotion.min() < 0 or emotion.max() > 6)):
+        raise DataError(f"{file}: packed FER2013 with unexpected arrays (images {images.dtype} "
+                        f"{images.shape}, emotion {emotion.shape}, usage {usage.shape}); "
+                        "expected uint8 N×48×48, N emotions 0..6, N usages")
+    return images, emotion.astype(np.int64), usage.astype(str)
+
+
+def pack_fer2013(path: str | Path, out: str | Path,
+                 usages: Sequence[str] = tuple(FER2013_SPLITS.values())) -> int:
+    """Write the rows of a FER2013 CSV (or packed file) whose ``Usage`` is one of ``usages``
+    (FER2013's names: ``Training``, ``PublicTest``, ``PrivateTest``) to ``out`` (a name ending
+    in ``.npz.xz``), atomically; returns its size in bytes. Training + PublicTest pack to about
+    56 MB, all three splits to about 63 MB (the CSV.gz is 94 MB). Raises :class:`DataError` for
+    an unreadable input and :class:`~ferbatch.errors.ConfigError` for a bad ``out`` name or
+    an unknown usage."""
+    from ...errors import ConfigError
+
+    if not str(out).endswith(PACKED_SUFFIX):
+        raise ConfigError(f"{out}: a packed FER2013's name must end in {PACKED_SUFFIX}")
+    unknown = sorted(set(usages) - set(FER2013_SPLITS.values()))
+    if unknown or not usages:
+        raise ConfigError(f"unknown FER2013 usage(s) {unknown or '(none given)'}; choose from "
+                          f"{', '.join(FER2013_SPLITS.values())}")
+    images, emotion, usage = read_fer2013(path)
+    keep = np.isin(usage, list(usages))
+    buf = io.BytesIO()
+    np.savez(buf, images=np.ascontiguousarray(images[keep]), emotion=emotion[keep].astype(np.int8),
+             usage=usage[keep])
+    packed = lzma.compress(buf.getvalue(), format=lzma.FORMAT_XZ, filters=_PACK_FILTERS)
+    atomic_write_bytes(Path(out), packed)
+    return len(packed)
 
 
 def load_fer2013(path: str | Path, classes: list[str] | None = None,

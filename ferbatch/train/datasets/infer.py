@@ -4,7 +4,8 @@
 ``.csv.gz``) whose header has ``pixels`` and ``Usage`` is a FER2013 CSV (``fer2013``, or
 ``ferplus`` when ``--ferplus`` names the votes); a CSV with FER+'s ``Image name`` and vote
 columns is the FER+ votes file (``fer2013new.csv``) — it holds no pixels, so the FER2013 CSV it
-is row-aligned with is looked for beside it. Only the header line is read.
+is row-aligned with is looked for beside it. Only the header line is read. A name ending in
+``.npz.xz`` is a packed FER2013 (:func:`~ferbatch.train.datasets.fer2013.pack_fer2013`).
 
 :func:`canonical_split` accepts the splits in ferbatch's words (``train`` / ``val`` / ``test``)
 in FER2013's own (``Training`` / ``PublicTest`` / ``PrivateTest``) and in FER+'s
@@ -111,7 +112,7 @@ def infer_dataset(data: str | Path, ferplus: str | Path | None = None) -> Inferr
         return Inferred("folder", path)
     if not path.is_file():
         raise DataError(f"--data {path}: not found")
-    kind = csv_kind(path)
+    kind = "fer2013" if path.name.endswith(".npz.xz") else csv_kind(path)  # packed FER2013
     if kind == "fer2013":
         return Inferred("ferplus" if ferplus else "fer2013", path, Path(ferplus) if ferplus else None)
     if kind == "votes":

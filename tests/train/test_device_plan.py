@@ -1,0 +1,210 @@
+"""Training plans for a lent machine (``ferbatch.train.device_plan``, ``jobs/train_on_device.py``)
+and the packed FER2013 they train on (``pack_fer2013`` / ``read_packed``), run here on the CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ferbatch.errors import ConfigError, DataError
+from ferbatch.train.args import TrainArgs
+from ferbatch.train.datasets.fer2013 import load_fer2013, pack_fer2013, read_fer2013
+from ferbatch.train.device_plan import (
+    MIN_EPOCHS,
+    PlannedRun,
+    Stage,
+    fit_epochs,
+    load_plan,
+    probe_seconds_per_epoch,
+    run_plan,
+)
+
+from train_data import TINY_MODEL
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("own_cache_dir")
+
+
+@pytest.fixture(scope="module")
+def packed(fer_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("packed") / "fer_train_val.npz.xz"
+    assert pack_fer2013(fer_files[0], out, ["Training", "PublicTest"]) == out.stat().st_size
+    return out
+
+
+def test_a_packed_file_reads_as_the_csvs_rows_of_its_splits(fer_files: tuple[Path, Path],
+                                                            packed: Path) -> None:
+    images, emotion, usage = read_fer2013(fer_files[0])
+    p_images, p_emotion, p_usage = read_fer2013(packed)
+    keep = np.isin(usage, ["Training", "PublicTest"])
+    assert np.array_equal(p_images, images[keep]) and p_images.dtype == np.uint8
+    assert np.array_equal(p_emotion, emotion[keep]) and p_emotion.dtype == np.int64
+    assert list(p_usage) == list(usage[keep])
+    csv_splits, packed_splits = load_fer2013(fer_files[0]), load_fer2013(packed)
+    for split in ("train", "val"):
+        assert torch.equal(packed_splits[split].images, csv_splits[split].images)
+        assert torch.equal(packed_splits[split].targets, csv_splits[split].targets)
+    assert len(packed_splits["test"]) == 0 < len(csv_splits["test"])
+
+
+def test_evaluate_takes_a_packed_file(packed: Path, trained_run: Path) -> None:
+    from click.testing import CliRunner
+
+    from ferbatch.cli import cli
+    from ferbatch.train.datasets.infer import infer_dataset
+
+    assert infer_dataset(packed).dataset == "fer2013"
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(packed), "--split", "PublicTest",
+                                      "--model", str(trained_run / "best.pt")])
+    assert result.exit_code == 0 and "accuracy" in result.output, result.output
+
+
+def test_packing_and_reading_faults_name_the_file(fer_files: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"must end in \.npz\.xz"):
+        pack_fer2013(fer_files[0], tmp_path / "x.npz")
+    with pytest.raises(ConfigError, match="unknown FER2013 usage.*'Test'"):
+        pack_fer2013(fer_files[0], tmp_path / "x.npz.xz", ["Training", "Test"])
+    bad = tmp_path / "bad.npz.xz"
+    bad.write_bytes(b"not xz at all")
+    with pytest.raises(DataError, match=r"bad\.npz\.xz: not a packed FER2013"):
+        read_fer2013(bad)
+    import io
+    import lzma
+
+    buf = io.BytesIO()
+    np.savez(buf, images=np.zeros((2, 40, 40), np.uint8), emotion=np.zeros(2), usage=np.array(["a", "b"]))
+    odd = tmp_path / "odd.npz.xz"
+    odd.write_bytes(lzma.compress(buf.getvalue()))
+    with pytest.raises(DataError, match=r"odd\.npz\.xz: packed FER2013 with unexpected arrays"):
+        read_fer2013(odd)
+
+
+def _plan(tmp_path: Path, plan: dict) -> Path:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def test_plans_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    def load(plan: dict) -> None:
+        load_plan(_plan(tmp_path, plan), "data.npz.xz", tmp_path / "out")
+
+    run = {"name": "a", "args": {"epochs": 2}}
+    ok = {"budget_s": 60, "stages": [{"runs": [run]}]}
+    load(ok)
+    cases = [({"budget_s": 0, "stages": ok["stages"]}, "budget_s"),
+             ({"budget_s": 60, "stages": []}, "non-empty 'stages'"),
+             ({"budget_s": 60, "stages": [{"share": 1.5, "runs": [run]}]}, "'share' must be"),
+             ({"budget_s": 60, "stages": [{"runs": [{"name": "a", "args": {"epoch": 2}}]}]},
+              r"unknown TrainArgs field\(s\) \['epoch'\]"),
+             ({"budget_s": 60, "stages": [{"runs": [{"name": "a", "args": {"out": "x"}}]}]},
+              "set by the job"),
+             ({"budget_s": 60, "stages": [{"runs": [run, run]}]}, "'a' is used twice"),
+             ({"budget_s": 60, "stages": [{"runs": [{"name": "../x"}]}]}, "plain 'name'"),
+             ({"budget_s": 60, "stages": [{"runs": [{"name": "b", "args": {"teacher": ["@a"]}}]},
+                                          {"runs": [run]}]}, "@a names no run of an earlier"),
+             ]
+    for plan, words in cases:
+        with pytest.raises(ConfigError, match=words):
+            load(plan)
+    plan = load_plan(_plan(tmp_path, {
+        "budget_s": 60, "defaults": {"epochs": 7, "lr": 0.01},
+        "stages": [{"name": "t", "share": 0.5, "runs": [run]},
+                   {"runs": [{"name": "s", "args": {"teacher": ["@a", "default"], "init": "@a"}}]}]}),
+        "d.npz.xz", tmp_path / "out")
+    student = plan.stages[1].runs[0].args
+    assert student.teacher == [str(tmp_path / "out" / "a" / "best.pt"), "default"]
+    assert student.init == str(tmp_path / "out" / "a" / "best.pt")
+    assert (student.data, student.out, student.epochs, student.lr) == (
+        "d.npz.xz", str(tmp_path / "out" / "s"), 7, 0.01)
+    assert plan.stages[0].runs[0].args.epochs == 2 and plan.stages[0].share == 0.5
+
+
+def test_epochs_are_scaled_to_the_stage_budget() -> None:
+    def stage(*epochs: int) -> Stage:
+        return Stage("s", 1.0, [PlannedRun(f"r{i}", TrainArgs(data="d", out="o", epochs=e))
+                                for i, e in enumerate(epochs)])
+
+    # 100 + 50 epochs at 1 s and 2 s: 200 s (270 s with the safety margin)
+    assert fit_epochs(stage(100, 50), {"r0": 1.0, "r1": 2.0}, 1000) == {"r0": 100, "r1": 50}
+    fitted = fit_epochs(stage(100, 50), {"r0": 1.0, "r1": 2.0}, 135)
+    assert fitted == {"r0": 50, "r1": 25}  # half the time: half the epochs, never more
+    assert fit_epochs(stage(100), {"r0": 1.0}, MIN_EPOCHS * 1.35) == {"r0": MIN_EPOCHS}
+    with pytest.raises(ConfigError, match=f"even {MIN_EPOCHS} epochs per run"):
+        fit_epochs(stage(100, 100), {"r0": 1.0, "r1": 1.0}, 5)
+
+
+def test_the_probe_times_a_training_step() -> None:
+    args = TrainArgs(data="d", out="o", model_kwargs=TINY_MODEL, batch_size=8, amp=False,
+                     channels_last=False)
+    seconds = probe_seconds_per_epoch(args, 80, torch.device("cpu"), steps=3, warmup=1)
+    assert 0 < seconds < 10
+    assert probe_seconds_per_epoch(args, 800, torch.device("cpu"), steps=3, warmup=1) > seconds
+
+
+def _tiny(**extra) -> dict:
+    return {"model_kwargs": TINY_MODEL, "batch_size": 16, "amp": False, "channels_last": False,
+            "augment": "light", "device": "cpu", **extra}
+
+
+@pytest.mark.slow
+def test_a_two_stage_plan_trains_a_teacher_then_its_student(packed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    plan = load_plan(_plan(tmp_path, {
+        "budget_s": 300, "defaults": _tiny(),
+        "stages": [{"name": "teachers", "share": 0.5, "runs": [{"name": "t", "args": {"epochs": 2}}]},
+                   {"name": "students", "runs": [{"name": "s", "args": {
+                       "epochs": 2, "teacher": ["@t"], "kd_alpha": 0.5, "seed": 1}}]}]}),
+        str(packed), out)
+    summary = run_plan(plan, out, cores=2)
+    assert json.loads((out / "device_plan.json").read_text()) == summary
+    teachers, students = summary["stages"]
+    assert teachers["fitted_epochs"] == {"t": 2} and students["fitted_epochs"] == {"s": 2}
+    for stage, name in ((teachers, "t"), (students, "s")):
+        (run,) = stage["runs"]
+        assert run["rc"] == 0 and run["epochs_run"] == 2 and not run["stopped_at_deadline"]
+        assert 0 <= run["best_val_acc"] <= 1 and (out / name / "best.pt").is_file()
+        assert not (out / name / "last.pt").exists()  # bulky files are not brought back
+        assert "best epoch" in (out / name / "train.log").read_text()
+    config = json.loads((out / "s" / "config.json").read_text())
+    assert config["teacher"] == [str(out / "t" / "best.pt")] and config["threads"] == 2
+
+
+@pytest.mark.slow
+def test_a_run_still_going_at_its_deadline_is_stopped_and_keeps_its_best(
+        packed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    plan = load_plan(_plan(tmp_path, {"budget_s": 25, "defaults": _tiny(epochs=100000),
+                                      "stages": [{"runs": [{"name": "long"}]}]}),
+                     str(packed), out)
+    summary = run_plan(plan, out, fit=False, cores=1, keep_last=True)
+    (run,) = summary["stages"][0]["runs"]
+    assert run["stopped_at_deadline"] and run["rc"] == 130 and run["seconds"] < 60
+    assert run["epochs_run"] >= 1 and (out / "long" / "best.pt").is_file()
+    assert (out / "long" / "last.pt").is_file()  # keep_last
+
+
+def test_the_job_script_packs_and_checks_a_plan_standalone(fer_files: tuple[Path, Path],
+                                                            tmp_path: Path) -> None:
+    script = [sys.executable, str(ROOT / "jobs" / "train_on_device.py")]
+    data = tmp_path / "d.npz.xz"
+    packed = subprocess.run([*script, "pack", "--data", str(fer_files[0]), "--out", str(data)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert packed.returncode == 0 and "Training, PublicTest" in packed.stdout, packed.stderr
+    dry = subprocess.run([*script, "run", "--plan", str(ROOT / "jobs" / "device_plan.json"),
+                          "--data", str(data), "--out", str(tmp_path / "o"), "--dry-run"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("stage ") >= 2 and not (tmp_path / "o").exists()
+    bad = subprocess.run([*script, "run", "--plan", str(tmp_path / "none.json"), "--data",
+                          str(data), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 1 and "none.json: cannot read the plan" in bad.stderr
+    assert "Traceback" not in bad.stderr
