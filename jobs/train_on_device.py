@@ -7,9 +7,10 @@ the device tool carries; PrivateTest stays here and is scored here, once)::
     .venv/bin/python jobs/train_on_device.py pack --data ../shared/data/fer2013/fer2013.csv.gz \\
         --out device_data/fer2013_train_val.npz.xz --usages Training,PublicTest
     .venv/bin/python jobs/train_on_device.py run --plan jobs/device_plan.json \\
-        --data device_data/fer2013_train_val.npz.xz --out /tmp/plan_dry --dry-run   # checks only
+        --data device_data/fer2013_train_val.npz.xz --out /tmp/plan --dry-run   # checks only
 
-On the lent machine (``$OUT`` comes back; ``last.pt`` files are deleted at the end)::
+On the lent machine (the runs train in ``--work``; ``$OUT`` gets what comes back: at most 8
+files, :func:`ferbatch.train.device_plan.bring_back`)::
 
     python3 jobs/train_on_device.py run --plan jobs/device_plan.json \\
         --data device_data/fer2013_train_val.npz.xz --out "$OUT"
@@ -23,13 +24,14 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferbatch.errors import FerbatchError  # noqa: E402
 from ferbatch.train.datasets.fer2013 import pack_fer2013  # noqa: E402
-from ferbatch.train.device_plan import load_plan, run_plan  # noqa: E402
+from ferbatch.train.device_plan import bring_back, load_plan, run_plan  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,11 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a training plan (stages of side-by-side runs)")
     run.add_argument("--plan", required=True, help="plan JSON (see ferbatch.train.device_plan)")
     run.add_argument("--data", required=True, help="the data every run trains on")
-    run.add_argument("--out", required=True, help="output folder (one sub-folder per run)")
+    run.add_argument("--out", required=True,
+                     help="what comes back: runs.tar.xz (logs, histories, configs, metrics), "
+                          "NAME.pt per run brought back, device_plan.json (at most 8 files)")
+    run.add_argument("--work", default=None,
+                     help="where the runs train, one sub-folder each (default: a new folder "
+                          "ferbatch-plan-* in the system's temp dir)")
     run.add_argument("--no-fit", action="store_true",
                      help="train the planned epochs, without scaling them to the budget")
-    run.add_argument("--keep-last", action="store_true",
-                     help="keep last.pt and teacher_logits.pt (large) in the run folders")
     run.add_argument("--dry-run", action="store_true",
                      help="check the plan and print the runs, train nothing")
     return p
@@ -63,14 +68,17 @@ def main(argv: list[str] | None = None) -> int:
             size = pack_fer2013(args.data, args.out, usages)
             print(f"{args.out}: {size / 1e6:.1f} MB ({', '.join(usages)})")
             return 0
-        plan = load_plan(args.plan, args.data, args.out)
+        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ferbatch-plan-"))
+        plan = load_plan(args.plan, args.data, work)
         if args.dry_run:
             for stage in plan.stages:
                 print(f"stage {stage.name} (share {stage.share}):")
                 for run in stage.runs:
                     print(f"  {run.name}: {json.dumps(run.args.to_dict())}")
             return 0
-        summary = run_plan(plan, args.out, fit=not args.no_fit, keep_last=args.keep_last)
+        summary = run_plan(plan, work, fit=not args.no_fit)
+        files = bring_back(summary, plan, work, args.out)
+        print(f"runs trained in {work}; brought back: {', '.join(p.name for p in files)}")
         for stage in summary["stages"]:
             for run in stage["runs"]:
                 print(f"{stage['name']}/{run['name']}: rc {run['rc']} epochs "

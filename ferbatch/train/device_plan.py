@@ -51,10 +51,12 @@ MIN_EPOCHS = 5
 
 @dataclass
 class PlannedRun:
-    """One training run of a stage: its folder name under OUT and its :class:`TrainArgs`."""
+    """One training run of a stage: its folder name, its :class:`TrainArgs`, and whether its
+    ``best.pt`` comes back (:func:`bring_back`)."""
 
     name: str
     args: TrainArgs
+    bring_back: bool = False
 
 
 @dataclass
@@ -102,7 +104,8 @@ def _train_args(raw: dict[str, Any], where: str, data: str, out: Path,
 def load_plan(path: str | Path, data: str, out: str | Path) -> DevicePlan:
     """Read and check a plan file: every run named once, every field a :class:`TrainArgs`
     field, every ``@NAME`` an earlier stage's run; ``data`` and each run's ``out``
-    (``out/NAME``) are filled in. Raises :class:`ConfigError` naming the file and the fault."""
+    (``out/NAME``) are filled in; without any ``"bring_back": true`` the last stage's runs
+    come back. Raises :class:`ConfigError` naming the file and the fault."""
     file, out = Path(path), Path(out)
     try:
         raw = json.loads(file.read_text())
@@ -132,9 +135,16 @@ def load_plan(path: str | Path, data: str, out: str | Path) -> DevicePlan:
                 raise ConfigError(f"{where}: run name {name!r} is used twice")
             args = _train_args({**defaults, **run.get("args", {})}, f"{where}, run {name}",
                                data, out, done)
-            stage.runs.append(PlannedRun(name, dataclasses.replace(args, out=str(out / name))))
+            back = run.get("bring_back", False)
+            if not isinstance(back, bool):
+                raise ConfigError(f"{where}, run {name}: 'bring_back' must be true or false")
+            stage.runs.append(PlannedRun(name, dataclasses.replace(args, out=str(out / name)),
+                                         back))
         done |= {r.name for r in stage.runs}
         stages.append(stage)
+    if not any(r.bring_back for st in stages for r in st.runs):  # default: the last stage's
+        for r in stages[-1].runs:
+            r.bring_back = True
     return DevicePlan(float(budget), stages)
 
 
@@ -201,8 +211,10 @@ def fit_epochs(stage: Stage, seconds_per_epoch: dict[str, float],
     return fitted
 
 
-#: files of a run folder too big to bring back from a lent machine (``run_plan(keep_last=False)``)
-BULKY = ("last.pt", "teacher_logits.pt")
+#: what the device tool brings back from $OUT: files, bytes per file
+MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
+#: the small files of a run folder that :func:`bring_back` packs into one archive
+RUN_TEXTS = ("train.log", "history.jsonl", "config.json", "metrics.json", "args.json")
 
 
 def _launch(run: PlannedRun, threads: int) -> subprocess.Popen[bytes]:
@@ -247,14 +259,14 @@ def _result(run: PlannedRun, rc: int | None, seconds: float, stopped: bool) -> d
 
 
 def run_plan(plan: DevicePlan, out: str | Path, *, fit: bool = True, device: Any = None,
-             cores: int | None = None, keep_last: bool = False) -> dict[str, Any]:
+             cores: int | None = None) -> dict[str, Any]:
     """Run ``plan``'s stages in order, each stage's runs side by side in their own processes
     (``cores`` torch threads shared among them), into ``out/NAME``; write and return the
     summary (``out/device_plan.json``: per run its return code, seconds, epochs, best
     validation accuracy and speed; per stage its budget and fitted epochs). ``fit``: scale the
     epochs to the stage's budget first (:func:`fit_epochs`, probing on ``device``). A stage
     whose runs did not all finish still lets the next one start when its ``@`` references
-    exist. ``keep_last=False`` deletes :data:`BULKY` files at the end."""
+    exist."""
     import torch
 
     from ..devices import resolve_device
@@ -285,8 +297,8 @@ def run_plan(plan: DevicePlan, out: str | Path, *, fit: bool = True, device: Any
             fitted = fit_epochs(stage, per_epoch, budget)
             record["probe_seconds_per_epoch"] = {k: round(v, 3) for k, v in per_epoch.items()}
             record["fitted_epochs"] = fitted
-            stage.runs = [PlannedRun(r.name, dataclasses.replace(r.args, epochs=fitted[r.name]))
-                          for r in stage.runs]
+            stage.runs = [dataclasses.replace(r, args=dataclasses.replace(
+                r.args, epochs=fitted[r.name])) for r in stage.runs]
         stage_deadline = time.monotonic() + budget
         threads = max(1, cores // len(stage.runs))
         started = time.monotonic()
@@ -305,12 +317,48 @@ def run_plan(plan: DevicePlan, out: str | Path, *, fit: bool = True, device: Any
                                           stopped))
         summary["stages"].append(record)
         (out / "device_plan.json").write_text(json.dumps(summary, indent=2))
-    if not keep_last:
+    return summary
+
+
+def bring_back(summary: dict[str, Any], plan: DevicePlan, work: str | Path,
+               dest: str | Path) -> list[Path]:
+    """Put what comes back from a lent machine into ``dest`` in at most :data:`MAX_FILES`
+    files of at most :data:`MAX_FILE_BYTES` each (the device tool's limits): ``runs.tar.xz``
+    (every run's :data:`RUN_TEXTS`), ``NAME.pt`` (the ``best.pt`` of each run marked
+    ``bring_back``, while files are left and it is small enough; what is not is listed under
+    ``not_brought_back``), and ``device_plan.json`` (``summary``, written last). Returns the
+    files written."""
+    import tarfile
+
+    work, dest = Path(work), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = [dest / "runs.tar.xz"]
+    with tarfile.open(written[0], "w:xz") as tar:
         for stage in plan.stages:
             for run in stage.runs:
-                for name in BULKY:
-                    (Path(run.args.out) / name).unlink(missing_ok=True)
-    return summary
+                for name in RUN_TEXTS:
+                    file = work / run.name / name
+                    if file.is_file():
+                        tar.add(file, arcname=f"{run.name}/{name}")
+    skipped: dict[str, str] = {}
+    for run in (r for st in plan.stages for r in st.runs if r.bring_back):
+        best = work / run.name / "best.pt"
+        if not best.is_file():
+            skipped[run.name] = "no best.pt"
+        elif best.stat().st_size > MAX_FILE_BYTES:
+            skipped[run.name] = f"best.pt is {best.stat().st_size / 2**20:.1f} MiB"
+        elif len(written) >= MAX_FILES - 1:
+            skipped[run.name] = f"more than {MAX_FILES} files"
+        else:
+            target = dest / f"{run.name}.pt"
+            if best.resolve() != target.resolve():
+                target.write_bytes(best.read_bytes())
+            written.append(target)
+    summary = {**summary, "brought_back": [p.name for p in written[1:]],
+               "not_brought_back": skipped}
+    written.append(dest / "device_plan.json")
+    written[-1].write_text(json.dumps(summary, indent=2))
+    return written
 
 
 def _run_one(spec: str, threads: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,13 @@ from ferbatch.errors import ConfigError, DataError
 from ferbatch.train.args import TrainArgs
 from ferbatch.train.datasets.fer2013 import load_fer2013, pack_fer2013, read_fer2013
 from ferbatch.train.device_plan import (
+    MAX_FILES,
     MIN_EPOCHS,
+    RUN_TEXTS,
+    DevicePlan,
     PlannedRun,
     Stage,
+    bring_back,
     fit_epochs,
     load_plan,
     probe_seconds_per_epoch,
@@ -125,6 +130,12 @@ def test_plans_are_checked_before_anything_runs(tmp_path: Path) -> None:
     assert (student.data, student.out, student.epochs, student.lr) == (
         "d.npz.xz", str(tmp_path / "out" / "s"), 7, 0.01)
     assert plan.stages[0].runs[0].args.epochs == 2 and plan.stages[0].share == 0.5
+    assert [r.bring_back for st in plan.stages for r in st.runs] == [False, True]  # the last stage
+    with pytest.raises(ConfigError, match="'bring_back' must be true or false"):
+        load({"budget_s": 60, "stages": [{"runs": [{"name": "a", "bring_back": "yes"}]}]})
+    chosen = load_plan(_plan(tmp_path, {"budget_s": 60, "stages": [
+        {"runs": [{"name": "a", "bring_back": True}]}, {"runs": [{"name": "b"}]}]}), "d", tmp_path)
+    assert [r.bring_back for st in chosen.stages for r in st.runs] == [True, False]
 
 
 def test_epochs_are_scaled_to_the_stage_budget() -> None:
@@ -171,10 +182,41 @@ def test_a_two_stage_plan_trains_a_teacher_then_its_student(packed: Path, tmp_pa
         (run,) = stage["runs"]
         assert run["rc"] == 0 and run["epochs_run"] == 2 and not run["stopped_at_deadline"]
         assert 0 <= run["best_val_acc"] <= 1 and (out / name / "best.pt").is_file()
-        assert not (out / name / "last.pt").exists()  # bulky files are not brought back
         assert "best epoch" in (out / name / "train.log").read_text()
     config = json.loads((out / "s" / "config.json").read_text())
     assert config["teacher"] == [str(out / "t" / "best.pt")] and config["threads"] == 2
+    # what comes back: few files, the last stage's best.pt, every run's logs in one archive
+    dest = tmp_path / "OUT"
+    files = bring_back(summary, plan, out, dest)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in files) == [
+        "device_plan.json", "runs.tar.xz", "s.pt"]
+    assert (dest / "s.pt").read_bytes() == (out / "s" / "best.pt").read_bytes()
+    with tarfile.open(dest / "runs.tar.xz") as tar:
+        names = set(tar.getnames())
+    assert {f"{r}/{f}" for r in "ts" for f in RUN_TEXTS} <= names
+    back = json.loads((dest / "device_plan.json").read_text())
+    assert back["brought_back"] == ["s.pt"] and back["not_brought_back"] == {}
+    assert back["stages"] == summary["stages"]
+
+
+def test_bring_back_keeps_within_the_device_tools_limits(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferbatch.train.device_plan as device_plan
+
+    runs = [PlannedRun(f"r{i}", TrainArgs(data="d", out=str(tmp_path / f"r{i}")), True)
+            for i in range(9)]
+    for i, run in enumerate(runs):
+        Path(run.args.out).mkdir()
+        if i != 3:
+            (Path(run.args.out) / "best.pt").write_bytes(b"x" * (2000 if i == 5 else 10))
+    monkeypatch.setattr(device_plan, "MAX_FILE_BYTES", 1000)
+    plan = DevicePlan(60, [Stage("s", 1.0, runs)])
+    files = bring_back({"stages": []}, plan, tmp_path, tmp_path / "OUT")
+    assert len(files) == MAX_FILES == len(list((tmp_path / "OUT").iterdir()))
+    back = json.loads((tmp_path / "OUT" / "device_plan.json").read_text())
+    assert back["brought_back"] == ["r0.pt", "r1.pt", "r2.pt", "r4.pt", "r6.pt", "r7.pt"]
+    assert back["not_brought_back"] == {"r3": "no best.pt", "r5": "best.pt is 0.0 MiB",
+                                        "r8": f"more than {MAX_FILES} files"}
 
 
 @pytest.mark.slow
@@ -184,11 +226,11 @@ def test_a_run_still_going_at_its_deadline_is_stopped_and_keeps_its_best(
     plan = load_plan(_plan(tmp_path, {"budget_s": 25, "defaults": _tiny(epochs=100000),
                                       "stages": [{"runs": [{"name": "long"}]}]}),
                      str(packed), out)
-    summary = run_plan(plan, out, fit=False, cores=1, keep_last=True)
+    summary = run_plan(plan, out, fit=False, cores=1)
     (run,) = summary["stages"][0]["runs"]
     assert run["stopped_at_deadline"] and run["rc"] == 130 and run["seconds"] < 60
     assert run["epochs_run"] >= 1 and (out / "long" / "best.pt").is_file()
-    assert (out / "long" / "last.pt").is_file()  # keep_last
+    assert (out / "long" / "last.pt").is_file()  # --resume could go on from it
 
 
 def test_the_job_script_packs_and_checks_a_plan_standalone(fer_files: tuple[Path, Path],
