@@ -4,6 +4,7 @@ and the packed FER2013 they train on (``pack_fer2013`` / ``read_packed``), run h
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -233,20 +234,58 @@ def test_a_run_still_going_at_its_deadline_is_stopped_and_keeps_its_best(
     assert (out / "long" / "last.pt").is_file()  # --resume could go on from it
 
 
-def test_the_job_script_packs_and_checks_a_plan_standalone(fer_files: tuple[Path, Path],
-                                                            tmp_path: Path) -> None:
+#: modules the lent GPU machine lacks: the job must not import them
+ABSENT_ON_DEVICE = ("av", "ray", "click", "matplotlib", "facenet_pytorch", "jinja2", "onnxruntime",
+                    "captum")
+_BLOCKER = f"""
+import importlib.abc, importlib.machinery, sys
+class _Absent(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    # a spec whose loading fails: ``import`` raises ImportError, as for a missing package
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {ABSENT_ON_DEVICE!r}:
+            return importlib.machinery.ModuleSpec(name, self)
+    def create_module(self, spec):
+        raise ImportError("not installed on the lent machine: " + spec.name)
+    def exec_module(self, module):
+        pass
+sys.meta_path.insert(0, _Absent())
+"""
+
+
+@pytest.mark.slow
+def test_the_job_script_runs_without_the_packages_the_device_lacks(
+        fer_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """Pack, check a plan, train a one-run plan and bring it back, with PyAV, Ray, click,
+    matplotlib … unimportable (a ``sitecustomize`` blocks them in the job and its runs)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_BLOCKER)
+    env = {**os.environ, "PYTHONPATH": str(site)}
     script = [sys.executable, str(ROOT / "jobs" / "train_on_device.py")]
+
+    def job(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*script, *argv], capture_output=True, text=True, cwd=tmp_path,
+                              env=env, timeout=300)
+
+    probe = subprocess.run([sys.executable, "-c", "import click"], env=env, capture_output=True)
+    assert probe.returncode != 0  # the blocker works
     data = tmp_path / "d.npz.xz"
-    packed = subprocess.run([*script, "pack", "--data", str(fer_files[0]), "--out", str(data)],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    packed = job("pack", "--data", str(fer_files[0]), "--out", str(data))
     assert packed.returncode == 0 and "Training, PublicTest" in packed.stdout, packed.stderr
-    dry = subprocess.run([*script, "run", "--plan", str(ROOT / "jobs" / "device_plan.json"),
-                          "--data", str(data), "--out", str(tmp_path / "o"), "--dry-run"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    dry = job("run", "--plan", str(ROOT / "jobs" / "device_plan.json"), "--data", str(data),
+              "--out", str(tmp_path / "o"), "--work", str(tmp_path / "w"), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.count("stage ") >= 2 and not (tmp_path / "o").exists()
-    bad = subprocess.run([*script, "run", "--plan", str(tmp_path / "none.json"), "--data",
-                          str(data), "--out", str(tmp_path / "o")],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    plan = _plan(tmp_path, {"budget_s": 120, "defaults": _tiny(epochs=1),
+                            "stages": [{"runs": [{"name": "one"}]}]})
+    ran = job("run", "--plan", str(plan), "--data", str(data), "--out", str(tmp_path / "OUT"),
+              "--work", str(tmp_path / "w"))
+    assert ran.returncode == 0, ran.stdout + ran.stderr + (tmp_path / "w/one/train.log").read_text()
+    assert sorted(p.name for p in (tmp_path / "OUT").iterdir()) == [
+        "device_plan.json", "one.pt", "runs.tar.xz"]
+    assert "curves.png not written: matplotlib cannot be imported" in \
+        (tmp_path / "w" / "one" / "train.log").read_text()
+    bad = job("run", "--plan", str(tmp_path / "none.json"), "--data", str(data), "--out",
+              str(tmp_path / "o"))
     assert bad.returncode == 1 and "none.json: cannot read the plan" in bad.stderr
     assert "Traceback" not in bad.stderr
