@@ -56,6 +56,17 @@ class Checkpoint:
         """The softmax temperature to apply to the logits (1.0: uncalibrated)."""
         return float(self.calibration.get("temperature", 1.0))
 
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights alone (each tensor's name, dtype, shape and bytes, in name
+        order): it names the network evaluated whatever file it sits in and survives what
+        rewriting metadata changes (recorded metrics, calibration, crop geometry)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.state_dict):
+            tensor = self.state_dict[name].detach().cpu().contiguous()
+            digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
     def build(self) -> nn.Module:
         """The model with its weights loaded, in eval mode, on the CPU."""
         model = create_model(self.arch, num_classes=len(self.labels),

@@ -220,7 +220,8 @@ def evaluate_main(model_path: str | None, data: str, *, dataset: str | None = No
         report["calibration"]["uncalibrated"] = {
             k: raw["calibration"][k] for k in ("ece", "mce", "nll", "brier")}
     report = restrict_report(report, sorted(set(face.targets.tolist())))
-    report.update(model=str(resolve_model(model_path)), arch=ckpt.arch,
+    report.update(model=str(resolve_model(model_path)), weights_sha256=ckpt.weights_sha256(),
+                  temperature=ckpt.temperature, arch=ckpt.arch,
                   data=str(data), dataset=dataset, split=split, tta=tta,
                   skipped_classes=skipped, left_out=dict(face.left_out))
     if ferplus:

@@ -65,6 +65,28 @@ def test_evaluate_cli_fer2013(trained_run: Path, fer_files: tuple[Path, Path],
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
         "none.json", "none_confusion.csv", "none_confusion.png", "none_reliability.png",
         "test.json", "test_confusion.csv", "test_confusion.png", "test_reliability.png"]
+    # the network is named by its weights, whatever the file and its metadata
+    assert report["weights_sha256"] == ckpt.weights_sha256()
+    assert report["temperature"] == pytest.approx(ckpt.temperature)
+
+
+def test_the_weights_digest_follows_the_weights_not_the_metadata(trained_run: Path,
+                                                                 tmp_path: Path) -> None:
+    from dataclasses import replace as dc_replace
+
+    from ferbatch.models.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(trained_run / "best.pt")
+    digest = ckpt.weights_sha256()
+    assert len(digest) == 64
+    renamed = dc_replace(ckpt, metrics={"test": {"accuracy": 1.0}}, calibration={},
+                         extra={"note": "moved"})
+    save_checkpoint(renamed, tmp_path / "elsewhere.pt")
+    assert load_checkpoint(tmp_path / "elsewhere.pt").weights_sha256() == digest
+    state = {k: v.clone() for k, v in ckpt.state_dict.items()}
+    first = next(k for k, v in state.items() if v.is_floating_point() and v.numel())
+    state[first].view(-1)[0] += 1
+    assert dc_replace(ckpt, state_dict=state).weights_sha256() != digest
 
 
 def test_evaluate_ferplus_skips_contempt(trained_run: Path, fer_files: tuple[Path, Path],
