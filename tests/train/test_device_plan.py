@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from ferbatch.errors import ConfigError, DataError
+from ferbatch.errors import ConfigError, DataError, OutputError
 from ferbatch.train.args import TrainArgs
 from ferbatch.train.datasets.fer2013 import load_fer2013, pack_fer2013, read_fer2013
 from ferbatch.train.device_plan import (
@@ -77,6 +77,12 @@ def test_packing_and_reading_faults_name_the_file(fer_files: tuple[Path, Path],
         pack_fer2013(fer_files[0], tmp_path / "x.npz")
     with pytest.raises(ConfigError, match="unknown FER2013 usage.*'Test'"):
         pack_fer2013(fer_files[0], tmp_path / "x.npz.xz", ["Training", "Test"])
+    nested = tmp_path / "new" / "folder" / "p.npz.xz"  # folders made as needed
+    assert pack_fer2013(fer_files[0], nested, ["PublicTest"]) == nested.stat().st_size
+    assert set(read_fer2013(nested)[2]) == {"PublicTest"}
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OutputError, match=r"a_file/p\.npz\.xz: cannot write the packed"):
+        pack_fer2013(fer_files[0], tmp_path / "a_file" / "p.npz.xz")
     bad = tmp_path / "bad.npz.xz"
     bad.write_bytes(b"not xz at all")
     with pytest.raises(DataError, match=r"bad\.npz\.xz: not a packed FER2013"):
