@@ -122,7 +122,7 @@ def pack_fer2013(path: str | Path, out: str | Path,
     (FER2013's names: ``Training``, ``PublicTest``, ``PrivateTest``) to ``out`` (a name ending
     in ``.npz.xz``), atomically; returns its size in bytes. Measured: Training + PublicTest
     (32,298 faces) pack to 50.2 MB in 2 min 12 s on one core (the CSV.gz is 94.0 MB) and read
-    back in 4.2 s. Raises :class:`DataError` for
+    back in 4.1 s. Raises :class:`DataError` for
     an unreadable input and :class:`~ferbatch.errors.ConfigError` for a bad ``out`` name or
     an unknown usage, :class:`~ferbatch.errors.OutputError` when ``out`` cannot be written (its
     folder is made when missing)."""
