@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FerbatchError
 from .args import TrainArgs
 
 __all__ = ["PlannedRun", "Stage", "DevicePlan", "load_plan", "fit_epochs",
@@ -266,7 +266,8 @@ def run_plan(plan: DevicePlan, out: str | Path, *, fit: bool = True, device: Any
     validation accuracy and speed; per stage its budget and fitted epochs). ``fit``: scale the
     epochs to the stage's budget first (:func:`fit_epochs`, probing on ``device``). A stage
     whose runs did not all finish still lets the next one start when its ``@`` references
-    exist."""
+    exist; one that cannot be fitted or probed (its data unreadable, too little time left) is
+    recorded with its ``error`` and skipped, and the job goes on."""
     import torch
 
     from ..devices import resolve_device
@@ -284,17 +285,26 @@ def run_plan(plan: DevicePlan, out: str | Path, *, fit: bool = True, device: Any
     for stage in plan.stages:
         budget = max(0.0, deadline - time.monotonic()) * stage.share
         record: dict[str, Any] = {"name": stage.name, "budget_s": round(budget, 1), "runs": []}
+        summary["stages"].append(record)
         if fit:
-            per_epoch = {}
-            for run in stage.runs:
-                key = f"{run.args.data}|{run.args.dataset}|{run.args.classes}|{run.args.limit}"
-                if key not in train_size:
-                    train: FaceData = load_splits(run.args)[0]["train"]
-                    n = len(train)
-                    train_size[key] = min(n, run.args.limit) if run.args.limit else n
-                dev = device or resolve_device(run.args.device)
-                per_epoch[run.name] = probe_seconds_per_epoch(run.args, train_size[key], dev)
-            fitted = fit_epochs(stage, per_epoch, budget)
+            try:
+                per_epoch = {}
+                for run in stage.runs:
+                    key = f"{run.args.data}|{run.args.dataset}|{run.args.classes}|{run.args.limit}"
+                    if key not in train_size:
+                        train: FaceData = load_splits(run.args)[0]["train"]
+                        n = len(train)
+                        train_size[key] = min(n, run.args.limit) if run.args.limit else n
+                    dev = device or resolve_device(run.args.device)
+                    per_epoch[run.name] = probe_seconds_per_epoch(run.args, train_size[key], dev)
+                if torch.cuda.is_available():  # the runs, not the probes, need the memory
+                    torch.cuda.empty_cache()
+                fitted = fit_epochs(stage, per_epoch, budget)
+            except FerbatchError as exc:  # this stage cannot run; what came before still counts
+                record["error"] = str(exc).splitlines()[0]
+                log.error("stage %s not run: %s", stage.name, record["error"])
+                (out / "device_plan.json").write_text(json.dumps(summary, indent=2))
+                continue
             record["probe_seconds_per_epoch"] = {k: round(v, 3) for k, v in per_epoch.items()}
             record["fitted_epochs"] = fitted
             stage.runs = [dataclasses.replace(r, args=dataclasses.replace(
@@ -315,7 +325,6 @@ def run_plan(plan: DevicePlan, out: str | Path, *, fit: bool = True, device: Any
                 _stop(proc)
             record["runs"].append(_result(run, proc.returncode, time.monotonic() - started,
                                           stopped))
-        summary["stages"].append(record)
         (out / "device_plan.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -363,7 +372,6 @@ def bring_back(summary: dict[str, Any], plan: DevicePlan, work: str | Path,
 
 def _run_one(spec: str, threads: str) -> int:
     """A planned run's process: train with the TrainArgs stored in ``spec`` (JSON)."""
-    from ..errors import FerbatchError
     from .main import main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -206,6 +206,28 @@ def test_a_two_stage_plan_trains_a_teacher_then_its_student(packed: Path, tmp_pa
     assert back["stages"] == summary["stages"]
 
 
+@pytest.mark.slow
+@pytest.mark.allow_error_logs  # "stage second not run: …"
+def test_a_stage_that_cannot_fit_is_recorded_and_skipped(packed: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferbatch.train.device_plan as device_plan
+
+    monkeypatch.setattr(device_plan, "probe_seconds_per_epoch",
+                        lambda args, n, dev: 1000.0 if "huge" in args.out else 0.01)
+    out = tmp_path / "out"
+    plan = load_plan(_plan(tmp_path, {
+        "budget_s": 120, "defaults": _tiny(epochs=1),
+        "stages": [{"name": "first", "share": 0.5, "runs": [{"name": "a"}]},
+                   {"name": "second", "runs": [{"name": "huge"}]},
+                   {"name": "third", "runs": [{"name": "b", "args": {"init": "@a"}}]}]}),
+        str(packed), out)
+    summary = run_plan(plan, out, cores=1)
+    first, second, third = summary["stages"]
+    assert first["runs"][0]["rc"] == 0 and third["runs"][0]["rc"] == 0
+    assert second["runs"] == [] and f"even {MIN_EPOCHS} epochs per run" in second["error"]
+    assert json.loads((out / "device_plan.json").read_text()) == summary
+
+
 def test_bring_back_keeps_within_the_device_tools_limits(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import ferbatch.train.device_plan as device_plan
