@@ -76,9 +76,16 @@ def main(argv: list[str] | None = None) -> int:
                 for run in stage.runs:
                     print(f"  {run.name}: {json.dumps(run.args.to_dict())}")
             return 0
-        summary = run_plan(plan, work, fit=not args.no_fit)
-        files = bring_back(summary, plan, work, args.out)
-        print(f"runs trained in {work}; brought back: {', '.join(p.name for p in files)}")
+        summary = None
+        try:
+            summary = run_plan(plan, work, fit=not args.no_fit)
+        finally:  # whatever happened, bring back what there is
+            if summary is None:
+                stored = work / "device_plan.json"
+                summary = json.loads(stored.read_text()) if stored.is_file() else {"stages": []}
+                summary["error"] = "the job stopped early (its log says why)"
+            files = bring_back(summary, plan, work, args.out)
+            print(f"runs trained in {work}; brought back: {', '.join(p.name for p in files)}")
         for stage in summary["stages"]:
             for run in stage["runs"]:
                 print(f"{stage['name']}/{run['name']}: rc {run['rc']} epochs "
