@@ -317,3 +317,32 @@ def test_the_job_script_runs_without_the_packages_the_device_lacks(
               str(tmp_path / "o"))
     assert bad.returncode == 1 and "none.json: cannot read the plan" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_job_brings_back_what_there_is_when_it_stops_early(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_on_device",
+                                                  ROOT / "jobs" / "train_on_device.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    work, dest = tmp_path / "work", tmp_path / "OUT"
+
+    def crash(plan, folder, fit):
+        (folder / "t").mkdir(parents=True)
+        (folder / "t" / "best.pt").write_bytes(b"weights")
+        (folder / "t" / "train.log").write_text("epoch 1/9 …\n")
+        (folder / "device_plan.json").write_text(json.dumps({"stages": [{"name": "s"}]}))
+        raise RuntimeError("the machine went away")
+
+    monkeypatch.setattr(job, "run_plan", crash)
+    plan = _plan(tmp_path, {"budget_s": 60, "stages": [{"name": "s", "runs": [{"name": "t"}]}]})
+    with pytest.raises(RuntimeError, match="went away"):
+        job.main(["run", "--plan", str(plan), "--data", "d.npz.xz", "--out", str(dest),
+                  "--work", str(work)])
+    back = json.loads((dest / "device_plan.json").read_text())
+    assert back["stages"] == [{"name": "s"}] and "stopped early" in back["error"]
+    assert (dest / "t.pt").read_bytes() == b"weights"
+    with tarfile.open(dest / "runs.tar.xz") as tar:
+        assert tar.getnames() == ["t/train.log"]
