@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ferbatch.errors import FerbatchError  # noqa: E402
 from ferbatch.train.datasets.fer2013 import pack_fer2013  # noqa: E402
 from ferbatch.train.device_plan import bring_back, load_plan, run_plan  # noqa: E402
+from ferbatch.train.plan_check import check_plan  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-fit", action="store_true",
                      help="train the planned epochs, without scaling them to the budget")
     run.add_argument("--dry-run", action="store_true",
-                     help="check the plan and print the runs, train nothing")
+                     help="check the plan (types, choices, data, models, teachers) and print "
+                          "the runs; train nothing")
     return p
 
 
@@ -68,14 +70,20 @@ def main(argv: list[str] | None = None) -> int:
             size = pack_fer2013(args.data, args.out, usages)
             print(f"{args.out}: {size / 1e6:.1f} MB ({', '.join(usages)})")
             return 0
-        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ferbatch-plan-"))
-        plan = load_plan(args.plan, args.data, work)
+        placeholder = Path(args.work or Path(tempfile.gettempdir()) / "ferbatch-plan-WORK")
+        plan = load_plan(args.plan, args.data, placeholder)
+        check_plan(plan)  # every problem found before a minute of the machine is spent
         if args.dry_run:
             for stage in plan.stages:
-                print(f"stage {stage.name} (share {stage.share}):")
+                print(f"stage {stage.name} (share {stage.share} of the budget left):")
                 for run in stage.runs:
-                    print(f"  {run.name}: {json.dumps(run.args.to_dict())}")
+                    back = ", brought back" if run.bring_back else ""
+                    print(f"  {run.name} ({run.args.epochs} epochs before fitting{back}): "
+                          f"{json.dumps(run.args.to_dict())}")
+            print("the plan is fine")
             return 0
+        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ferbatch-plan-"))
+        plan = load_plan(args.plan, args.data, work)
         summary = None
         try:
             summary = run_plan(plan, work, fit=not args.no_fit)
@@ -91,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{stage['name']}/{run['name']}: rc {run['rc']} epochs "
                       f"{run.get('epochs_run', 0)}/{run['epochs_planned']} best val "
                       f"{run.get('best_val_acc', float('nan')):.4f} in {run['seconds']:.0f} s")
-        return 0 if all(r["rc"] == 0 for s in summary["stages"] for r in s["runs"]) else 1
+        complete = all("error" not in s and s["runs"] and all(r["rc"] == 0 for r in s["runs"])
+                       for s in summary["stages"])
+        if not complete:
+            print("not every stage ran to the end (a stage skipped, a run failed or stopped at "
+                  "its deadline): see device_plan.json", file=sys.stderr)
+        return 0 if complete else 1
     except FerbatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

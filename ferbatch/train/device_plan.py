@@ -9,10 +9,11 @@ The plan is JSON (``jobs/device_plan.json`` is the one to start from)::
      "stages": [
        {"name": "teachers", "share": 0.6, "runs": [
           {"name": "w96s0", "args": {"model_kwargs": {"width": 96}, "seed": 0}}]},
-       {"name": "student", "share": 0.4, "runs": [
+       {"name": "student", "share": 1.0, "runs": [
           {"name": "w32kd", "args": {"teacher": ["@w96s0"], "kd_alpha": 0.3}}]}]}
 
-``@NAME`` in ``teacher`` or ``init`` is ``OUT/NAME/best.pt`` of an earlier stage. A stage gets
+``@NAME`` in ``teacher`` or ``init`` is ``WORK/NAME/best.pt`` of an earlier stage (the runs
+train in WORK; :func:`bring_back` copies what comes back to OUT). A stage gets
 ``share`` of the budget left when it starts; with ``fit`` (:func:`fit_epochs`) the runs' epochs
 are first scaled down to what a timed probe of their networks on this device says fits, so a
 cosine schedule still ends where it should instead of being cut off; a run still going at its
@@ -94,6 +95,11 @@ def _train_args(raw: dict[str, Any], where: str, data: str, out: Path,
         return str(out / value[1:] / "best.pt")
 
     args = dict(raw)
+    if "teacher" in args and not (isinstance(args["teacher"], list)
+                                  and all(isinstance(t, str) for t in args["teacher"])):
+        raise ConfigError(f"{where}: 'teacher' must be a list of names or paths, "
+                          f"e.g. [\"{args['teacher']}\"]" if isinstance(args["teacher"], str)
+                          else f"{where}: 'teacher' must be a list of names or paths")
     if "teacher" in args:
         args["teacher"] = [ref(t) for t in args["teacher"]]
     if args.get("init"):
@@ -150,10 +156,11 @@ def load_plan(path: str | Path, data: str, out: str | Path) -> DevicePlan:
 
 def probe_seconds_per_epoch(args: TrainArgs, train_size: int, device: Any,
                             steps: int = 20, warmup: int = 5) -> float:
-    """Seconds one epoch of ``args``' network takes on ``device``: ``steps`` timed training
-    steps (forward, backward, SGD, under the run's autocast) on random batches of
-    ``args.batch_size`` × ``args.input_size``², after ``warmup`` untimed ones, times the
-    ``train_size // batch_size`` steps of an epoch. Excludes augmentation and validation."""
+    """Seconds one epoch of ``args``' network takes on ``device``: training steps (forward,
+    backward, SGD, under the run's autocast) on random batches of ``args.batch_size`` ×
+    ``args.input_size``², ``warmup`` untimed, then ``steps`` timed in three windows of which
+    the fastest counts, times the ``train_size // batch_size`` steps of an epoch. Excludes
+    augmentation and validation."""
     import torch
 
     from ..devices import gradient_scaler, training_autocast
@@ -185,11 +192,14 @@ def probe_seconds_per_epoch(args: TrainArgs, train_size: int, device: Any,
     for _ in range(warmup):
         step()
     sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    per_step = (time.perf_counter() - start) / steps
+    windows = []  # the fastest of three windows: a one-off stall (a first kernel's set-up,
+    for _ in range(3):  # another process) does not inflate the estimate
+        start = time.perf_counter()
+        for _ in range(max(steps // 3, 1)):
+            step()
+        sync()
+        windows.append((time.perf_counter() - start) / max(steps // 3, 1))
+    per_step = min(windows)
     return per_step * max(train_size // args.batch_size, 1)
 
 
@@ -206,8 +216,8 @@ def fit_epochs(stage: Stage, seconds_per_epoch: dict[str, float],
               for r in stage.runs}
     floor_need = sum(fitted[r.name] * seconds_per_epoch[r.name] for r in stage.runs) * FIT_SAFETY
     if floor_need > budget_s * 1.001:
-        raise ConfigError(f"stage {stage.name}: even {MIN_EPOCHS} epochs per run need "
-                          f"~{floor_need:.0f} s, more than its {budget_s:.0f} s")
+        raise ConfigError(f"even {MIN_EPOCHS} epochs per run need ~{floor_need:.0f} s, more "
+                          f"than the stage's {budget_s:.0f} s")
     return fitted
 
 
@@ -251,10 +261,13 @@ def _result(run: PlannedRun, rc: int | None, seconds: float, stopped: bool) -> d
     if history.is_file():
         rows = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
         out["epochs_run"] = len(rows)
-        if rows and "val_acc" in rows[0]:
-            best = max(rows, key=lambda h: h["val_acc"])
-            out["best_val_acc"], out["best_epoch"] = best["val_acc"], best["epoch"]
+        if rows:
             out["mean_images_per_s"] = sum(h["images_per_s"] for h in rows) / len(rows)
+        scored = [h for h in rows if isinstance(h.get("val_acc"), (int, float))
+                  and h["val_acc"] == h["val_acc"]]  # not NaN: a run without a val split
+        if scored:
+            best = max(scored, key=lambda h: h["val_acc"])
+            out["best_val_acc"], out["best_epoch"] = best["val_acc"], best["epoch"]
     return out
 
 

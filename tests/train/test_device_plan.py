@@ -337,12 +337,79 @@ def test_the_job_brings_back_what_there_is_when_it_stops_early(
         raise RuntimeError("the machine went away")
 
     monkeypatch.setattr(job, "run_plan", crash)
-    plan = _plan(tmp_path, {"budget_s": 60, "stages": [{"name": "s", "runs": [{"name": "t"}]}]})
+    plan = _plan(tmp_path, {"budget_s": 60, "defaults": _tiny(),
+                            "stages": [{"name": "s", "runs": [{"name": "t"}]}]})
+    data = tmp_path / "d.npz.xz"
+    data.write_bytes(b"")  # the plan check wants the file; the crash comes first
     with pytest.raises(RuntimeError, match="went away"):
-        job.main(["run", "--plan", str(plan), "--data", "d.npz.xz", "--out", str(dest),
+        job.main(["run", "--plan", str(plan), "--data", str(data), "--out", str(dest),
                   "--work", str(work)])
     back = json.loads((dest / "device_plan.json").read_text())
     assert back["stages"] == [{"name": "s"}] and "stopped early" in back["error"]
     assert (dest / "t.pt").read_bytes() == b"weights"
     with tarfile.open(dest / "runs.tar.xz") as tar:
         assert tar.getnames() == ["t/train.log"]
+
+
+def test_check_plan_lists_every_problem_before_anything_runs(packed: Path, tmp_path: Path,
+                                                              trained_run: Path) -> None:
+    from ferbatch.train.plan_check import check_plan
+
+    def plan(runs: list[dict], data: Path = packed) -> object:
+        return load_plan(_plan(tmp_path, {"budget_s": 60, "defaults": _tiny(epochs=1),
+                                          "stages": [{"name": "t", "runs": [{"name": "ok"}]},
+                                                     {"name": "s", "runs": runs}]}),
+                         str(data), tmp_path / "work")
+
+    check_plan(plan([{"name": "fine", "args": {"teacher": ["@ok", str(trained_run / "best.pt"),
+                                                           "default"], "init": "@ok"}}]))
+    bad = plan([{"name": "a", "args": {"epochs": "2", "lr": True}},
+                {"name": "b", "args": {"optimizer": "adam", "augment": "wild"}},
+                {"name": "c", "args": {"model": "vgg_gapp"}},
+                {"name": "d", "args": {"model_kwargs": {"widht": 4}}},
+                {"name": "e", "args": {"teacher": ["@ok", str(tmp_path / "gone.pt")]}}])
+    with pytest.raises(ConfigError) as info:
+        check_plan(bad)
+    text = str(info.value)
+    for words in ("s/a: epochs must be int, got '2'", "s/a: lr must be float, got True",
+                  "s/b: optimizer 'adam' is not one of sgd, adamw", "s/b: unknown augmentation",
+                  "s/c: ", "vgg_gapp", "s/d: bad options for model 'vgg_gap'",
+                  f"s/e: teacher {tmp_path / 'gone.pt'} is neither a file nor a bundled model"):
+        assert words in text, words
+    assert "s/e: teacher @ok" not in text and str(tmp_path / "work" / "ok") not in text
+    with pytest.raises(ConfigError, match=r"t/ok: data .*nope\.npz\.xz not found"):
+        check_plan(plan([{"name": "x"}], data=tmp_path / "nope.npz.xz"))
+    with pytest.raises(ConfigError, match=r"'teacher' must be a list .*\[\"@ok\"\]"):
+        plan([{"name": "x", "args": {"teacher": "@ok"}}])
+
+
+def test_packing_a_usage_the_file_lacks_is_an_error(tmp_path: Path) -> None:
+    from train_data import write_pixels_csv
+
+    csv = write_pixels_csv(tmp_path / "only_train.csv", [0, 1, 2], ["Training"] * 3)
+    with pytest.raises(DataError, match=r"only_train\.csv: no rows with Usage PublicTest "
+                                        r"\(it has Training\)"):
+        pack_fer2013(csv, tmp_path / "x.npz.xz", ["Training", "PublicTest"])
+    assert not (tmp_path / "x.npz.xz").exists()
+
+
+def test_the_job_fails_when_a_stage_was_skipped(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_on_device2",
+                                                  ROOT / "jobs" / "train_on_device.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    data = tmp_path / "d.npz.xz"
+    data.write_bytes(b"")
+    plan = _plan(tmp_path, {"budget_s": 60, "defaults": _tiny(),
+                            "stages": [{"name": "s", "runs": [{"name": "t"}]}]})
+    argv = ["run", "--plan", str(plan), "--data", str(data), "--out", str(tmp_path / "OUT"),
+            "--work", str(tmp_path / "w")]
+    done = {"name": "t", "epochs_planned": 2, "epochs_run": 2, "seconds": 3.0}
+    for stages, rc in (([{"name": "s", "error": "no time", "runs": []}], 1),
+                       ([{"name": "s", "runs": [{**done, "rc": 130}]}], 1),
+                       ([{"name": "s", "runs": [{**done, "rc": 0}]}], 0)):
+        monkeypatch.setattr(job, "run_plan", lambda plan, work, fit, st=stages: {"stages": st})
+        assert job.main(argv) == rc

@@ -62,7 +62,7 @@ def read_fer2013(path: str | Path, cache_dir: str | Path | None = None) -> tuple
 
     file = Path(path)
     if not file.is_file():
-        raise DataError(f"FER2013 CSV not found: {file}")
+        raise DataError(f"FER2013 data not found: {file}")
     if file.name.endswith(PACKED_SUFFIX):
         return read_packed(file)
     digest = file_hash(file)
@@ -122,9 +122,9 @@ def pack_fer2013(path: str | Path, out: str | Path,
     (FER2013's names: ``Training``, ``PublicTest``, ``PrivateTest``) to ``out`` (a name ending
     in ``.npz.xz``), atomically; returns its size in bytes. Measured: Training + PublicTest
     (32,298 faces) pack to 50.2 MB in 2 min 12 s on one core (the CSV.gz is 94.0 MB) and read
-    back in 4.1 s. Raises :class:`DataError` for
-    an unreadable input and :class:`~ferbatch.errors.ConfigError` for a bad ``out`` name or
-    an unknown usage, :class:`~ferbatch.errors.OutputError` when ``out`` cannot be written (its
+    back in 4.1 s. Raises :class:`DataError` for an unreadable input or one without rows of a
+    requested usage, :class:`~ferbatch.errors.ConfigError` for a bad ``out`` name or an
+    unknown usage, :class:`~ferbatch.errors.OutputError` when ``out`` cannot be written (its
     folder is made when missing)."""
     from ...errors import ConfigError
 
@@ -135,6 +135,10 @@ def pack_fer2013(path: str | Path, out: str | Path,
         raise ConfigError(f"unknown FER2013 usage(s) {unknown or '(none given)'}; choose from "
                           f"{', '.join(FER2013_SPLITS.values())}")
     images, emotion, usage = read_fer2013(path)
+    empty = [u for u in usages if not (usage == u).any()]
+    if empty:
+        raise DataError(f"{path}: no rows with Usage {', '.join(empty)} (it has "
+                        f"{', '.join(sorted(set(usage.tolist()))) or 'none'})")
     keep = np.isin(usage, list(usages))
     buf = io.BytesIO()
     np.savez(buf, images=np.ascontiguousarray(images[keep]), emotion=emotion[keep].astype(np.int8),
