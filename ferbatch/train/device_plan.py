@@ -40,7 +40,7 @@ from ..errors import ConfigError, FerbatchError
 from .args import TrainArgs
 
 __all__ = ["PlannedRun", "Stage", "DevicePlan", "load_plan", "fit_epochs",
-           "probe_seconds_per_epoch", "run_plan"]
+           "probe_seconds_per_epoch", "run_plan", "bring_back"]
 
 log = logging.getLogger(__name__)
 
