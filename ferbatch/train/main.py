@@ -186,7 +186,7 @@ def main(args: TrainArgs, explicit: Collection[str] | None = None) -> dict[str, 
 
 def _plot(plot: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) -> None:
     """``plot(*args, path, **kwargs)``; without matplotlib (a bare GPU machine with only torch,
-    numpy and pandas) a warning instead: the figure is the one thing of a run it is needed for."""
+    numpy and pandas) a warning instead: a run needs matplotlib for its figures alone."""
     try:
         plot(*args, path, **kwargs)
     except ImportError as exc:
