@@ -378,3 +378,18 @@ def test_tune_refuses_teachers_cleanly(tmp_path: Path) -> None:
                                       str(tmp_path / "t"), "--set", "teacher=default"])
     assert result.exit_code == 1 and "tune does not distil" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_the_cache_benchmark_prints_its_figures(trained_run: Path, fer_files: tuple[Path, Path],
+                                                 own_cache_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "bench" / "bench_teacher_cache.py"),
+                           "--data", str(fer_files[0]), "--teacher", str(trained_run / "best.pt"),
+                           "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "on 200 training faces, 1 threads: scored in" in done.stdout
+    assert "read from the cache in" in done.stdout
+    assert not list((own_cache_dir / "teacher-logits").glob("*.pt"))  # its own temporary cache
