@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, FerbatchError
-from .args import CLASS_WEIGHTS, FERPLUS_MODES, OPTIMIZERS, SCHEDULES, TTA_MODES, TrainArgs
+from .args import (
+    CLASS_WEIGHTS,
+    FERPLUS_MODES,
+    OPTIMIZERS,
+    SCHEDULES,
+    TTA_MODES,
+    TrainArgs,
+    field_default,
+)
 
 if TYPE_CHECKING:
     from .device_plan import DevicePlan
@@ -51,8 +59,7 @@ def run_problems(args: TrainArgs, later: set[str]) -> list[str]:
     for spec in dataclasses.fields(TrainArgs):
         if spec.name in ("data", "out"):
             continue
-        default = (spec.default if spec.default is not dataclasses.MISSING
-                   else spec.default_factory())  # type: ignore[misc]
+        default = field_default(TrainArgs, spec.name)
         if (why := _type_problem(spec.name, getattr(args, spec.name), default)) is not None:
             problems.append(why)
     if problems:  # the checks below assume the types
