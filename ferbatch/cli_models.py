@@ -1,5 +1,5 @@
 """CLI commands about models: ``ferbatch models``, ``calibrate-crop``,
-``calibrate-temperature`` and ``average-weights``. ``COMMANDS`` lists them for ``cli.py``."""
+``calibrate-temperature``, ``average-weights`` and ``ensemble``. ``COMMANDS`` lists them for ``cli.py``."""
 
 from __future__ import annotations
 
@@ -180,5 +180,33 @@ def average_weights_command(snapshots: tuple[str, ...], template: str, data: str
     click.echo(f"wrote {out}")
 
 
+@click.command("ensemble")
+@click.argument("members", nargs=-1, required=True, metavar="MEMBER...")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where to write the ensemble's checkpoint.")
+def ensemble_command(members: tuple[str, ...], out: str) -> None:
+    """Combine trained vgg_gap checkpoints into one model whose logits are their mean.
+
+    MEMBER: a checkpoint file or a bundled model's name; at least two, with the same labels,
+    depth, input size and normalisation. The result is an ordinary checkpoint (--model FILE);
+    fit its crop and temperature next (`ferbatch calibrate-crop`, `calibrate-temperature`).
+    Choose the members on the validation split, never on the test split you report.
+    """
+    from .models.checkpoint import save_checkpoint
+    from .models.ensemble import load_members, make_ensemble
+
+    _check_writable(out)
+    try:
+        ensemble = make_ensemble(load_members(members))
+        save_checkpoint(ensemble, out)
+    except FerbatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
+    widths = ensemble.arch_kwargs["widths"]
+    click.echo(f"wrote {out}: {len(widths)} members (vgg_gap widths {widths}), "
+               f"{len(ensemble.labels)} classes")
+
+
 COMMANDS = [models_command, calibrate_command, calibrate_temperature_command,
-            average_weights_command]
+            average_weights_command, ensemble_command]

@@ -28,7 +28,8 @@ from .errors import FerbatchError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Explanation", "explain", "explain_face", "overlay", "last_conv_layer", "load_explainer"]
+__all__ = ["Explanation", "explain", "explain_face", "overlay", "last_conv_layer", "gradcam_layers",
+           "load_explainer"]
 
 ModelLike = EmotionClassifier | str | os.PathLike[str] | None
 
@@ -74,6 +75,17 @@ def last_conv_layer(model: nn.Module) -> nn.Module:
     return modules[layer]
 
 
+def gradcam_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers Grad-CAM weighs: :func:`last_conv_layer` of the model, or of each member of a
+    logit-averaging ensemble (:class:`~ferbatch.models.archs.LogitMean`, whose members' last
+    feature maps have the same size, so their maps add up)."""
+    from .models.archs import LogitMean
+
+    if isinstance(model, LogitMean):
+        return [last_conv_layer(member) for member in model.members]
+    return [last_conv_layer(model)]
+
+
 def _to_grey(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (3, 4):
         return to_grey(np.ascontiguousarray(image[..., :3]))  # the pipeline's luma
@@ -101,8 +113,11 @@ def _gradcam(clf: EmotionClassifier, crop: np.ndarray, target: int | str | None,
         k = clf.labels.index(target)
     else:
         k = int(target)
-    cam = LayerGradCam(model, last_conv_layer(model))
-    attr = cam.attribute(x.requires_grad_(True), target=k, relu_attributions=True)
+    x.requires_grad_(True)
+    # one Grad-CAM over the layers of all members (an ensemble) is Grad-CAM of their channels
+    # concatenated: sum the weighted maps first, keep the positive part after
+    attr = sum(LayerGradCam(model, layer).attribute(x, target=k, relu_attributions=False)
+               for layer in gradcam_layers(model)).clamp(min=0)
     up = LayerAttribution.interpolate(attr.detach(), (pre.input_size, pre.input_size),
                                       interpolate_mode="bilinear")[0, 0].cpu().numpy()
     full = np.zeros((pre.image_size, pre.image_size), np.float32)

@@ -175,6 +175,40 @@ def vgg_gap(num_classes: int, input_size: int = 44, width: int = 64, convs_per_b
     return VGGGap(num_classes, widths, convs_per_block, dropout)
 
 
+class LogitMean(nn.Module):
+    """An ensemble: the mean of its members' logits (each member sees the same input).
+
+    Averaging logits (not probabilities) is the ensemble the trainer distils from
+    (:mod:`ferbatch.train.distill`): its softmax is the normalised geometric mean of the
+    members' distributions (Hinton et al. 2015). ``members`` is an :class:`torch.nn.ModuleList`,
+    so member ``k``'s weights are the state-dict entries ``members.k.*``.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ModelError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N×1×S×S faces → N×C mean logits."""
+        out = self.members[0](x)
+        for member in self.members[1:]:
+            out = out + member(x)
+        return out / len(self.members)
+
+
+@register_model
+def vgg_gap_ensemble(num_classes: int, input_size: int = 44, widths: tuple[int, ...] | list[int] = (32, 32),
+                     convs_per_block: int = 2, dropout: float = 0.3) -> nn.Module:
+    """Ensemble of ``vgg_gap`` nets (one per entry of ``widths``), their logits averaged; made
+    from trained members by ``ferbatch ensemble``."""
+    if not widths or any(int(w) < 1 for w in widths):
+        raise ModelError(f"widths must be a non-empty list of positive channel counts, got {widths!r}")
+    return LogitMean([vgg_gap(num_classes, input_size, int(w), convs_per_block, dropout)
+                      for w in widths])
+
+
 class _BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()

@@ -19,7 +19,8 @@ from ferbatch.train.main import make_checkpoint
 from train_data import TINY_MODEL, tiny_args
 
 # small options so building every model stays quick (the tv_* backbones take no width)
-FAST_KWARGS = {"vgg_gap": TINY_MODEL, "resnet18_cifar": {"width": 4}}
+FAST_KWARGS = {"vgg_gap": TINY_MODEL, "resnet18_cifar": {"width": 4},
+               "vgg_gap_ensemble": {"widths": [4, 4], "convs_per_block": 1}}
 
 
 @pytest.mark.parametrize("name", list_models())
