@@ -73,13 +73,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = measure(args.repeats, args.faces)
-    print(f"{'model':10} {'arch':10} {'classes':>7} {'params':>9} {'MB':>5} "
+    aw = max([len("arch"), *(len(r["arch"]) for r in rows)])
+    print(f"{'model':10} {'arch':{aw}} {'classes':>7} {'params':>9} {'MB':>5} "
           f"{'b1 f/s':>7} {'b64 f/s':>8} {'unfolded':>9}  test acc  macro-F1")
     for r in rows:
         m = r["metrics"]
         acc = f"{m['accuracy']:.4f}" if "accuracy" in m else "-"
         f1 = f"{m['macro_f1']:.4f}" if "macro_f1" in m else "-"
-        print(f"{r['name']:10} {r['arch']:10} {len(r['labels']):7d} {r['parameters']:9,d} "
+        print(f"{r['name']:10} {r['arch']:{aw}} {len(r['labels']):7d} {r['parameters']:9,d} "
               f"{r['size_mb']:5.1f} {r['batch1_faces_per_s']:7.0f} {r['batch64_faces_per_s']:8.0f}"
               f" {r['batch1_unfolded_faces_per_s']:4.0f}/{r['batch64_unfolded_faces_per_s']:<4.0f}"
               f"  {acc:>8}  {f1:>8}")

@@ -30,7 +30,9 @@ def models_command() -> None:
     from .models.bundled import bundled_models
 
     click.echo("bundled models (--model NAME):")
-    for m in bundled_models():
+    models = bundled_models()
+    arch_width = max((len(m.arch) for m in models), default=0)
+    for m in models:
         acc = m.metrics.get("accuracy")
         split = test_split_name(m.metrics.get("dataset"))
         figures = [f"{split} acc {acc:.2%}" if acc is not None else "no test-split figures"]
@@ -38,7 +40,7 @@ def models_command() -> None:
             figures.append(f"macro-F1 {m.metrics['macro_f1']:.2%}")
         if "temperature" in m.metrics:
             figures.append(f"temperature {m.metrics['temperature']:.3f}")
-        click.echo(f"  {m.name:<10} {m.arch:<10} {m.size_mb:4.1f} MB  {len(m.labels)} classes: "
+        click.echo(f"  {m.name:<10} {m.arch:<{arch_width}} {m.size_mb:4.1f} MB  {len(m.labels)} classes: "
                    f"{' '.join(m.labels)}  ({', '.join(figures)})")
     click.echo("architectures (ferbatch train --model ARCH):")
     summaries = model_summaries()
@@ -122,10 +124,17 @@ def calibrate_temperature_command(data: str, dataset: str, ferplus: str | None, 
 
 
 def _check_writable(out: str) -> None:
-    """A :class:`click.ClickException` naming ``out`` when no file can be written there."""
+    """A :class:`click.ClickException` naming ``out`` when no file can be written there (an
+    empty path, an existing special file such as ``/dev/full``, a folder that cannot be created
+    or written); creates the folder."""
     import tempfile
 
-    folder = Path(out).parent
+    if not out.strip():
+        raise click.ClickException("cannot write an empty path: give --out a file name")
+    target = Path(out)
+    if target.exists() and not target.is_file():  # a device or other special file: never replace it
+        raise click.ClickException(f"cannot write {out}: it exists and is not a regular file")
+    folder = target.parent
     if folder.exists() and not folder.is_dir():
         raise click.ClickException(f"cannot write {out}: {folder} is a file, not a folder")
     try:

@@ -199,10 +199,14 @@ class LogitMean(nn.Module):
 
 
 @register_model
-def vgg_gap_ensemble(num_classes: int, input_size: int = 44, widths: tuple[int, ...] | list[int] = (32, 32),
-                     convs_per_block: int = 2, dropout: float = 0.3) -> nn.Module:
-    """Ensemble of ``vgg_gap`` nets (one per entry of ``widths``), their logits averaged; made
-    from trained members by ``ferbatch ensemble``."""
+def vgg_gap_ensemble(num_classes: int, input_size: int = 44,
+                     widths: tuple[int, ...] | list[int] = (32, 32), convs_per_block: int = 2,
+                     dropout: float = 0.3) -> nn.Module:
+    """Ensemble of vgg_gap nets (one per entry of widths), their logits averaged.
+
+    ``ferbatch ensemble`` makes one from independently trained ``vgg_gap`` checkpoints;
+    training this architecture directly trains its members jointly, on the loss of their mean.
+    """
     if not widths or any(int(w) < 1 for w in widths):
         raise ModelError(f"widths must be a non-empty list of positive channel counts, got {widths!r}")
     return LogitMean([vgg_gap(num_classes, input_size, int(w), convs_per_block, dropout)

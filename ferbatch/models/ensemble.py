@@ -42,7 +42,7 @@ def make_ensemble(members: Sequence[tuple[str, Checkpoint]]) -> Checkpoint:
 
     ``members``: (name for messages and provenance, loaded checkpoint) pairs, at least two, all
     ``vgg_gap`` with the same labels, depth (``convs_per_block``), dropout, input size and
-    normalisation; widths may differ. Weights keep their dtype (fp16 stays fp16). The crop
+    normalisation; widths may differ; no two with the same weights. Weights keep their dtype (fp16 stays fp16). The crop
     geometry is the first member's (rerun ``ferbatch calibrate-crop`` on the result), and the
     result has no calibration and no recorded metrics (fit its temperature with
     ``ferbatch calibrate-temperature``: an ensemble is less confident than its members).
@@ -70,9 +70,14 @@ def make_ensemble(members: Sequence[tuple[str, Checkpoint]]) -> Checkpoint:
                 raise ModelError(f"{name}: its preprocessing {key} "
                                  f"{getattr(ckpt.preprocess, key)!r} differs from {first_name}'s "
                                  f"{getattr(first.preprocess, key)!r}")
+        digest = ckpt.weights_sha256()
+        twin = next((p["file"] for p in provenance if p["weights_sha256"] == digest), None)
+        if twin is not None:
+            raise ModelError(f"{name}: the same weights as {twin}: an ensemble of one net twice "
+                             "is that net at twice the cost")
         widths.append(int(kw["width"]))
         state.update({f"members.{k}.{key}": value for key, value in ckpt.state_dict.items()})
-        provenance.append({"file": Path(name).name, "weights_sha256": ckpt.weights_sha256(),
+        provenance.append({"file": Path(name).name, "weights_sha256": digest,
                            "arch_kwargs": dict(ckpt.arch_kwargs),
                            "train_config": dict(ckpt.train_config),
                            "metrics": dict(ckpt.metrics)})

@@ -21,13 +21,15 @@ FOUR = ["happy", "sad", "surprise", "neutral"]
 
 @pytest.fixture(scope="module")
 def four_class_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled model cut down to 4 of its 7 classes (rows of its last layer)."""
+    """The bundled model cut down to 4 of its 7 classes (rows of its last layer, of each member of
+    an ensemble)."""
     from ferbatch.models.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(None)
     keep = [ckpt.labels.index(label) for label in FOUR]
-    ckpt.state_dict = dict(ckpt.state_dict, **{"fc.weight": ckpt.state_dict["fc.weight"][keep],
-                                              "fc.bias": ckpt.state_dict["fc.bias"][keep]})
+    heads = [k for k in ckpt.state_dict if k.endswith(("fc.weight", "fc.bias"))]  # each member's
+    assert heads
+    ckpt.state_dict = dict(ckpt.state_dict, **{k: ckpt.state_dict[k][keep] for k in heads})
     ckpt.labels = list(FOUR)
     return save_checkpoint(ckpt, tmp_path_factory.mktemp("model") / "four.pt")
 

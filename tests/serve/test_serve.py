@@ -58,7 +58,7 @@ def test_image_gives_the_smiling_face_with_box_landmarks_and_probabilities(
                                  {"Content-Type": media})
     assert status == 200, body
     answer = json.loads(body)
-    assert answer["width"] == scene.shape[1] and answer["model"].startswith("vgg_gap:")
+    assert answer["width"] == scene.shape[1] and answer["model"].startswith("vgg_gap_ensemble:default.pt:")
     (face,) = answer["faces"]
     x1, y1, x2, y2 = face["box"]
     assert 60 < x1 < x2 < 400 and 40 < y1 < y2 < 400 and face["det_score"] > 0.9

@@ -98,9 +98,11 @@ def test_members_that_do_not_belong_together_are_refused(other, reason: str) -> 
         make_ensemble([("a.pt", _member(0)), ("odd.pt", other())])
 
 
-def test_not_vgg_gap_or_a_single_member_is_refused() -> None:
+def test_not_vgg_gap_a_single_member_or_the_same_weights_twice_are_refused() -> None:
     with pytest.raises(ModelError, match="at least two members"):
         make_ensemble([("a.pt", _member(0))])
+    with pytest.raises(ModelError, match="copy.pt: the same weights as a.pt"):
+        make_ensemble([("a.pt", _member(0)), ("b.pt", _member(1)), ("copy.pt", _member(0))])
     torch.manual_seed(0)
     net = create_model("baseline_cnn", num_classes=3, input_size=40)
     other = Checkpoint(arch="baseline_cnn", arch_kwargs={}, labels=LABELS,
@@ -122,3 +124,20 @@ def test_cli_writes_a_checkpoint_and_names_a_bad_member(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["ensemble", str(a), str(bad), "--out", str(tmp_path / "x.pt")])
     assert res.exit_code == 1 and "notes.pt" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_never_replaces_a_special_file(tmp_path: Path) -> None:
+    """``--out /dev/full`` once replaced the device with a regular file (an atomic rename); a
+    FIFO stands in for the device here."""
+    import os
+    import stat
+
+    a = save_checkpoint(_member(0), tmp_path / "a.pt")
+    b = save_checkpoint(_member(1), tmp_path / "b.pt")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for out, reason in [(str(fifo), f"cannot write {fifo}: it exists and is not a regular file"),
+                        ("", "cannot write an empty path")]:
+        res = CliRunner().invoke(cli, ["ensemble", str(a), str(b), "--out", out])
+        assert res.exit_code == 1 and reason in res.output, res.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
