@@ -166,9 +166,14 @@ class VGGGap(nn.Module):
         return self.fc(self.dropout(x))
 
 
+#: ``vgg_gap``'s defaults, shared by ``vgg_gap_ensemble`` and :mod:`ferbatch.models.ensemble`
+VGG_GAP_DEFAULTS: dict[str, int | float] = {"width": 64, "convs_per_block": 2, "dropout": 0.3}
+
+
 @register_model
-def vgg_gap(num_classes: int, input_size: int = 44, width: int = 64, convs_per_block: int = 2,
-            dropout: float = 0.3) -> nn.Module:
+def vgg_gap(num_classes: int, input_size: int = 44, width: int = int(VGG_GAP_DEFAULTS["width"]),
+            convs_per_block: int = int(VGG_GAP_DEFAULTS["convs_per_block"]),
+            dropout: float = VGG_GAP_DEFAULTS["dropout"]) -> nn.Module:
     """VGG-style net with global average pooling (4 blocks: width×1, ×2, ×4, ×8)."""
     del input_size  # fully convolutional: any input size ≥ 16 works
     widths = (width, width * 2, width * 4, width * 8)
@@ -200,8 +205,9 @@ class LogitMean(nn.Module):
 
 @register_model
 def vgg_gap_ensemble(num_classes: int, input_size: int = 44,
-                     widths: tuple[int, ...] | list[int] = (32, 32), convs_per_block: int = 2,
-                     dropout: float = 0.3) -> nn.Module:
+                     widths: tuple[int, ...] | list[int] = (32, 32),
+                     convs_per_block: int = int(VGG_GAP_DEFAULTS["convs_per_block"]),
+                     dropout: float = VGG_GAP_DEFAULTS["dropout"]) -> nn.Module:
     """Ensemble of vgg_gap nets (one per entry of widths), their logits averaged.
 
     ``ferbatch ensemble`` makes one from independently trained ``vgg_gap`` checkpoints;

@@ -18,20 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from .archs import VGG_GAP_DEFAULTS
 from .checkpoint import Checkpoint, load_checkpoint
 
 __all__ = ["ENSEMBLE_ARCH", "make_ensemble", "load_members"]
 
 ENSEMBLE_ARCH = "vgg_gap_ensemble"
 #: member options that must agree (one ``vgg_gap_ensemble`` holds them once)
-_SHARED_KW = {"convs_per_block": 2, "dropout": 0.3}
+_SHARED = ("convs_per_block", "dropout")
 
 
 def _member_kw(ckpt: Checkpoint, name: str) -> dict[str, Any]:
     if ckpt.arch != "vgg_gap":
         raise ModelError(f"{name}: an ensemble member must be a vgg_gap checkpoint, not {ckpt.arch!r}")
-    kw = {**_SHARED_KW, "width": 64, **ckpt.arch_kwargs}
-    unknown = set(kw) - set(_SHARED_KW) - {"width"}
+    kw = {**VGG_GAP_DEFAULTS, **ckpt.arch_kwargs}
+    unknown = set(kw) - set(VGG_GAP_DEFAULTS)
     if unknown:
         raise ModelError(f"{name}: vgg_gap option(s) {sorted(unknown)} cannot be ensembled")
     return kw
@@ -42,10 +43,11 @@ def make_ensemble(members: Sequence[tuple[str, Checkpoint]]) -> Checkpoint:
 
     ``members``: (name for messages and provenance, loaded checkpoint) pairs, at least two, all
     ``vgg_gap`` with the same labels, depth (``convs_per_block``), dropout, input size and
-    normalisation; widths may differ; no two with the same weights. Weights keep their dtype (fp16 stays fp16). The crop
-    geometry is the first member's (rerun ``ferbatch calibrate-crop`` on the result), and the
-    result has no calibration and no recorded metrics (fit its temperature with
-    ``ferbatch calibrate-temperature``: an ensemble is less confident than its members).
+    normalisation; widths may differ; no two with the same weights. Weights keep their dtype
+    (fp16 stays fp16). The crop geometry is the first member's (rerun ``ferbatch
+    calibrate-crop`` on the result), and the result has no calibration and no recorded metrics
+    (fit its temperature with ``ferbatch calibrate-temperature``: averaging changes the
+    confidence).
     ``extra["ensemble"]`` records each member's file name, weights SHA-256, train config and
     recorded metrics. Raises :class:`ModelError` naming the member that does not fit.
     """
@@ -58,7 +60,7 @@ def make_ensemble(members: Sequence[tuple[str, Checkpoint]]) -> Checkpoint:
     provenance: list[dict[str, Any]] = []
     for k, (name, ckpt) in enumerate(members):
         kw = _member_kw(ckpt, name)
-        for key in _SHARED_KW:
+        for key in _SHARED:
             if kw[key] != first_kw[key]:
                 raise ModelError(f"{name}: its {key} {kw[key]!r} differs from {first_name}'s "
                                  f"{first_kw[key]!r}")
@@ -84,7 +86,7 @@ def make_ensemble(members: Sequence[tuple[str, Checkpoint]]) -> Checkpoint:
     method = "mean of the members' logits (Lakshminarayanan et al. 2017; Hinton et al. 2015)"
     ensemble = Checkpoint(
         arch=ENSEMBLE_ARCH,
-        arch_kwargs={"widths": widths, **{key: first_kw[key] for key in _SHARED_KW}},
+        arch_kwargs={"widths": widths, **{key: first_kw[key] for key in _SHARED}},
         labels=list(first.labels), preprocess=first.preprocess, state_dict=state,
         data_hash=first.data_hash if all(c.data_hash == first.data_hash for _, c in members) else "",
         code_version=first.code_version,
