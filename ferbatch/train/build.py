@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..devices import resolve_device
+from ..devices import gradient_scaler, resolve_device
 from ..errors import ConfigError
 from ..models import create_model
 from ..models.preprocess import Preprocess
@@ -94,6 +94,9 @@ class Training:
     generator: torch.Generator
     device: torch.device
     distill: Distillation | None = None
+    #: the fp16 loss scaler of the whole run (a no-op unless fp16 autocast on a GPU), so the
+    #: scale it has found carries from one epoch to the next
+    scaler: torch.amp.GradScaler | None = None
 
 
 def build_training(args: TrainArgs, train: FaceData, device: torch.device | None = None,
@@ -135,7 +138,7 @@ def build_training(args: TrainArgs, train: FaceData, device: torch.device | None
     return Training(args=args, model=model, optimizer=optimizer, schedule=schedule,
                     class_weights=compute_class_weights(train, args.class_weights),
                     preprocess=args.preprocess(), preset=preset, generator=generator,
-                    device=device, distill=distill)
+                    device=device, distill=distill, scaler=gradient_scaler(device, args.amp))
 
 
 def run_epoch(run: Training, train: FaceData, val: FaceData | None, epoch: int,
@@ -152,7 +155,7 @@ def run_epoch(run: Training, train: FaceData, val: FaceData | None, epoch: int,
         preprocess=run.preprocess, preset=run.preset, class_weights=run.class_weights,
         label_smoothing=args.label_smoothing, mixup_alpha=args.mixup, amp=args.amp,
         channels_last=args.channels_last, generator=run.generator,
-        scheduler_step=run.schedule.step, distill=run.distill)
+        scheduler_step=run.schedule.step, distill=run.distill, scaler=run.scaler)
     record: dict[str, Any] = {"epoch": epoch, "train_loss": stats.loss,
                               "train_acc": stats.accuracy, "lr": stats.lr,
                               "images_per_s": stats.images_per_s, "seconds": stats.seconds}

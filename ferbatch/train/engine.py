@@ -63,17 +63,21 @@ def train_one_epoch(model: nn.Module, data: FaceData, optimizer: torch.optim.Opt
                     channels_last: bool, generator: torch.Generator,
                     scheduler_step: Callable[[], None] | None = None,
                     progress: Callable[[int], None] | None = None,
-                    distill: Distillation | None = None) -> EpochStats:
+                    distill: Distillation | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> EpochStats:
     """One pass over ``data`` (full batches of ``batch_size``, shuffled by ``generator``) with
     batch augmentation to ``preprocess.input_size`` px and ``preprocess``'s normalisation.
 
     ``class_weights``: C per-class loss weights or ``None``; ``scheduler_step`` is called after
     every optimiser step (per-iteration schedules); ``progress(n)`` after each batch of ``n``.
     ``distill``: the teachers' logits for ``data`` (row-aligned); the loss is then
-    ``(1 - alpha) · CE + alpha · T² · KL`` (:mod:`ferbatch.train.distill`).
+    ``(1 - alpha) · CE + alpha · T² · KL`` (:mod:`ferbatch.train.distill`). ``scaler``: the
+    run's fp16 loss scaler (:func:`~ferbatch.devices.gradient_scaler`), kept across epochs so
+    its scale carries over; ``None`` makes a fresh one for this epoch.
     """
     model.train()
-    scaler = gradient_scaler(device, amp)
+    if scaler is None:
+        scaler = gradient_scaler(device, amp)
     num_classes = len(data.labels)
     weight = class_weights.to(device) if class_weights is not None else None
     total_loss, total_label, correct, seen = 0.0, 0.0, 0, 0

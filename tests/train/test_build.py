@@ -67,3 +67,24 @@ def test_build_training_follows_args(tmp_path) -> None:
     again = build_training(args, data)
     first = next(iter(run.model.state_dict().values()))
     assert torch.equal(first, next(iter(again.model.state_dict().values())))
+
+
+def test_one_loss_scaler_serves_every_epoch(tmp_path, monkeypatch) -> None:
+    """The fp16 loss scale a run has found carries over: every epoch gets the run's scaler,
+    not a fresh one (whose scale would restart at 2**16)."""
+    import ferbatch.train.build as build
+
+    args = tiny_args(tmp_path, tmp_path, epochs=2, batch_size=8, device="cpu")
+    run = build.build_training(args, _data([8, 8]))
+    assert isinstance(run.scaler, torch.amp.GradScaler)
+    seen = []
+    real = build.train_one_epoch
+
+    def spy(*a, **kw):
+        seen.append(kw["scaler"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(build, "train_one_epoch", spy)
+    for epoch in (1, 2):
+        build.run_epoch(run, _data([8, 8]), None, epoch)
+    assert len(seen) == 2 and seen[0] is seen[1] is run.scaler
