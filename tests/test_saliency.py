@@ -107,3 +107,25 @@ def test_a_boxed_face_is_explained_on_the_pipelines_own_crop(face_image, clf):
     ex = explain_face(frame, clf, box=box, landmarks=marks)
     crop = crop_faces(to_grey(frame), det.boxes[:1], det.landmarks[:1], clf.preprocess)
     np.testing.assert_allclose(ex.probs, clf(crop)[0], atol=1e-5)
+
+
+def test_cli_explains_a_still_image(face_image, user_folder: Path, tmp_path: Path):
+    """A JPEG/PNG/WebP is its own single frame: no --at; --results (a video's rows) is refused;
+    a video still needs --at; a corrupt image is one error line naming it."""
+    photo = tmp_path / "astronaut.jpg"
+    assert cv2.imwrite(str(photo), cv2.cvtColor(np.ascontiguousarray(face_image), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "photo.png"
+    r = CliRunner().invoke(cli, ["explain", str(photo), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("happy ") and " at " not in r.output
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[0] == 224
+    r = CliRunner().invoke(cli, ["explain", str(photo), "--results", str(tmp_path), "--out", str(out)])
+    assert r.exit_code == 2 and "is an image" in r.output
+    r = CliRunner().invoke(cli, ["explain", str(user_folder / "face.mp4"), "--out", str(out)])
+    assert r.exit_code == 2 and "--at SECONDS is required for a video" in r.output
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    r = CliRunner().invoke(cli, ["explain", str(broken), "--out", str(out)])
+    assert r.exit_code == 1 and "broken.jpg: cannot decode JPEG" in r.output
+    assert "Traceback" not in r.output
