@@ -10,7 +10,8 @@ Session fixtures, built once on first use:
 * ``face_image``: the astronaut's head and shoulders (``clips.astronaut_face``);
 * ``user_folder``: a folder like a user's: face clips (one in a subfolder), bad files, a text file.
 
-Autouse: ``no_error_logs`` fails a test that logged a record at ERROR or above to the
+``pytest_configure`` gives SIGINT its Python handler back when the suite was started with it
+ignored (in the background). Autouse: ``no_error_logs`` fails a test that logged a record at ERROR or above to the
 ``ferbatch`` logger, unless the test is marked ``@pytest.mark.allow_error_logs`` (as
 PySceneDetect's ``no_logs_gte_error``): an unexpected exception inside the pipeline is caught
 and logged, so without this check a test could pass over a bug.
@@ -32,6 +33,15 @@ import pytest
 
 #: the logger tree checked by ``no_error_logs``
 CHECKED_LOGGER = "ferbatch"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests of interrupt handling expect Python's own SIGINT handler; a suite started in the
+    background (``make test &``, nohup) inherits SIGINT ignored: give the handler back."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class ErrorRecords(logging.Handler):

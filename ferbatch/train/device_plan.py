@@ -387,6 +387,9 @@ def _run_one(spec: str, threads: str) -> int:
     """A planned run's process: train with the TrainArgs stored in ``spec`` (JSON)."""
     from .main import main
 
+    # SIGINT is how run_plan stops a run at its deadline: take it even when this job was started
+    # with SIGINT ignored (in the background, under nohup), which children inherit
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = TrainArgs(**json.loads(Path(spec).read_text()))
     args = dataclasses.replace(args, threads=int(threads))

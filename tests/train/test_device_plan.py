@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -255,7 +256,13 @@ def test_a_run_still_going_at_its_deadline_is_stopped_and_keeps_its_best(
     plan = load_plan(_plan(tmp_path, {"budget_s": 25, "defaults": _tiny(epochs=100000),
                                       "stages": [{"runs": [{"name": "long"}]}]}),
                      str(packed), out)
-    summary = run_plan(plan, out, fit=False, cores=1)
+    # as when the job runs in the background or under nohup: SIGINT ignored, which the runs
+    # inherit; they must still take the deadline's SIGINT (130), not wait for SIGKILL (-9)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        summary = run_plan(plan, out, fit=False, cores=1)
+    finally:
+        signal.signal(signal.SIGINT, before)
     (run,) = summary["stages"][0]["runs"]
     assert run["stopped_at_deadline"] and run["rc"] == 130 and run["seconds"] < 60
     assert run["epochs_run"] >= 1 and (out / "long" / "best.pt").is_file()
