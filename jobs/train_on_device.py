@@ -10,7 +10,7 @@ the device tool carries; PrivateTest stays here and is scored here, once)::
         --data device_data/fer2013_train_val.npz.xz --out /tmp/plan --dry-run   # checks only
 
 On the lent machine (the runs train in ``--work``; ``$OUT`` gets what comes back: at most 8
-files, :func:`ferbatch.train.device_plan.bring_back`)::
+files, :func:`ferbatch.train.device_output.bring_back`)::
 
     python3 jobs/train_on_device.py run --plan jobs/device_plan.json \\
         --data device_data/fer2013_train_val.npz.xz --out "$OUT"
@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferbatch.errors import FerbatchError  # noqa: E402
 from ferbatch.train.datasets.fer2013 import pack_fer2013  # noqa: E402
-from ferbatch.train.device_plan import bring_back, load_plan, run_plan  # noqa: E402
+from ferbatch.train.device_output import bring_back  # noqa: E402
+from ferbatch.train.device_plan import load_plan, run_plan  # noqa: E402
 from ferbatch.train.plan_check import check_plan  # noqa: E402
 
 

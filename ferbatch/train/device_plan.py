@@ -13,7 +13,7 @@ The plan is JSON (``jobs/device_plan.json`` is the one to start from)::
           {"name": "w32kd", "args": {"teacher": ["@w96s0"], "kd_alpha": 0.3}}]}]}
 
 ``@NAME`` in ``teacher`` or ``init`` is ``WORK/NAME/best.pt`` of an earlier stage (the runs
-train in WORK; :func:`bring_back` copies what comes back to OUT). A stage gets
+train in WORK; :func:`ferbatch.train.device_output.bring_back` copies what comes back to OUT). A stage gets
 ``share`` of the budget left when it starts; with ``fit`` (:func:`fit_epochs`) the runs' epochs
 are first scaled down to what a timed probe of their networks on this device says fits, so a
 cosine schedule still ends where it should instead of being cut off; a run still going at its
@@ -40,7 +40,7 @@ from ..errors import ConfigError, FerbatchError
 from .args import TrainArgs
 
 __all__ = ["PlannedRun", "Stage", "DevicePlan", "load_plan", "fit_epochs",
-           "probe_seconds_per_epoch", "run_plan", "bring_back"]
+           "probe_seconds_per_epoch", "run_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -221,12 +221,6 @@ def fit_epochs(stage: Stage, seconds_per_epoch: dict[str, float],
     return fitted
 
 
-#: what the device tool brings back from $OUT: files, bytes per file
-MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
-#: the small files of a run folder that :func:`bring_back` packs into one archive
-RUN_TEXTS = ("train.log", "history.jsonl", "config.json", "metrics.json", "args.json")
-
-
 def _launch(run: PlannedRun, threads: int) -> subprocess.Popen[bytes]:
     folder = Path(run.args.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -340,47 +334,6 @@ def run_plan(plan: DevicePlan, out: str | Path, *, fit: bool = True, device: Any
                                           stopped))
         (out / "device_plan.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def bring_back(summary: dict[str, Any], plan: DevicePlan, work: str | Path,
-               dest: str | Path) -> list[Path]:
-    """Put what comes back from a lent machine into ``dest`` in at most :data:`MAX_FILES`
-    files of at most :data:`MAX_FILE_BYTES` each (the device tool's limits): ``runs.tar.xz``
-    (every run's :data:`RUN_TEXTS`), ``NAME.pt`` (the ``best.pt`` of each run marked
-    ``bring_back``, while files are left and it is small enough; what is not is listed under
-    ``not_brought_back``), and ``device_plan.json`` (``summary``, written last). Returns the
-    files written."""
-    import tarfile
-
-    work, dest = Path(work), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    written = [dest / "runs.tar.xz"]
-    with tarfile.open(written[0], "w:xz") as tar:
-        for stage in plan.stages:
-            for run in stage.runs:
-                for name in RUN_TEXTS:
-                    file = work / run.name / name
-                    if file.is_file():
-                        tar.add(file, arcname=f"{run.name}/{name}")
-    skipped: dict[str, str] = {}
-    for run in (r for st in plan.stages for r in st.runs if r.bring_back):
-        best = work / run.name / "best.pt"
-        if not best.is_file():
-            skipped[run.name] = "no best.pt"
-        elif best.stat().st_size > MAX_FILE_BYTES:
-            skipped[run.name] = f"best.pt is {best.stat().st_size / 2**20:.1f} MiB"
-        elif len(written) >= MAX_FILES - 1:
-            skipped[run.name] = f"more than {MAX_FILES} files"
-        else:
-            target = dest / f"{run.name}.pt"
-            if best.resolve() != target.resolve():
-                target.write_bytes(best.read_bytes())
-            written.append(target)
-    summary = {**summary, "brought_back": [p.name for p in written[1:]],
-               "not_brought_back": skipped}
-    written.append(dest / "device_plan.json")
-    written[-1].write_text(json.dumps(summary, indent=2))
-    return written
 
 
 def _run_one(spec: str, threads: str) -> int:

@@ -18,14 +18,12 @@ import torch
 from ferbatch.errors import ConfigError, DataError, OutputError
 from ferbatch.train.args import TrainArgs
 from ferbatch.train.datasets.fer2013 import load_fer2013, pack_fer2013, read_fer2013
+from ferbatch.train.device_output import MAX_FILES, RUN_TEXTS, bring_back
 from ferbatch.train.device_plan import (
-    MAX_FILES,
     MIN_EPOCHS,
-    RUN_TEXTS,
     DevicePlan,
     PlannedRun,
     Stage,
-    bring_back,
     fit_epochs,
     load_plan,
     probe_seconds_per_epoch,
@@ -231,7 +229,7 @@ def test_a_stage_that_cannot_fit_is_recorded_and_skipped(packed: Path, tmp_path:
 
 def test_bring_back_keeps_within_the_device_tools_limits(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import ferbatch.train.device_plan as device_plan
+    import ferbatch.train.device_output as device_output
 
     runs = [PlannedRun(f"r{i}", TrainArgs(data="d", out=str(tmp_path / f"r{i}")), True)
             for i in range(9)]
@@ -239,7 +237,7 @@ def test_bring_back_keeps_within_the_device_tools_limits(tmp_path: Path,
         Path(run.args.out).mkdir()
         if i != 3:
             (Path(run.args.out) / "best.pt").write_bytes(b"x" * (2000 if i == 5 else 10))
-    monkeypatch.setattr(device_plan, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(device_output, "MAX_FILE_BYTES", 1000)
     plan = DevicePlan(60, [Stage("s", 1.0, runs)])
     files = bring_back({"stages": []}, plan, tmp_path, tmp_path / "OUT")
     assert len(files) == MAX_FILES == len(list((tmp_path / "OUT").iterdir()))
