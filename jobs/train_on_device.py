@@ -71,9 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             size = pack_fer2013(args.data, args.out, usages)
             print(f"{args.out}: {size / 1e6:.1f} MB ({', '.join(usages)})")
             return 0
-        placeholder = Path(args.work or Path(tempfile.gettempdir()) / "ferbatch-plan-WORK")
-        plan = load_plan(args.plan, args.data, placeholder)
-        check_plan(plan)  # every problem found before a minute of the machine is spent
+        made = not args.work and not args.dry_run  # a fresh work folder, removed if the plan fails
+        work = (Path(args.work) if args.work
+                else Path(tempfile.mkdtemp(prefix="ferbatch-plan-")) if made
+                else Path(tempfile.gettempdir()) / "ferbatch-plan-WORK")  # a dry run writes nothing
+        try:
+            plan = load_plan(args.plan, args.data, work)
+            check_plan(plan)  # every problem found before a minute of the machine is spent
+        except FerbatchError:
+            if made:
+                work.rmdir()
+            raise
         if args.dry_run:
             for stage in plan.stages:
                 print(f"stage {stage.name} (share {stage.share} of the budget left):")
@@ -83,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
                           f"{json.dumps(run.args.to_dict())}")
             print("the plan is fine")
             return 0
-        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ferbatch-plan-"))
-        plan = load_plan(args.plan, args.data, work)
         summary = None
         try:
             summary = run_plan(plan, work, fit=not args.no_fit)

@@ -418,3 +418,27 @@ def test_the_job_fails_when_a_stage_was_skipped(tmp_path: Path,
                        ([{"name": "s", "runs": [{**done, "rc": 0}]}], 0)):
         monkeypatch.setattr(job, "run_plan", lambda plan, work, fit, st=stages: {"stages": st})
         assert job.main(argv) == rc
+
+
+def test_a_plan_that_fails_its_check_leaves_no_work_folder(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --work the job makes a fresh folder in the temp dir, but only for a plan that
+    passed its check: a bad one leaves nothing behind."""
+    import importlib.util
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("train_on_device3",
+                                                  ROOT / "jobs" / "train_on_device.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    plan = _plan(tmp_path, {"budget_s": 60, "defaults": _tiny(),
+                            "stages": [{"name": "s", "runs": [{"name": "t"}]}]})
+    argv = ["run", "--plan", str(plan), "--data", str(tmp_path / "missing.npz.xz"),
+            "--out", str(tmp_path / "OUT")]
+    assert job.main(argv) == 1
+    assert "missing.npz.xz" in capsys.readouterr().err
+    assert list(temp.iterdir()) == []
