@@ -51,7 +51,8 @@ def _face_from_results(results_dir: str, video: Path, at: float, face_id: int,
 @click.command("explain")
 @click.argument("video", metavar="VIDEO|IMAGE", type=click.Path(dir_okay=False))
 @click.option("--at", "at", type=float, default=None,
-              help="Time in seconds from the video's start (required for a video; an image has one frame).")
+              help="Time in seconds from the video's start.  [default: none: required for a "
+                   "video; an image has one frame]")
 @click.option("--face-id", "face_id", type=int, default=None,
               help="With --results: the face_id of the output's faces table; without: the K-th face "
                    "found in that frame, by detection score (0 = the most confident; default 0).")
