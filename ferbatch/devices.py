@@ -147,8 +147,7 @@ def gradient_scaler(device: torch.device, enabled: bool = True) -> torch.amp.Gra
     a pass-through otherwise."""
     import torch
 
-    fp16 = training_dtype(device, enabled) == torch.float16
-    return torch.amp.GradScaler("cuda", enabled=fp16 and device.type == "cuda")
+    return torch.amp.GradScaler("cuda", enabled=training_dtype(device, enabled) == torch.float16)
 
 
 def detect_concurrency(device: torch.device) -> int:

@@ -8,6 +8,7 @@ pandas only).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def bring_back(summary: dict[str, Any], plan: DevicePlan, work: str | Path,
         else:
             target = dest / f"{run.name}.pt"
             if best.resolve() != target.resolve():
-                target.write_bytes(best.read_bytes())
+                shutil.copyfile(best, target)
             written.append(target)
     summary = {**summary, "brought_back": [p.name for p in written[1:]],
                "not_brought_back": skipped}

@@ -112,7 +112,9 @@ def infer_dataset(data: str | Path, ferplus: str | Path | None = None) -> Inferr
         return Inferred("folder", path)
     if not path.is_file():
         raise DataError(f"--data {path}: not found")
-    kind = "fer2013" if path.name.endswith(".npz.xz") else csv_kind(path)  # packed FER2013
+    from .fer2013 import PACKED_SUFFIX
+
+    kind = "fer2013" if path.name.endswith(PACKED_SUFFIX) else csv_kind(path)  # packed FER2013
     if kind == "fer2013":
         return Inferred("ferplus" if ferplus else "fer2013", path, Path(ferplus) if ferplus else None)
     if kind == "votes":
