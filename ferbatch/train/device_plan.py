@@ -15,10 +15,9 @@ The plan is JSON (``jobs/device_plan.json`` is the one to start from)::
 ``@NAME`` in ``teacher`` or ``init`` is ``WORK/NAME/best.pt`` of an earlier stage (the runs
 train in WORK; :func:`ferbatch.train.device_output.bring_back` copies what comes back to
 OUT). A stage gets ``share`` of the budget left when it starts; with ``fit`` (:func:`fit_epochs`)
-the runs' epochs
-are first scaled down to what a timed probe of their networks on this device says fits, so a
-cosine schedule still ends where it should instead of being cut off; a run still going at its
-stage's deadline is stopped (its ``best.pt`` of the epochs done stays). Nothing here imports
+the runs' epochs are first scaled down to what a timed probe of their networks on this device
+says fits, so a cosine schedule still ends where it should instead of being cut off; a run still
+going at its stage's deadline is stopped (its ``best.pt`` of the epochs done stays). Nothing here imports
 PyAV, Ray, click or matplotlib: the lent machine has torch, numpy and pandas only.
 """
 
