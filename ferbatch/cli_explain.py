@@ -82,8 +82,9 @@ def explain_command(video: str, at: float | None, face_id: int | None, results_d
         image = _still_image(video)
         if image is None and at is None:
             raise click.UsageError("--at SECONDS is required for a video")
-        if image is not None and results_dir is not None:
-            raise click.UsageError(f"--results takes a video's output folder; {video} is an image")
+        if image is not None and (results_dir is not None or at is not None):
+            raise click.UsageError(f"--{'results' if results_dir is not None else 'at'} is for "
+                                   f"a video; {video} is an image (its one frame is explained)")
         frame, frame_t = (image, 0.0) if image is not None else frame_at(video, float(at or 0))
         if results_dir is not None:
             box, marks, _ = _face_from_results(results_dir, Path(video), frame_t,

@@ -121,7 +121,9 @@ def test_cli_explains_a_still_image(face_image, user_folder: Path, tmp_path: Pat
     img = cv2.imread(str(out))
     assert img is not None and img.shape[0] == 224
     r = CliRunner().invoke(cli, ["explain", str(photo), "--results", str(tmp_path), "--out", str(out)])
-    assert r.exit_code == 2 and "is an image" in r.output
+    assert r.exit_code == 2 and "--results is for a video" in r.output and "is an image" in r.output
+    r = CliRunner().invoke(cli, ["explain", str(photo), "--at", "3", "--out", str(out)])
+    assert r.exit_code == 2 and "--at is for a video" in r.output
     r = CliRunner().invoke(cli, ["explain", str(user_folder / "face.mp4"), "--out", str(out)])
     assert r.exit_code == 2 and "--at SECONDS is required for a video" in r.output
     broken = tmp_path / "broken.jpg"

@@ -58,6 +58,7 @@ def make_ensemble(members: Sequence[tuple[str, Checkpoint]]) -> Checkpoint:
     widths: list[int] = []
     state: dict[str, Any] = {}
     provenance: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}  # weights SHA-256 → the member that had them
     for k, (name, ckpt) in enumerate(members):
         kw = _member_kw(ckpt, name)
         for key in _SHARED:
@@ -73,10 +74,10 @@ def make_ensemble(members: Sequence[tuple[str, Checkpoint]]) -> Checkpoint:
                                  f"{getattr(ckpt.preprocess, key)!r} differs from {first_name}'s "
                                  f"{getattr(first.preprocess, key)!r}")
         digest = ckpt.weights_sha256()
-        twin = next((p["file"] for p in provenance if p["weights_sha256"] == digest), None)
-        if twin is not None:
-            raise ModelError(f"{name}: the same weights as {twin}: an ensemble of one net twice "
-                             "is that net at twice the cost")
+        if digest in seen:
+            raise ModelError(f"{name}: the same weights as {seen[digest]}: an ensemble of one "
+                             "net twice is that net at twice the cost")
+        seen[digest] = name
         widths.append(int(kw["width"]))
         state.update({f"members.{k}.{key}": value for key, value in ckpt.state_dict.items()})
         provenance.append({"file": Path(name).name, "weights_sha256": digest,

@@ -103,6 +103,8 @@ def test_not_vgg_gap_a_single_member_or_the_same_weights_twice_are_refused() -> 
         make_ensemble([("a.pt", _member(0))])
     with pytest.raises(ModelError, match="copy.pt: the same weights as a.pt"):
         make_ensemble([("a.pt", _member(0)), ("b.pt", _member(1)), ("copy.pt", _member(0))])
+    with pytest.raises(ModelError, match="/x/copy.pt: the same weights as /x/a.pt"):
+        make_ensemble([("/x/a.pt", _member(0)), ("/x/copy.pt", _member(0))])
     torch.manual_seed(0)
     net = create_model("baseline_cnn", num_classes=3, input_size=40)
     other = Checkpoint(arch="baseline_cnn", arch_kwargs={}, labels=LABELS,
